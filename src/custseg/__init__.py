@@ -1,0 +1,28 @@
+"""custseg: segment a bank's credit-card customers by how they use their cards.
+
+The stages, each usable on its own::
+
+    portfolio = custseg.load("cards.csv")                    # load.py
+    portfolio, quality = custseg.validate(portfolio)         # quality.py
+    model = custseg.Segmenter().fit(portfolio.frame)         # features.py + selection.py + segmenter.py
+    profiles = custseg.profile(portfolio.frame, model.labels_, model.n_clusters_)   # profiles.py
+    names = custseg.name_segments(profiles)                  # naming.py
+
+or all at once: ``custseg.segment("cards.csv")`` then ``custseg.write_outputs(result, "out")``.
+"""
+
+from .errors import CustsegError, DataError, ModelError
+from .load import Portfolio, load
+from .naming import name_segments
+from .persist import load_model, save_model
+from .profiles import Profiles, profile
+from .quality import QualityReport, validate
+from .run import RunConfig, RunResult, segment, write_outputs
+from .score import score
+from .segmenter import Segmenter
+
+__all__ = [
+    "CustsegError", "DataError", "ModelError", "Portfolio", "Profiles", "QualityReport", "RunConfig",
+    "RunResult", "Segmenter", "load", "load_model", "name_segments", "profile", "save_model", "score",
+    "segment", "validate", "write_outputs",
+]

@@ -1,0 +1,317 @@
+"""Validate a portfolio: refuse what cannot be used, repair what can, count everything.
+
+The result is a :class:`QualityReport` — plain data, written as ``data_quality.json``
+and shown in the report. Rules (each finding carries its own):
+
+=====================================  ==========  ==============================================
+problem                                severity    rule
+=====================================  ==========  ==============================================
+file has no rows                       fatal       stop
+required column missing                fatal       stop (names near matches)
+text in a numeric column               fatal       stop (names rows and values)
+customer id empty or duplicated        fatal       stop
+fewer rows than the run needs          fatal       stop
+frequency/share above 1 or below 0     repaired    clipped to [0, 1]
+negative amount or count               repaired    set to 0
+CREDIT_LIMIT of 0                      repaired    treated as missing, then imputed
+TENURE below 1                         repaired    treated as missing, then imputed
+missing value                          imputed     by the feature pipeline's domain rule
+PURCHASES != ONEOFF + INSTALLMENTS     warning     kept as reported (tolerance 1 currency unit)
+constant column                        warning     kept; carries no information
+BALANCE > CREDIT_LIMIT                 info        kept (over-limit accounts exist)
+MINIMUM_PAYMENTS > PAYMENTS            info        kept
+=====================================  ==========  ==============================================
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from . import schema
+from .errors import DataError
+from .jsonio import jsonable
+from .load import Portfolio
+
+MAX_EXAMPLES = 5
+PURCHASE_SUM_TOLERANCE = 1.0
+
+
+@dataclass
+class Finding:
+    """One check's outcome: what, where, how many, and what was done."""
+
+    check: str
+    severity: str  # fatal | repaired | imputed | warning | info
+    count: int
+    rule: str
+    column: str | None = None
+    examples: list[str] = field(default_factory=list)
+
+
+@dataclass
+class QualityReport:
+    """Everything validation found, as plain data."""
+
+    source: str
+    n_rows: int
+    columns_used: list[str]
+    renamed: dict[str, str]
+    ignored: list[str]
+    empty_ignored: list[str]
+    notes: list[str]
+    missing: dict[str, int]
+    findings: list[Finding]
+    distribution: dict[str, dict[str, float | int]]
+
+    def count(self, check: str, column: str | None = None) -> int:
+        """Total count of the findings named ``check`` (optionally for one column)."""
+        return sum(f.count for f in self.findings if f.check == check and (column is None or f.column == column))
+
+    def to_dict(self) -> dict:
+        return jsonable(asdict(self))
+
+
+def validate(portfolio: Portfolio, *, required: tuple[str, ...] | list[str] = schema.BEHAVIOUR,
+             min_rows: int = 1) -> tuple[Portfolio, QualityReport]:
+    """Check and repair a portfolio.
+
+    Parameters
+    ----------
+    portfolio : Portfolio
+        As returned by :func:`custseg.load.load`. Not modified.
+    required : sequence of str
+        Canonical behaviour columns the run needs (the id is always required).
+    min_rows : int
+        Fewest customers the run can work with (e.g. the largest k tried).
+
+    Returns
+    -------
+    clean : Portfolio
+        Numeric columns as float64 with repairs applied; missing values left for
+        the feature pipeline to impute.
+    report : QualityReport
+
+    Raises
+    ------
+    DataError
+        For every fatal problem, in one paragraph naming file, column and rows.
+    """
+    label = portfolio.source
+    frame = portfolio.frame
+    _require_columns(portfolio, required)
+    if len(frame) == 0:
+        raise DataError(f"{label} has a header but no customer rows; there is nothing to segment.")
+    numeric_cols = [c for c in frame.columns if c != schema.ID]
+    numbers = _to_numbers(frame, numeric_cols, label)
+    _check_ids(frame, label)
+    if len(frame) < min_rows:
+        raise DataError(
+            f"{label} has {len(frame)} customer rows but this run needs at least {min_rows} "
+            "(two per segment at the largest number of segments tried); lower k or supply more customers."
+        )
+    findings: list[Finding] = []
+    ids = frame[schema.ID]
+    missing = {c: int(numbers[c].isna().sum()) for c in numeric_cols}
+    findings += _repair_ranges(numbers, ids)
+    findings += _missing_findings(numbers, ids, missing)
+    findings += _consistency_findings(numbers, ids)
+    findings += _constant_findings(numbers)
+    findings += _shape_findings(numbers, ids)
+    clean = pd.concat([frame[[schema.ID]], numbers], axis=1)
+    report = QualityReport(
+        source=label,
+        n_rows=len(frame),
+        columns_used=list(frame.columns),
+        renamed=dict(portfolio.renamed),
+        ignored=list(portfolio.ignored),
+        empty_ignored=list(portfolio.empty_ignored),
+        notes=list(portfolio.notes),
+        missing=missing,
+        findings=findings,
+        distribution=_distribution(numbers),
+    )
+    return replace(portfolio, frame=clean), report
+
+
+def _require_columns(portfolio: Portfolio, required) -> None:
+    need = [schema.ID, *required]
+    absent = [c for c in need if c not in portfolio.frame.columns]
+    if not absent:
+        return
+    offered = portfolio.ignored
+    hints = []
+    for col in absent:
+        near = difflib.get_close_matches(col.lower(), [o.lower() for o in offered], n=1, cutoff=0.6)
+        if near:
+            original = next(o for o in offered if o.lower() == near[0])
+            hints.append(f"'{original}' looks close to {col} but was not recognised")
+    found = ", ".join(map(str, portfolio.frame.columns.tolist() + offered)) or "none"
+    raise DataError(
+        f"{portfolio.source} lacks required column{'s' if len(absent) > 1 else ''} {', '.join(absent)} "
+        f"(columns found: {found})." + (f" {'; '.join(hints)}; rename it and run again." if hints else
+                                         " Add the column or rename the header that holds it.")
+    )
+
+
+def _to_numbers(frame: pd.DataFrame, cols: list[str], label: str) -> pd.DataFrame:
+    out = {}
+    problems = []
+    for col in cols:
+        raw = frame[col]
+        if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+            out[col] = raw.astype("float64")
+            continue
+        text = raw.astype("string").str.strip()
+        text = text.where(text.ne(""), pd.NA)
+        number = pd.to_numeric(text, errors="coerce")
+        bad = number.isna() & text.notna()
+        if bad.any():
+            where = np.flatnonzero(bad.to_numpy())
+            shown = ", ".join(f"row {i + 1} ('{text.iloc[i]}')" for i in where[:MAX_EXAMPLES])
+            problems.append(f"column {col} holds text where a number is expected in {bad.sum()} "
+                            f"row{'s' if bad.sum() > 1 else ''}: {shown}")
+        out[col] = number.astype("float64")
+    if problems:
+        raise DataError(f"{label}: " + "; ".join(problems) +
+                        ". Rows are counted from 1 after the header; fix or remove these values and run again.")
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _check_ids(frame: pd.DataFrame, label: str) -> None:
+    ids = frame[schema.ID]
+    empty = ids.isna()
+    if empty.any():
+        rows = np.flatnonzero(empty.to_numpy())
+        raise DataError(f"{label}: column {schema.ID} is empty in {empty.sum()} row(s) ({_rowlist(rows)}); "
+                        "every customer needs an id.")
+    dup = ids.duplicated(keep=False)
+    if dup.any():
+        first = ids[dup].iloc[0]
+        rows = np.flatnonzero((ids == first).to_numpy())
+        raise DataError(
+            f"{label}: column {schema.ID} repeats {ids[dup].nunique()} id(s) over {dup.sum()} rows; "
+            f"for example '{first}' is in {_rowlist(rows)}. Each customer must appear once: "
+            "remove or merge the duplicates."
+        )
+
+
+def _rowlist(rows: np.ndarray) -> str:
+    shown = ", ".join(str(i + 1) for i in rows[:MAX_EXAMPLES])
+    more = f" and {len(rows) - MAX_EXAMPLES} more" if len(rows) > MAX_EXAMPLES else ""
+    return f"rows {shown}{more}"
+
+
+def _examples(mask: pd.Series, ids: pd.Series) -> list[str]:
+    rows = np.flatnonzero(mask.to_numpy())[:MAX_EXAMPLES]
+    return [f"row {i + 1} ({ids.iloc[i]})" for i in rows]
+
+
+def _repair_ranges(numbers: pd.DataFrame, ids: pd.Series) -> list[Finding]:
+    findings = []
+    for col in numbers.columns:
+        spec = schema.BY_NAME[col]
+        values = numbers[col]
+        if spec.kind in ("frequency", "share"):
+            high = values > 1
+            if high.any():
+                findings.append(Finding("above_one", "repaired", int(high.sum()),
+                                        f"{col} above 1 (max {values.max():g}) clipped to 1",
+                                        col, _examples(high, ids)))
+                numbers.loc[high, col] = 1.0
+        low = values < 0
+        if low.any():
+            findings.append(Finding("negative", "repaired", int(low.sum()),
+                                    f"negative {col} (min {values.min():g}) set to 0", col, _examples(low, ids)))
+            numbers.loc[low, col] = 0.0
+    for col, bad_rule, test in (("CREDIT_LIMIT", "CREDIT_LIMIT of 0 treated as missing", lambda v: v == 0),
+                                ("TENURE", "TENURE below 1 month treated as missing", lambda v: v < 1)):
+        if col in numbers:
+            bad = test(numbers[col])
+            if bad.any():
+                findings.append(Finding("out_of_range", "repaired", int(bad.sum()), bad_rule, col,
+                                        _examples(bad, ids)))
+                numbers.loc[bad, col] = np.nan
+    return findings
+
+
+def _missing_findings(numbers: pd.DataFrame, ids: pd.Series, missing: dict[str, int]) -> list[Finding]:
+    findings = []
+    for col, n in missing.items():
+        if n:
+            findings.append(Finding("missing", "imputed", n, f"{col} empty; imputed by the feature pipeline",
+                                    col, _examples(numbers[col].isna(), ids)))
+    if {"MINIMUM_PAYMENTS", "PAYMENTS"} <= set(numbers.columns):
+        both = numbers["MINIMUM_PAYMENTS"].isna() & (numbers["PAYMENTS"] == 0)
+        if both.any():
+            findings.append(Finding("missing_where_no_payment", "info", int(both.sum()),
+                                    "MINIMUM_PAYMENTS empty where PAYMENTS = 0 (imputed as 0)",
+                                    "MINIMUM_PAYMENTS", _examples(both, ids)))
+    return findings
+
+
+def _consistency_findings(numbers: pd.DataFrame, ids: pd.Series) -> list[Finding]:
+    checks = []
+    cols = set(numbers.columns)
+    if {"PURCHASES", "ONEOFF_PURCHASES", "INSTALLMENTS_PURCHASES"} <= cols:
+        gap = numbers["PURCHASES"] - numbers["ONEOFF_PURCHASES"] - numbers["INSTALLMENTS_PURCHASES"]
+        bad = gap.abs() > PURCHASE_SUM_TOLERANCE
+        checks.append(("purchase_sum_mismatch", "warning", bad, "PURCHASES",
+                       f"PURCHASES differs from ONEOFF_PURCHASES + INSTALLMENTS_PURCHASES by more than "
+                       f"{PURCHASE_SUM_TOLERANCE:g} (largest gap {gap.abs().max():g}); kept as reported"))
+    if {"BALANCE", "CREDIT_LIMIT"} <= cols:
+        checks.append(("balance_above_limit", "info", numbers["BALANCE"] > numbers["CREDIT_LIMIT"], "BALANCE",
+                       "BALANCE exceeds CREDIT_LIMIT (over-limit account); kept"))
+    if {"MINIMUM_PAYMENTS", "PAYMENTS"} <= cols:
+        checks.append(("minimum_above_payments", "info", numbers["MINIMUM_PAYMENTS"] > numbers["PAYMENTS"],
+                       "MINIMUM_PAYMENTS", "MINIMUM_PAYMENTS exceeds PAYMENTS; kept"))
+    return [Finding(name, sev, int(mask.sum()), rule, col, _examples(mask, ids))
+            for name, sev, mask, col, rule in checks if mask.any()]
+
+
+def _constant_findings(numbers: pd.DataFrame) -> list[Finding]:
+    return [Finding("constant", "warning", len(numbers), f"{col} has one value ({numbers[col].dropna().iloc[0]:g}) "
+                    "for every customer; it cannot tell segments apart", col)
+            for col in numbers.columns
+            if numbers[col].notna().any() and numbers[col].nunique(dropna=True) == 1]
+
+
+SKEW_THRESHOLD = 2.0
+
+
+def _shape_findings(numbers: pd.DataFrame, ids: pd.Series) -> list[Finding]:
+    """Facts about the distribution that explain the feature transforms; nothing is changed."""
+    out = []
+    for col in numbers.columns:
+        skew = numbers[col].skew()
+        if schema.BY_NAME[col].kind in ("amount", "count") and skew > SKEW_THRESHOLD:
+            out.append(Finding("heavy_skew", "info", int(numbers[col].notna().sum()),
+                               f"{col} is heavily right-skewed (skewness {skew:.1f}); amounts enter the model "
+                               "on a log scale", col))
+    facts = (("no_purchases", "PURCHASES", lambda v: v == 0, "made no purchase in the window"),
+             ("no_cash_advance", "CASH_ADVANCE", lambda v: v == 0, "took no cash advance in the window"),
+             ("short_tenure", "TENURE", lambda v: v < 12, "observed for fewer than 12 months; "
+                                                           "amounts are compared per month"))
+    for name, col, test, what in facts:
+        if col in numbers:
+            mask = test(numbers[col])
+            if mask.any():
+                out.append(Finding(name, "info", int(mask.sum()), f"{int(mask.sum())} customers {what}", col,
+                                   _examples(mask, ids)))
+    return out
+
+
+def _distribution(numbers: pd.DataFrame) -> dict[str, dict[str, float | int]]:
+    out = {}
+    for col in numbers.columns:
+        v = numbers[col]
+        out[col] = {
+            "min": v.min(), "median": v.median(), "mean": v.mean(), "max": v.max(),
+            "skewness": v.skew(), "zeros": int((v == 0).sum()), "missing": int(v.isna().sum()),
+        }
+    if "TENURE" in numbers:
+        out["TENURE"]["at_12_months"] = int((numbers["TENURE"] == 12).sum())
+    return out

@@ -1,0 +1,44 @@
+"""Score new customers with a saved model: load → validate → assign."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import schema
+from .load import load
+from .persist import load_model
+from .quality import validate
+
+
+def score(model_path: str | Path, data, *, with_report: bool = False):
+    """Assign each customer in ``data`` to a segment of the model at ``model_path``.
+
+    Parameters
+    ----------
+    model_path : path
+        A ``model.json`` written by ``custseg run``.
+    data : path or DataFrame
+        The customers to score; validated exactly as in training.
+    with_report : bool
+        Also return the data-quality report of ``data``.
+
+    Returns
+    -------
+    DataFrame
+        ``customer_id``, ``segment`` (1-based), ``segment_name``, ``distance_to_centre``.
+    """
+    model, state = load_model(model_path)
+    portfolio, report = validate(load(data), required=model.required_columns_)
+    labels, distances = model.assign(portfolio.frame)
+    names = np.asarray(state["segment_names"], dtype=object)
+    table = pd.DataFrame({
+        "customer_id": portfolio.frame[schema.ID].to_numpy(),
+        "segment": labels + 1,
+        "segment_name": names[labels],
+        "distance_to_centre": np.round(distances, 6),
+    })
+    return (table, report) if with_report else table
+

@@ -1,0 +1,44 @@
+"""Small portfolios for fast tests (the real file is used in test_real_data.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from custseg import schema
+
+
+def tiny_portfolio(n: int = 60, seed: int = 0) -> pd.DataFrame:
+    """A schema-valid portfolio with three obvious behaviours: buyers, cash users, dormant."""
+    rng = np.random.default_rng(seed)
+    kind = np.arange(n) % 3
+    tenure = np.where(rng.random(n) < 0.85, 12, rng.integers(6, 12, n)).astype(float)
+    oneoff = np.where(kind == 0, rng.gamma(2, 400, n), 0.0)
+    inst = np.where(kind == 0, rng.gamma(2, 200, n), 0.0)
+    cash = np.where(kind == 1, rng.gamma(2, 1500, n), 0.0)
+    limit = rng.choice([1000.0, 3000.0, 6000.0, 12000.0], n)
+    balance = np.where(kind == 2, rng.gamma(1, 30, n), rng.gamma(2, 800, n))
+    pf = np.where(kind == 0, rng.uniform(0.6, 1, n), np.where(kind == 1, 0.0, rng.uniform(0, 0.1, n)))
+    caf = np.where(kind == 1, rng.uniform(0.3, 0.8, n), 0.0)
+    payments = np.where(kind == 2, 0.0, rng.gamma(2, 600, n))
+    frame = pd.DataFrame({
+        schema.ID: [f"C{10001 + i}" for i in range(n)],
+        "BALANCE": balance,
+        "BALANCE_FREQUENCY": np.where(kind == 2, 0.3, 1.0),
+        "PURCHASES": oneoff + inst,
+        "ONEOFF_PURCHASES": oneoff,
+        "INSTALLMENTS_PURCHASES": inst,
+        "CASH_ADVANCE": cash,
+        "PURCHASES_FREQUENCY": pf,
+        "ONEOFF_PURCHASES_FREQUENCY": pf / 2,
+        "PURCHASES_INSTALLMENTS_FREQUENCY": pf / 2,
+        "CASH_ADVANCE_FREQUENCY": caf,
+        "CASH_ADVANCE_TRX": np.round(caf * 12),
+        "PURCHASES_TRX": np.round(pf * 30),
+        "CREDIT_LIMIT": limit,
+        "PAYMENTS": payments,
+        "MINIMUM_PAYMENTS": np.where(payments > 0, payments / 4, np.nan),
+        "PRC_FULL_PAYMENT": np.where(kind == 0, 0.8, 0.0),
+        "TENURE": tenure,
+    })
+    return frame

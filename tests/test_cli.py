@@ -1,0 +1,141 @@
+"""The command line, through click's runner: outputs, refusals, exit codes."""
+
+import json
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from custseg.cli import cli
+
+from helpers import tiny_portfolio
+
+FAST = ["--k-max", "4", "--n-init", "2", "--bootstrap", "4", "--gap-refs", "2", "--quiet"]
+OUTPUTS = {"segments.csv", "profiles.csv", "profiles.json", "metrics.json", "data_quality.json",
+           "description.json", "model.json", "report.html", "report.md", "figures"}
+
+
+@pytest.fixture()
+def data(tmp_path):
+    path = tmp_path / "cards.csv"
+    tiny_portfolio(90).to_csv(path, index=False)
+    return path
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_run_writes_every_output(data, tmp_path):
+    out = tmp_path / "out"
+    res = invoke("run", data, "--out", out, "--k", "3", *FAST)
+    assert res.exit_code == 0, res.output
+    assert OUTPUTS <= {p.name for p in out.iterdir()}
+    seg = pd.read_csv(out / "segments.csv")
+    assert list(seg.columns) == ["customer_id", "segment", "segment_name", "distance_to_centre"]
+    assert len(seg) == 90 and seg["customer_id"].is_unique
+    assert set(seg["segment"]) == {1, 2, 3}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["chosen_k"] == 3
+    assert [row["k"] for row in metrics["selection"]["table"]] == [2, 3, 4]
+    assert len(metrics["stability"]["segments"]) == 3
+
+
+def test_non_empty_out_is_refused_and_left_alone(data, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    res = invoke("run", data, "--out", out, *FAST)
+    assert res.exit_code == 2
+    assert "not empty" in res.output and "--force" in res.output
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    res = invoke("run", data, "--out", out, "--k", "3", "--force", *FAST)
+    assert res.exit_code == 0, res.output
+    assert "keep.txt" not in {p.name for p in out.iterdir()}
+
+
+def _broken(tmp_path, kind):
+    path = tmp_path / f"{kind}.csv"
+    frame = tiny_portfolio(30)
+    if kind == "missing_column":
+        frame.drop(columns=["PAYMENTS"]).to_csv(path, index=False)
+    elif kind == "text":
+        frame["BALANCE"] = frame["BALANCE"].astype(object)
+        frame.loc[4, "BALANCE"] = "unknown"
+        frame.to_csv(path, index=False)
+    elif kind == "duplicate_ids":
+        frame.loc[9, "CUST_ID"] = frame.loc[1, "CUST_ID"]
+        frame.to_csv(path, index=False)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "header_only":
+        frame.iloc[:0].to_csv(path, index=False)
+    elif kind == "binary":
+        path.write_bytes(bytes(range(256)) * 4)
+    return path
+
+
+@pytest.mark.parametrize("kind, words", [
+    ("missing_column", "PAYMENTS"), ("text", "row 5 ('unknown')"), ("duplicate_ids", "C10002"),
+    ("empty", "empty"), ("header_only", "no customer rows"), ("binary", "binary"),
+])
+def test_broken_files_exit_2_with_a_message_and_write_nothing(tmp_path, kind, words):
+    path = _broken(tmp_path, kind)
+    before = path.read_bytes()
+    out = tmp_path / "out"
+    res = invoke("run", path, "--out", out, *FAST)
+    assert res.exit_code == 2, res.output
+    assert words in res.output and str(path) in res.output
+    assert "Traceback" not in res.output
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temp folder left
+    assert path.read_bytes() == before
+
+
+def test_too_few_rows_for_k(tmp_path):
+    path = tmp_path / "few.csv"
+    tiny_portfolio(12).to_csv(path, index=False)
+    res = invoke("run", path, "--out", tmp_path / "o", "--quiet")
+    assert res.exit_code == 2 and "at least 20" in res.output
+
+
+def test_predict_round_trip_and_refusals(data, tmp_path):
+    out = tmp_path / "out"
+    assert invoke("run", data, "--out", out, "--k", "3", *FAST).exit_code == 0
+    new = tmp_path / "new.csv"
+    tiny_portfolio(30, seed=4).to_csv(new, index=False)
+    scored = tmp_path / "scored.csv"
+    res = invoke("predict", out / "model.json", new, "-o", scored)
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(scored)
+    assert len(table) == 30 and set(table["segment"]) <= {1, 2, 3}
+    # the training data scored again gets its training segments
+    again = tmp_path / "again.csv"
+    assert invoke("predict", out / "model.json", data, "-o", again, "-q").exit_code == 0
+    assert pd.read_csv(again)["segment"].tolist() == pd.read_csv(out / "segments.csv")["segment"].tolist()
+    # a column the model needs is missing
+    lacking = tmp_path / "lacking.csv"
+    tiny_portfolio(10).drop(columns=["CREDIT_LIMIT"]).to_csv(lacking, index=False)
+    res = invoke("predict", out / "model.json", lacking, "-o", tmp_path / "x.csv")
+    assert res.exit_code == 2 and "CREDIT_LIMIT" in res.output
+    assert not (tmp_path / "x.csv").exists()
+    # a file that is not a model
+    res = invoke("predict", data, new, "-o", tmp_path / "y.csv")
+    assert res.exit_code == 2 and "not a custseg model" in res.output
+    # existing output
+    res = invoke("predict", out / "model.json", new, "-o", scored)
+    assert res.exit_code == 2 and "--force" in res.output
+
+
+@pytest.mark.parametrize("command", ["run", "predict", "sample", "demo", "compare-models"])
+def test_every_command_has_help_with_examples(command):
+    res = invoke(command, "--help")
+    assert res.exit_code == 0
+    assert "Examples:" in res.output and "custseg " + command in res.output
+
+
+def test_bad_flag_values_exit_2(data, tmp_path):
+    assert invoke("run", data, "--out", tmp_path / "o", "--k", "1").exit_code == 2
+    assert invoke("run", data, "--out", tmp_path / "o", "--k-min", "6", "--k-max", "3").exit_code == 2
+    res = invoke("run", data, "--out", tmp_path / "o", "--features", "bogus", "-q")
+    assert res.exit_code == 2 and "unknown feature set" in res.output

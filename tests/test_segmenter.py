@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from custseg import Segmenter
+from custseg.errors import CustsegError
+from custseg.segmenter import needed_rows
+
+from helpers import tiny_portfolio
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    frame = tiny_portfolio(90)
+    return frame, Segmenter(n_clusters=3, k_max=4, n_init=3, n_refs=3, random_state=0).fit(frame)
+
+
+def test_fit_finds_the_three_planted_behaviours(fitted):
+    from sklearn.metrics import adjusted_rand_score
+
+    frame, model = fitted
+    assert model.n_clusters_ == 3
+    assert adjusted_rand_score(np.arange(90) % 3, model.labels_) == 1.0
+
+
+def test_segments_are_numbered_by_decreasing_size(fitted):
+    frame, model = fitted
+    sizes = np.bincount(model.labels_)
+    assert list(sizes) == sorted(sizes, reverse=True)
+
+
+def test_predict_matches_training_labels_and_transform_shape(fitted):
+    frame, model = fitted
+    assert (model.predict(frame) == model.labels_).all()
+    D = model.transform(frame)
+    assert D.shape == (90, 3)
+    assert (D.argmin(axis=1) == model.labels_).all()
+    labels, dist = model.assign(frame)
+    assert np.allclose(dist, D.min(axis=1))
+    assert model.score(frame) == pytest.approx(-model.inertia_)
+
+
+def test_same_seed_same_result_and_clone():
+    frame = tiny_portfolio(60, seed=3)
+    a = Segmenter(n_clusters=3, k_max=3, n_init=2, n_refs=2, random_state=5).fit(frame)
+    b = clone(a).fit(frame)
+    assert (a.labels_ == b.labels_).all()
+    assert np.array_equal(a.cluster_centers_, b.cluster_centers_)
+
+
+def test_auto_evaluates_the_whole_range(fitted):
+    frame, model = fitted
+    assert list(model.selection_.table.index) == [2, 3, 4]
+
+
+@pytest.mark.parametrize("kwargs", [{"n_clusters": 1}, {"n_clusters": "many"}, {"k_min": 5, "k_max": 3},
+                                    {"n_clusters": True}])
+def test_bad_parameters_are_refused(kwargs):
+    with pytest.raises(CustsegError):
+        Segmenter(**kwargs).fit(tiny_portfolio(30))
+
+
+def test_missing_column_at_predict(fitted):
+    frame, model = fitted
+    with pytest.raises(CustsegError, match="CREDIT_LIMIT"):
+        model.predict(frame.drop(columns=["CREDIT_LIMIT"]))
+
+
+def test_needed_rows():
+    assert needed_rows("auto", 10) == 20
+    assert needed_rows(12, 10) == 24

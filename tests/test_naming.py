@@ -12,7 +12,7 @@ def test_planted_behaviours_get_the_matching_names():
     names = {n.segment: n for n in name_segments(profile(frame, labels, 3))}
     assert names[2].name == "Cash-advance users"
     assert names[3].name == "Dormant accounts"
-    assert names[1].name in ("Full-paying transactors", "Frequent everyday buyers", "Premium big spenders")
+    assert names[1].name == "Premium transactors"  # all the spending, and 0.8 of months paid in full
 
 
 def test_names_are_unique_and_descriptions_quote_figures():
@@ -23,3 +23,12 @@ def test_names_are_unique_and_descriptions_quote_figures():
     for n in names:
         assert "15 customers" in n.description
         assert "×" in n.description
+
+
+def test_same_rule_twice_is_told_apart_by_a_trait():
+    frame = tiny_portfolio(90)
+    labels = np.where(np.arange(90) % 3 == 1, 1, 0)  # buyers+dormant together, and cash users
+    labels[(np.arange(90) % 3 == 1) & (np.arange(90) < 45)] = 2  # split cash users in two
+    names = [n.name for n in name_segments(profile(frame, labels, 3))]
+    assert names[1].startswith("Cash-advance users") and names[2].startswith("Cash-advance users")
+    assert names[1] != names[2] and "(" in names[1] + names[2]

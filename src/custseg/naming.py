@@ -1,12 +1,25 @@
 """Name and describe segments in a marketer's words, from their profiles.
 
-Each candidate name is an archetype from card-portfolio practice with a score
-computed from the segment's profile (ratios to the portfolio mean, in original
-units). Names are assigned one per segment by maximising the total score
-(Hungarian assignment), so two segments never share a name; a segment whose best
-score is weak is called what it is, a mainstream group, qualified by its most
-distinctive trait. The description quotes the segment's most distinctive measures
-with their figures.
+A name is composed by documented rules on the segment's profile (means and ratios
+to the portfolio mean, in original units), checked in this order:
+
+1. **Dormant accounts** — spend, cash advances and balance all below 0.3× the portfolio.
+2. **Cash-advance users** — cash advances per month at least 2× the portfolio;
+   "… who also buy" when they also spend at least a quarter of the portfolio's average.
+3. **Premium big spenders** — purchases per month at least 2× the portfolio;
+   **Premium transactors** when they also pay in full at least 1.5× as often.
+4. **Non-purchasing revolvers** / **Non-purchasing holders** — (almost) no purchases
+   (below 0.1×), split by whether limit utilisation is above 1.2× the portfolio.
+5. Otherwise *purchase style* × *payment habit*: style is **Instalment** (one-off share of
+   spend below 0.35), **One-off** (above 0.65) or mixed; habit is **transactors** (pay in
+   full at least 1.5× as often as the portfolio), **revolvers** (utilisation at least 1.2×
+   and pay in full under half as often) or **buyers**. Mixed transactors and revolvers are
+   plain "Transactors" and "Revolvers"; mixed buyers are "Everyday buyers". Customers
+   whose balance is updated in under 60 % of months are "Occasional".
+
+Two segments that earn the same name are told apart by their most distinctive trait,
+e.g. "Revolvers (high credit limit)". The description quotes the segment's most
+distinctive measures with their figures.
 """
 
 from __future__ import annotations
@@ -14,11 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .profiles import Profiles
-
-WEAK_SCORE = 0.5  # below this (log2 units, ~1.4x the portfolio) an archetype does not fit
 
 
 @dataclass(frozen=True)
@@ -29,91 +39,93 @@ class SegmentName:
     traits: tuple[str, ...]
 
 
-def _lr(value: float) -> float:
-    """log2 of a ratio to the portfolio, bounded so a near-zero mean stays finite."""
-    if value is None or not np.isfinite(value):
-        return 0.0
-    return float(np.log2(np.clip(value, 1 / 16, 16)))
-
-
-def _scores(r: dict[str, float]) -> dict[str, float]:
-    spend, cash, full = _lr(r["purchases_per_month"]), _lr(r["cash_advance_per_month"]), _lr(r["PRC_FULL_PAYMENT"])
-    inst, oneoff = _lr(r["PURCHASES_INSTALLMENTS_FREQUENCY"]), _lr(r["ONEOFF_PURCHASES_FREQUENCY"])
-    bal, util, limit = _lr(r["BALANCE"]), _lr(r["limit_utilisation"]), _lr(r["CREDIT_LIMIT"])
-    freq = _lr(r["PURCHASES_FREQUENCY"])
-    return {
-        "Cash-advance users": cash - 0.5 * max(spend, 0),
-        "Full-paying transactors": full + 0.5 * max(-util, 0) - 0.5 * max(cash, 0),
-        "Revolvers": 0.5 * (bal + util) - max(full, 0) - 0.5 * max(cash, 0),
-        "Instalment shoppers": inst - 0.5 * max(oneoff, 0),
-        "Premium big spenders": 0.5 * spend + 0.5 * limit + 0.5 * max(oneoff, 0) - 0.5,
-        "Dormant accounts": -max(spend, cash, freq) - 0.5 * max(bal, 0),
-        "One-off buyers": oneoff - 0.5 * max(inst, 0),
-        "Frequent everyday buyers": freq + 0.5 * max(inst, 0) - 0.5 * max(spend - 1.5, 0),
-    }
-
-
-# measure -> (how to phrase the segment's mean, how to format the number)
-PHRASES = {
-    "purchases_per_month": ("spend {v} a month on purchases", "money"),
-    "cash_advance_per_month": ("take {v} a month in cash advances", "money"),
-    "BALANCE": ("carry a balance of {v}", "money"),
-    "CREDIT_LIMIT": ("have a credit limit of {v}", "money"),
-    "limit_utilisation": ("use {v} of their limit", "percent"),
-    "PRC_FULL_PAYMENT": ("pay in full in {v} of months", "percent"),
-    "PURCHASES_FREQUENCY": ("buy with the card in {v} of months", "percent"),
-    "PURCHASES_INSTALLMENTS_FREQUENCY": ("buy in instalments in {v} of months", "percent"),
-    "ONEOFF_PURCHASES_FREQUENCY": ("make one-off purchases in {v} of months", "percent"),
-    "payments_per_month": ("pay {v} a month", "money"),
+# measure -> (trait word, how to phrase the segment's mean, number format)
+MEASURES = {
+    "purchases_per_month": ("spend", "spend {v} a month on purchases", "money"),
+    "cash_advance_per_month": ("cash advances", "take {v} a month in cash advances", "money"),
+    "BALANCE": ("balance", "carry a balance of {v}", "money"),
+    "CREDIT_LIMIT": ("credit limit", "have a credit limit of {v}", "money"),
+    "limit_utilisation": ("limit use", "use {v} of their limit", "percent"),
+    "PRC_FULL_PAYMENT": ("full payment", "pay in full in {v} of months", "percent"),
+    "PURCHASES_FREQUENCY": ("purchase frequency", "buy with the card in {v} of months", "percent"),
+    "PURCHASES_INSTALLMENTS_FREQUENCY": ("instalment use", "buy in instalments in {v} of months", "percent"),
+    "ONEOFF_PURCHASES_FREQUENCY": ("one-off buying", "make one-off purchases in {v} of months", "percent"),
+    "payments_per_month": ("payments", "pay {v} a month", "money"),
 }
+TRAIT_THRESHOLD = 0.5  # |log2 ratio| below this (about 1.4x) is not distinctive
 
 
 def name_segments(profiles: Profiles) -> list[SegmentName]:
     """Give every segment a unique name and a plain-language description."""
-    segments = list(profiles.sizes.index)
-    ratios = [{var: profiles.stats.at[s, (var, "ratio")] for var in profiles.variables} for s in segments]
-    table = [_scores(r) for r in ratios]
-    names = list(table[0])
-    score = np.array([[t[n] for n in names] for t in table])
-    rows, cols = linear_sum_assignment(-score)
-    chosen = dict(zip(rows, cols))
     out = []
-    for i, seg in enumerate(segments):
+    for seg in profiles.sizes.index:
         traits = _traits(profiles, seg)
-        if i in chosen and score[i, chosen[i]] >= WEAK_SCORE:
-            name = names[chosen[i]]
-        else:
-            name = f"Mainstream ({traits[0]})" if traits else "Mainstream"
-        out.append(SegmentName(int(seg), name, _describe(profiles, seg), tuple(traits)))
+        out.append(SegmentName(int(seg), _name(profiles, seg), _describe(profiles, seg), tuple(traits)))
     return _dedupe(out)
 
 
+def _name(profiles: Profiles, seg: int) -> str:
+    def ratio(var: str) -> float:
+        value = profiles.stats.at[seg, (var, "ratio")]
+        return float(value) if np.isfinite(value) else 1.0
+
+    def mean(var: str) -> float:
+        value = profiles.stats.at[seg, (var, "mean")]
+        return float(value) if np.isfinite(value) else float("nan")
+
+    spend, cash, balance = ratio("purchases_per_month"), ratio("cash_advance_per_month"), ratio("BALANCE")
+    full, util = ratio("PRC_FULL_PAYMENT"), ratio("limit_utilisation")
+    if max(spend, cash, balance) < 0.3:
+        return "Dormant accounts"
+    if cash >= 2:
+        return "Cash-advance users" if spend < 0.25 else "Cash-advance users who also buy"
+    if spend >= 2:
+        return "Premium transactors" if full >= 1.5 else "Premium big spenders"
+    if spend < 0.1:
+        return "Non-purchasing revolvers" if util >= 1.2 else "Non-purchasing holders"
+    oneoff_share = mean("oneoff_share")
+    style = "Instalment" if oneoff_share < 0.35 else "One-off" if oneoff_share > 0.65 else ""
+    habit = "transactors" if full >= 1.5 else "revolvers" if util >= 1.2 and full < 0.5 else "buyers"
+    name = f"{style} {habit}" if style else {"buyers": "Everyday buyers"}.get(habit, habit.capitalize())
+    if mean("BALANCE_FREQUENCY") < 0.6:
+        name = "Occasional " + name[0].lower() + name[1:]
+    return name
+
+
+def _log_ratio(profiles: Profiles, seg: int, var: str) -> float:
+    value = profiles.stats.at[seg, (var, "ratio")]
+    if not np.isfinite(value):
+        return 0.0
+    return float(np.log2(np.clip(value, 1 / 16, 16)))
+
+
+def _ranked(profiles: Profiles, seg: int) -> list[tuple[str, float]]:
+    """Measures by how far the segment is from the portfolio, most distinctive first."""
+    scores = [(var, _log_ratio(profiles, seg, var)) for var in MEASURES]
+    return sorted(scores, key=lambda item: -abs(item[1]))
+
+
 def _traits(profiles: Profiles, seg: int) -> list[str]:
-    """Short trait labels, most distinctive first (by |log2 ratio|)."""
-    ranked = sorted(PHRASES, key=lambda v: -abs(_lr(profiles.stats.at[seg, (v, "ratio")])))
-    labels = []
-    for var in ranked[:3]:
-        lr = _lr(profiles.stats.at[seg, (var, "ratio")])
-        if abs(lr) < 0.3:
-            break
-        labels.append(f"{'high' if lr > 0 else 'low'} {var.lower().replace('_', ' ')}")
-    return labels
+    return [f"{'high' if lr > 0 else 'low'} {MEASURES[var][0]}"
+            for var, lr in _ranked(profiles, seg)[:3] if abs(lr) >= TRAIT_THRESHOLD]
 
 
 def _describe(profiles: Profiles, seg: int) -> str:
     size = int(profiles.sizes.at[seg, "size"])
     share = float(profiles.sizes.at[seg, "share"])
-    ranked = sorted(PHRASES, key=lambda v: -abs(_lr(profiles.stats.at[seg, (v, "ratio")])))[:4]
+    ranked = _ranked(profiles, seg)
+    highs = [v for v, lr in ranked if lr >= 0.3][:2]
+    lows = [v for v, lr in ranked if lr <= -0.3][:2]
     clauses = []
-    for var in ranked:
+    for var in highs + lows:
         mean = profiles.stats.at[seg, (var, "mean")]
-        ratio = profiles.stats.at[seg, (var, "ratio")]
-        if not np.isfinite(mean):
-            continue
-        text, fmt = PHRASES[var]
-        clauses.append(f"{text.format(v=_fmt(mean, fmt))} ({_fmt_ratio(ratio)} the portfolio average)")
-    body = "; ".join(clauses)
-    return f"{size:,} customers ({share:.1%} of the portfolio). On average they {body}."
+        if np.isfinite(mean):
+            _, text, fmt = MEASURES[var]
+            ratio = profiles.stats.at[seg, (var, "ratio")]
+            clauses.append(f"{text.format(v=_fmt(mean, fmt))} ({_fmt_ratio(ratio)} the portfolio average)")
+    if not clauses:
+        return f"{size:,} customers ({share:.1%} of the portfolio)."
+    return f"{size:,} customers ({share:.1%} of the portfolio). On average they {'; '.join(clauses)}."
 
 
 def _fmt(value: float, kind: str) -> str:
@@ -123,15 +135,22 @@ def _fmt(value: float, kind: str) -> str:
 def _fmt_ratio(ratio: float) -> str:
     if not np.isfinite(ratio):
         return "n/a vs"
-    return f"{ratio:.1f}×"
+    return "<0.1×" if ratio < 0.1 else f"{ratio:.1f}×"
 
 
 def _dedupe(names: list[SegmentName]) -> list[SegmentName]:
-    seen: dict[str, int] = {}
-    out = []
+    counts: dict[str, int] = {}
     for n in names:
-        seen[n.name] = seen.get(n.name, 0) + 1
-        if seen[n.name] > 1:
-            n = SegmentName(n.segment, f"{n.name} {seen[n.name]}", n.description, n.traits)
-        out.append(n)
+        counts[n.name] = counts.get(n.name, 0) + 1
+    out, used = [], set()
+    for n in names:
+        name = n.name
+        if counts[name] > 1:
+            for trait in (*n.traits, *(f"segment {n.segment}",)):
+                candidate = f"{n.name} ({trait})"
+                if candidate not in used:
+                    name = candidate
+                    break
+        used.add(name)
+        out.append(SegmentName(n.segment, name, n.description, n.traits))
     return out

@@ -1,0 +1,35 @@
+"""Render a run's description (plain, JSON-ready data) as figures, an HTML and a Markdown report.
+
+The analysis is computed elsewhere; rendering only reads the description
+(formatting, ordering and choosing what to show). Outputs carry no timestamps,
+so the same description always gives byte-identical files.
+
+>>> render_all(description, Path("out"))   # doctest: +SKIP
+out/figures/<name>.png, out/report.html (self-contained), out/report.md
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping
+
+__all__ = ["render_all"]
+
+
+def render_all(description: Mapping, folder: pathlib.Path) -> None:
+    """Write folder/figures/*.png, folder/report.html (self-contained: figures embedded as base64 PNG),
+    folder/report.md (figures linked as figures/*.png)."""
+    from .figures import make_figures
+    from .html import render_html
+    from .markdown import render_markdown
+
+    folder = pathlib.Path(folder)
+    figures = make_figures(description)
+    fig_dir = folder / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    for name, png in figures.items():
+        (fig_dir / f"{name}.png").write_bytes(png)
+    with open(folder / "report.html", "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(render_html(description, figures))
+    with open(folder / "report.md", "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(render_markdown(description, list(figures)))

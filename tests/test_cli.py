@@ -139,3 +139,22 @@ def test_bad_flag_values_exit_2(data, tmp_path):
     assert invoke("run", data, "--out", tmp_path / "o", "--k-min", "6", "--k-max", "3").exit_code == 2
     res = invoke("run", data, "--out", tmp_path / "o", "--features", "bogus", "-q")
     assert res.exit_code == 2 and "unknown feature set" in res.output
+
+
+def test_messy_copy_runs_and_notes_what_was_changed(tmp_path):
+    frame = tiny_portfolio(90)
+    frame.columns = [c.lower() for c in frame.columns]
+    frame = frame.rename(columns={"minimum_payments": "minimum_payment", "cust_id": "customer_id"})
+    frame["customer_id"] = range(500, 590)
+    frame[""] = None  # the empty column a spreadsheet export leaves
+    path = tmp_path / "messy.csv"
+    frame.to_csv(path, index=False, sep=";")
+    out = tmp_path / "out"
+    res = invoke("run", path, "--out", out, "--k", "3", *FAST)
+    assert res.exit_code == 0, res.output
+    dq = json.loads((out / "data_quality.json").read_text())
+    assert dq["renamed"]["minimum_payment"] == "MINIMUM_PAYMENTS"
+    assert dq["renamed"]["customer_id"] == "CUST_ID"
+    assert dq["empty_ignored"] == ["Unnamed: 18"]
+    assert "customer ids are integers" in dq["notes"]
+    assert pd.read_csv(out / "segments.csv")["customer_id"].tolist()[:2] == [500, 501]

@@ -16,7 +16,7 @@ import click
 import numpy as np
 
 from .errors import CustsegError
-from .progress import bar
+from .progress import bar, describe
 
 
 class UserError(click.ClickException):
@@ -107,10 +107,12 @@ def _segment_and_write(source, out: Path, config, force: bool, quiet: bool, extr
 
     check_out_dir(out, force)
     fixed = config.k if isinstance(config.k, int) else None
-    total = n_steps(range(config.k_min, config.k_max + 1), fixed) + config.n_boot
+    total = n_steps(range(config.k_min, config.k_max + 1), fixed) + config.n_boot + 1
     with bar(total, "segmenting", quiet=quiet) as progress:
         result = segment(source, config, progress=progress)
-    write_outputs(result, out, force=force, extra_tables=extra_tables)
+        describe(progress, "writing report")
+        write_outputs(result, out, force=force, extra_tables=extra_tables)
+        progress.update(1)
     return result
 
 

@@ -123,8 +123,9 @@ def segment(source, config: RunConfig | None = None, *, progress: Progress | Non
     model = config.segmenter().fit(portfolio.frame, progress=progress)
     Z = model.embed(portfolio.frame)
     _, distances = model.assign(portfolio.frame)
+    # refits start from k-means++, not the fitted centres: a warm start makes arbitrary splits look stable
     stability = bootstrap_stability(Z, model.labels_, n_boot=config.n_boot, random_state=config.seed,
-                                    init_centers=model.cluster_centers_, progress=progress)
+                                    progress=progress)
     profiles = profile(portfolio.frame, model.labels_, model.n_clusters_)
     names = name_segments(profiles)
     return RunResult(config, portfolio, quality, model, stability, profiles, names, distances,

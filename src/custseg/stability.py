@@ -1,0 +1,245 @@
+"""Do the segments survive resampling? Bootstrap stability in the manner of clusterboot.
+
+Hennig (2007, "Cluster-wise assessment of cluster stability") re-clusters
+bootstrap samples and asks, for every original segment, how well some
+bootstrap segment recovers it (Jaccard similarity on the points the two
+clusterings share). A segment that is recovered with Jaccard >= 0.75 on average
+is stable; one below 0.6 is not a pattern of the data but of the method.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score
+
+from custseg.errors import CustsegError
+from custseg.progress import tick
+
+#: Mean Jaccard at or above which a segment is "stable" (Hennig 2007).
+STABLE = 0.75
+#: Mean Jaccard below which a segment is "unstable"; in between it is "weak".
+UNSTABLE = 0.6
+
+
+@dataclass
+class Stability:
+    """Per-segment bootstrap stability.
+
+    Attributes
+    ----------
+    segments : pandas.DataFrame
+        Index ``"segment"`` (the labels passed in, ascending); columns
+        ``jaccard_mean``, ``jaccard_sd`` and ``status`` (``"stable"``,
+        ``"weak"`` or ``"unstable"``).
+    mean_ari : float
+        Mean adjusted Rand index between each bootstrap clustering and the
+        reference labels, on the customers in that bootstrap sample.
+    n_boot : int
+        Bootstrap replicates.
+    """
+
+    segments: pd.DataFrame
+    mean_ari: float
+    n_boot: int
+
+    def to_dict(self) -> dict:
+        """JSON-safe summary (plain numbers and strings, NaN as ``None``)."""
+        return {
+            "n_boot": int(self.n_boot),
+            "mean_ari": _plain(self.mean_ari),
+            "thresholds": {"stable": STABLE, "unstable": UNSTABLE},
+            "segments": [
+                {
+                    "segment": _label(seg),
+                    "jaccard_mean": _plain(row["jaccard_mean"]),
+                    "jaccard_sd": _plain(row["jaccard_sd"]),
+                    "status": str(row["status"]),
+                }
+                for seg, row in self.segments.iterrows()
+            ],
+        }
+
+
+def bootstrap_stability(
+    X,
+    labels,
+    *,
+    n_boot: int = 50,
+    random_state: int = 0,
+    n_init: int = 1,
+    init_centers: np.ndarray | None = None,
+    max_n: int = 20_000,
+    progress=None,
+) -> Stability:
+    """Bootstrap the k-means segmentation and score each segment's stability.
+
+    Each replicate draws ``min(len(X), max_n)`` customers with replacement,
+    fits k-means with k = the number of distinct ``labels``, and compares the
+    result with ``labels`` on the distinct customers drawn. For every reference
+    segment the Jaccard similarity ``|A & B| / |A | B|`` is computed against each
+    bootstrap segment; reference and bootstrap segments are paired one-to-one by
+    the Hungarian method (:func:`match_segments`, maximising total Jaccard) and
+    each segment's score is its Jaccard with its partner (0 when it has none).
+    Scores are averaged over the replicates (``jaccard_mean``, ``jaccard_sd``).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_customers, n_features)
+        The scaled features the segmentation was fitted on.
+    labels : array-like of shape (n_customers,)
+        Reference segment of each customer.
+    n_boot : int, default=50
+        Bootstrap replicates (B).
+    random_state : int, default=0
+        Seed; the same inputs give the same result.
+    n_init : int, default=1
+        k-means restarts per replicate from k-means++ seeds (clusterboot's
+        ``kmeansCBI`` uses one run). Ignored when ``init_centers`` is given.
+    init_centers : ndarray of shape (k, n_features), optional
+        Start every replicate from these centres (one run each). Faster, but it
+        only measures sampling variability around this one solution: an
+        arbitrary split of a homogeneous group tends to be re-found from the same
+        start and can look stable. Leave it ``None`` for the clusterboot verdict.
+    max_n : int, default=20_000
+        Bootstrap sample size cap; above it, each replicate draws ``max_n``
+        customers with replacement (an m-out-of-n bootstrap).
+    progress : object with ``update(n)``, optional
+        Advanced once per replicate.
+
+    Returns
+    -------
+    Stability
+
+    Raises
+    ------
+    CustsegError
+        When the shapes disagree, there are fewer than two segments, or
+        ``n_boot`` is below 2.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    segments, ref = np.unique(np.asarray(labels), return_inverse=True)
+    ref = ref.ravel()
+    k = len(segments)
+    _check(X, ref, k, n_boot, init_centers)
+
+    rng = np.random.default_rng(random_state)
+    n = len(X)
+    m = min(n, max_n)
+    jaccard = np.full((n_boot, k), np.nan)
+    ari = np.empty(n_boot)
+    for b in range(n_boot):
+        drawn = rng.integers(0, n, size=m)
+        seed = int(rng.integers(0, 2**31 - 1))
+        model = _kmeans(k, n_init, init_centers, seed).fit(X[drawn])
+        kept = np.unique(drawn)
+        boot = model.predict(X[kept])
+        jaccard[b] = _matched_jaccard(ref[kept], boot, k)
+        ari[b] = adjusted_rand_score(ref[kept], boot)
+        tick(progress)
+
+    mean = np.nanmean(jaccard, axis=0)
+    sd = np.nanstd(jaccard, axis=0, ddof=1)
+    table = pd.DataFrame(
+        {"jaccard_mean": mean, "jaccard_sd": sd, "status": [status(j) for j in mean]},
+        index=pd.Index(segments, name="segment"),
+    )
+    return Stability(segments=table, mean_ari=float(ari.mean()), n_boot=int(n_boot))
+
+
+def status(jaccard_mean: float) -> str:
+    """``"stable"`` (>= 0.75), ``"weak"`` (0.6 to 0.75) or ``"unstable"`` (< 0.6)."""
+    if jaccard_mean >= STABLE:
+        return "stable"
+    if jaccard_mean >= UNSTABLE:
+        return "weak"
+    return "unstable"
+
+
+def jaccard_matrix(ref, other, n_ref: int | None = None, n_other: int | None = None) -> np.ndarray:
+    """Jaccard similarity of every reference segment with every other segment.
+
+    Parameters
+    ----------
+    ref, other : array-like of int of shape (n,)
+        Segment codes ``0..n_ref-1`` and ``0..n_other-1`` of the same points.
+        Negative codes in ``other`` (noise) belong to no segment.
+
+    Returns
+    -------
+    ndarray of shape (n_ref, n_other)
+    """
+    ref = np.asarray(ref, dtype=np.int64)
+    other = np.asarray(other, dtype=np.int64)
+    n_ref = int(ref.max()) + 1 if n_ref is None else n_ref
+    n_other = (int(other.max()) + 1 if len(other) and other.max() >= 0 else 0) if n_other is None else n_other
+    size_ref = np.bincount(ref, minlength=n_ref)[:n_ref]
+    keep = other >= 0
+    size_other = np.bincount(other[keep], minlength=n_other)[:n_other]
+    both = np.bincount(ref[keep] * n_other + other[keep], minlength=n_ref * n_other).reshape(n_ref, n_other)
+    union = size_ref[:, None] + size_other[None, :] - both
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, both / union, 0.0)
+
+
+def match_segments(ref, other, n_ref: int | None = None, n_other: int | None = None):
+    """Pair reference segments with other segments one-to-one (Hungarian method).
+
+    Returns
+    -------
+    partner : ndarray of shape (n_ref,)
+        The other segment paired with each reference segment, -1 if none.
+    jaccard : ndarray of shape (n_ref,)
+        The Jaccard similarity of each pair (0 when unpaired).
+    """
+    sim = jaccard_matrix(ref, other, n_ref, n_other)
+    partner = np.full(sim.shape[0], -1)
+    score = np.zeros(sim.shape[0])
+    if sim.shape[1]:
+        rows, cols = linear_sum_assignment(sim, maximize=True)
+        partner[rows] = cols
+        score[rows] = sim[rows, cols]
+    return partner, score
+
+
+def _matched_jaccard(ref, boot, k):
+    score = match_segments(ref, boot, k, k)[1]
+    # A segment none of whose customers were drawn has no score this round.
+    score[np.bincount(ref, minlength=k) == 0] = np.nan
+    return score
+
+
+def _kmeans(k, n_init, init_centers, seed):
+    if init_centers is not None:
+        return KMeans(n_clusters=k, init=np.asarray(init_centers, dtype=np.float64), n_init=1)
+    return KMeans(n_clusters=k, n_init=n_init, random_state=seed)
+
+
+def _check(X, ref, k, n_boot, init_centers):
+    if X.ndim != 2 or len(X) != len(ref):
+        raise CustsegError(f"Features and labels disagree: {X.shape} features for {len(ref)} labels.")
+    if not np.isfinite(X).all():
+        raise CustsegError("The features contain missing or infinite values; fill or drop them first.")
+    if k < 2:
+        raise CustsegError("Stability needs at least two segments.")
+    if n_boot < 2:
+        raise CustsegError(f"Stability needs at least two bootstrap replicates; got {n_boot}.")
+    if init_centers is not None and np.shape(init_centers) != (k, X.shape[1]):
+        raise CustsegError(
+            f"init_centers has shape {np.shape(init_centers)}; expected {(k, X.shape[1])} "
+            f"for {k} segments and {X.shape[1]} features."
+        )
+
+
+def _plain(v) -> float | None:
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+def _label(seg):
+    return seg.item() if hasattr(seg, "item") else seg

@@ -1,0 +1,174 @@
+"""Known-answer tests for choosing k: true k on clear blobs, no structure on noise."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import silhouette_samples
+from threadpoolctl import threadpool_limits
+
+from custseg.errors import CustsegError
+from custseg.selection import COLUMNS, Selection, gap_rule, kneedle, select_k, silhouette_samples_many
+
+FAST = {"n_init": 3}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny fits: threads only add start-up cost and contention.
+    with threadpool_limits(1):
+        yield
+
+
+def blobs(true_k, seed, n=240, p=4):
+    """Well-separated spherical blobs: centres at least 8 sd apart."""
+    rng = np.random.default_rng(seed)
+    while True:
+        centres = rng.uniform(-12, 12, size=(true_k, p))
+        gaps = np.linalg.norm(centres[:, None] - centres[None], axis=-1)[np.triu_indices(true_k, 1)]
+        if gaps.min() >= 8:
+            break
+    X, _ = make_blobs(n_samples=n, centers=centres, cluster_std=1.0, random_state=seed)
+    return X
+
+
+@pytest.mark.parametrize("true_k", [3, 4, 6])
+def test_auto_rule_finds_true_k_on_clear_blobs(true_k):
+    sel = select_k(blobs(true_k, seed=true_k), range(2, 9), **FAST)
+    assert sel.clear_structure
+    assert sel.auto_k == sel.chosen_k == true_k
+    assert f"k = {true_k}" in sel.reason
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("p", [2, 6])
+def test_auto_rule_reports_no_structure_on_uniform_noise(seed, p):
+    X = np.random.default_rng(seed).uniform(size=(240, p))
+    sel = select_k(X, range(2, 9), **FAST)
+    assert not sel.clear_structure
+    assert sel.auto_k is None
+    assert sel.chosen_k in sel.table.index  # still a best available k
+    assert sel.reason.startswith("No clear structure")
+
+
+def test_table_shape_and_models():
+    X = blobs(3, seed=1)
+    sel = select_k(X, [2, 3, 5], **FAST)
+    assert isinstance(sel, Selection)
+    assert list(sel.table.columns) == list(COLUMNS)
+    assert sel.table.index.name == "k" and list(sel.table.index) == [2, 3, 5]
+    assert set(sel.models) == {2, 3, 5}
+    assert sel.models[3].n_clusters == 3
+    assert sel.table.at[3, "inertia"] == pytest.approx(sel.models[3].inertia_)
+    assert sel.silhouette_sample_size is None
+    assert sel.table["silhouette_se"].isna().all()
+    assert (sel.table["gap_se"] > 0).all()
+
+
+def test_fixed_k_outside_range_is_evaluated_but_does_not_vote():
+    X = blobs(3, seed=1)
+    sel = select_k(X, range(2, 6), fixed_k=7, **FAST)
+    assert sel.chosen_k == 7
+    assert sel.auto_k == 3
+    assert 7 in sel.table.index and 7 in sel.models
+    assert "fixed" in sel.reason
+
+
+def test_silhouette_matches_scikit_learn():
+    X, _ = make_blobs(300, n_features=3, centers=4, random_state=0)
+    labels = [KMeans(k, n_init=2, random_state=0).fit(X).labels_ for k in (2, 4, 7)]
+    labels.append(np.r_[np.zeros(299, int), 1])  # a singleton segment scores 0
+    ours = silhouette_samples_many(X, labels)
+    for lab, s in zip(labels, ours):
+        np.testing.assert_allclose(s, silhouette_samples(X, lab), atol=1e-5)
+
+
+def test_silhouette_sampled_above_max_n():
+    X = blobs(3, seed=2, n=300)
+    sel = select_k(X, [2, 3], silhouette_max_n=150, **FAST)
+    assert sel.silhouette_sample_size == 150
+    assert (sel.table["silhouette_se"] > 0).all()
+    exact = select_k(X, [2, 3], **FAST).table["silhouette"]
+    assert np.all(np.abs(sel.table["silhouette"] - exact) < 4 * sel.table["silhouette_se"] + 0.02)
+
+
+def test_deterministic_and_json_safe():
+    X = np.random.default_rng(5).normal(size=(150, 3))
+    a = select_k(X, range(2, 6), silhouette_max_n=100, **FAST)
+    b = select_k(X, range(2, 6), silhouette_max_n=100, **FAST)
+    assert a.table.equals(b.table)
+    assert a.to_dict() == b.to_dict()
+    d = a.to_dict()
+    assert "models" not in d
+    assert list(d) == sorted(d, key=list(d).index)  # insertion order is the documented order
+    json.dumps(d, allow_nan=False)
+    assert [row["k"] for row in d["table"]] == [2, 3, 4, 5]
+
+
+def test_too_few_rows_raises_with_counts():
+    X = np.random.default_rng(0).normal(size=(15, 2))
+    with pytest.raises(CustsegError, match=r"15 customers.*10 segments.*20 rows"):
+        select_k(X, range(2, 11))
+
+
+@pytest.mark.parametrize("bad", [np.ones(10), np.array([[1.0, np.nan]] * 30)])
+def test_bad_input_raises(bad):
+    with pytest.raises(CustsegError):
+        select_k(bad, [2, 3])
+
+
+def test_k_below_two_raises():
+    with pytest.raises(CustsegError, match="at least 2"):
+        select_k(np.random.default_rng(0).normal(size=(50, 2)), [1, 2])
+
+
+def test_progress_counts_every_step():
+    class Count:
+        n = 0
+
+        def update(self, n=1):
+            self.n += n
+
+    from custseg.selection import n_steps
+
+    bar = Count()
+    select_k(blobs(3, seed=1), [2, 3, 4], fixed_k=6, progress=bar, **FAST)
+    assert bar.n == n_steps([2, 3, 4], fixed_k=6)
+
+
+def test_kneedle_and_gap_rule_on_textbook_curves():
+    ks = [1, 2, 3, 4, 5, 6]
+    assert ks[kneedle(ks, [100, 60, 20, 18, 16, 15])] == 3
+    # gap rises to a plateau at 4: smallest k within one s of the best
+    assert gap_rule(ks, [0.0, 0.3, 0.8, 1.2, 1.21, 1.19], [0.05] * 6) == 4
+    # Gap(1) within 2 s (and 0.1) of the best: no evidence against one group
+    assert gap_rule(ks, [0.10, 0.12, 0.13, 0.11, 0.09, 0.1], [0.02] * 6) == 1
+
+
+def test_gap_and_bic_at_the_edge_of_the_range_do_not_vote():
+    import pandas as pd
+
+    from custseg.selection import _auto_rule
+
+    ks = [2, 3, 4, 5]
+    table = pd.DataFrame(
+        {
+            "inertia": [60.0, 45.0, 38.0, 33.0],
+            "silhouette": [0.30, 0.26, 0.24, 0.20],
+            "silhouette_se": np.nan,
+            "calinski_harabasz": 1.0,
+            "davies_bouldin": 1.0,
+            "gap": [0.5, 0.7, 0.9, 1.2],  # still rising at k = 5
+            "gap_se": 0.01,
+            "gmm_bic": [40.0, 30.0, 20.0, 10.0],  # still falling at k = 5
+        },
+        index=pd.Index(ks, name="k"),
+    )
+    votes, auto_k, candidate, why = _auto_rule(table, {"inertia": 100.0, "gap": 0.0, "gap_se": 0.01})
+    assert votes["gap"] == votes["bic"] == 5
+    assert auto_k is None and candidate == 2  # gap + BIC at the edge would otherwise outvote
+    assert "still improving at k = 5" in why

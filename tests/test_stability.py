@@ -1,0 +1,139 @@
+"""Known-answer tests for bootstrap stability and Hungarian segment matching."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
+
+from custseg.errors import CustsegError
+from custseg.stability import Stability, bootstrap_stability, jaccard_matrix, match_segments, status
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny fits: threads only add start-up cost and contention.
+    with threadpool_limits(1):
+        yield
+
+
+def planted_split(seed=0, p=6):
+    """Three tight blobs and one broad round blob; k = 5 must cut the broad one in two."""
+    rng = np.random.default_rng(seed)
+    centres = np.zeros((4, p))
+    centres[1, 0] = centres[2, 1] = 15
+    centres[3, :2] = 15
+    parts = [c + rng.normal(size=(60, p)) for c in centres[:3]]
+    parts.append(centres[3] + 2 * rng.normal(size=(150, p)))
+    X = np.vstack(parts)
+    labels = KMeans(5, n_init=10, random_state=0).fit(X).labels_
+    return X, labels, np.unique(labels[180:])
+
+
+def test_planted_split_is_flagged_and_real_blobs_are_stable():
+    X, labels, split = planted_split()
+    assert len(split) == 2
+    stab = bootstrap_stability(X, labels, n_boot=50)
+    seg = stab.segments
+    assert list(seg.index) == [0, 1, 2, 3, 4] and seg.index.name == "segment"
+    assert list(seg.columns) == ["jaccard_mean", "jaccard_sd", "status"]
+    real = seg.drop(split)
+    assert (real["status"] == "stable").all(), real
+    assert (seg.loc[split, "status"] != "stable").all(), seg
+    assert seg.loc[split, "jaccard_mean"].mean() < 0.6
+    assert seg.loc[split, "jaccard_mean"].max() < real["jaccard_mean"].min()
+    assert 0 < stab.mean_ari < 1
+
+
+def test_clear_blobs_are_all_stable_with_ari_near_one():
+    X, labels, split = planted_split()
+    keep = np.isin(np.arange(len(X)), np.arange(180))
+    stab = bootstrap_stability(X[keep], labels[keep], n_boot=20)  # three blobs, labels as given
+    assert (stab.segments["status"] == "stable").all()
+    assert stab.mean_ari > 0.95
+
+
+def test_hungarian_matching_recovers_a_permutation():
+    rng = np.random.default_rng(1)
+    ref = rng.integers(0, 5, size=400)
+    perm = np.array([3, 0, 4, 1, 2])
+    partner, score = match_segments(ref, perm[ref])
+    np.testing.assert_array_equal(partner, perm)
+    np.testing.assert_allclose(score, 1.0)
+
+
+def test_matching_is_one_to_one_when_greedy_would_collide():
+    # Both reference segments overlap bootstrap segment 0 best; the assignment
+    # gives it to segment 0 and pairs segment 1 with the remaining segment.
+    ref = np.array([0] * 6 + [1] * 4)
+    other = np.array([0] * 6 + [0] * 3 + [1])
+    sim = jaccard_matrix(ref, other)
+    assert sim[0].argmax() == 0 and sim[1].argmax() == 0
+    partner, score = match_segments(ref, other)
+    assert list(partner) == [0, 1]
+    np.testing.assert_allclose(score, [6 / 9, 1 / 4])
+
+
+def test_jaccard_ignores_noise_and_handles_missing_partners():
+    ref = np.array([0, 0, 1, 1, 2, 2])
+    other = np.array([0, 0, 1, -1, -1, -1])
+    partner, score = match_segments(ref, other, 3, 2)
+    assert list(score) == [1.0, 0.5, 0.0] and partner[2] == -1
+
+
+def test_labels_are_permutation_invariant():
+    X, labels, _ = planted_split()
+    relabel = np.array([4, 2, 0, 1, 3])[labels]
+    a = bootstrap_stability(X, labels, n_boot=10, random_state=3)
+    b = bootstrap_stability(X, relabel, n_boot=10, random_state=3)
+    np.testing.assert_allclose(b.segments["jaccard_mean"].to_numpy()[np.array([4, 2, 0, 1, 3])],
+                               a.segments["jaccard_mean"].to_numpy())
+    assert a.mean_ari == pytest.approx(b.mean_ari)
+
+
+def test_deterministic_warm_start_and_json():
+    X, labels, _ = planted_split()
+    centres = np.vstack([X[labels == c].mean(axis=0) for c in range(5)])
+    a = bootstrap_stability(X, labels, n_boot=8, init_centers=centres, max_n=200)
+    b = bootstrap_stability(X, labels, n_boot=8, init_centers=centres, max_n=200)
+    assert isinstance(a, Stability) and a.n_boot == 8
+    assert a.segments.equals(b.segments) and a.mean_ari == b.mean_ari
+    d = a.to_dict()
+    assert d == b.to_dict()
+    json.dumps(d, allow_nan=False)
+    assert [s["segment"] for s in d["segments"]] == [0, 1, 2, 3, 4]
+
+
+def test_status_thresholds():
+    assert [status(j) for j in (0.75, 0.7499, 0.6, 0.5999)] == ["stable", "weak", "weak", "unstable"]
+
+
+def test_progress_ticks_once_per_replicate():
+    class Count:
+        n = 0
+
+        def update(self, n=1):
+            self.n += n
+
+    X, labels, _ = planted_split()
+    bar = Count()
+    bootstrap_stability(X, labels, n_boot=7, progress=bar)
+    assert bar.n == 7
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"n_boot": 1}, "two bootstrap"), ({"init_centers": np.zeros((3, 6))}, "init_centers")],
+)
+def test_bad_arguments_raise(kwargs, match):
+    X, labels, _ = planted_split()
+    with pytest.raises(CustsegError, match=match):
+        bootstrap_stability(X, labels, **kwargs)
+
+
+def test_one_segment_raises():
+    with pytest.raises(CustsegError, match="two segments"):
+        bootstrap_stability(np.zeros((10, 2)), np.zeros(10, int))

@@ -299,7 +299,7 @@ def compare_models_cmd(data, k, features, seed, n_boot, out, force, quiet):
     from .load import load
     from .quality import validate
     from .run import check_out_dir
-    from .segmenter import Segmenter, needed_rows
+    from .segmenter import Segmenter, needed_rows, single_threaded_kmeans
 
     if out is not None:
         check_out_dir(out, force)
@@ -308,8 +308,9 @@ def compare_models_cmd(data, k, features, seed, n_boot, out, force, quiet):
     with bar(6 * (n_boot + 1) + 40, "comparing", quiet=quiet) as progress:
         model = Segmenter(n_clusters=k, features=feats, random_state=seed).fit(portfolio.frame, progress=progress)
         Z = model.embed(portfolio.frame)
-        table = compare_models(Z, model.n_clusters_, random_state=seed, n_boot=n_boot,
-                               reference_labels=model.labels_, progress=progress)
+        with single_threaded_kmeans():
+            table = compare_models(Z, model.n_clusters_, random_state=seed, n_boot=n_boot,
+                                   reference_labels=model.labels_, progress=progress)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

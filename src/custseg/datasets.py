@@ -83,7 +83,9 @@ class Archetype:
     oneoff_months, instal_months, cash_months : tuple of float
         Beta(a, b) for the share of months with that product, when used.
     oneoff_rate, instal_rate, cash_rate : float
-        Mean extra transactions per active month (one is always made).
+        Mean extra transactions per active month (one is always made), for a
+        customer active in half the months; busier customers make more per
+        month, and each customer's rate varies (Gamma, mean 1).
     oneoff_ticket, instal_ticket, cash_ticket : float
         Median amount per transaction.
     utilisation : tuple of float
@@ -91,9 +93,9 @@ class Archetype:
     zero_balance : float
         Probability of a zero balance (never updated: BALANCE_FREQUENCY = 0).
     balance_months : tuple of float
-        Beta(a, b) for the share of months the balance was updated; shrunk
-        when the balance is tiny against the limit, and never below 85 % of
-        the months with any transaction.
+        Beta(a, b) for the share of months the balance was updated, never
+        below 85 % of the months with any transaction; then shrunk when the
+        balance is tiny (a few units: settled in most months).
     full_payer : float
         Probability of paying in full in some months.
     full_months : tuple of float
@@ -137,44 +139,44 @@ ARCHETYPES: dict[str, Archetype] = {
             "transactor",
             "full-paying transactor: buys often (one-off and instalments), "
             "pays in full most months, barely revolves",
-            limit=4000, use_oneoff=0.9, use_instal=0.95, use_cash=0.05,
-            oneoff_months=(1.5, 2.5), instal_months=(3.0, 1.5), cash_months=(1.0, 6.0),
-            oneoff_rate=1.2, instal_rate=0.8, cash_rate=0.3,
-            oneoff_ticket=50, instal_ticket=35, cash_ticket=250,
-            utilisation=(0.8, 14.0), zero_balance=0.02, balance_months=(6.0, 0.5),
-            full_payer=0.95, full_months=(4.0, 1.0),
-            repay_spend=0.8, repay_balance=0.3, no_payment=0.003,
+            limit=4500, use_oneoff=0.9, use_instal=0.95, use_cash=0.05,
+            oneoff_months=(1.2, 3.0), instal_months=(2.0, 2.0), cash_months=(1.0, 6.0),
+            oneoff_rate=0.8, instal_rate=0.3, cash_rate=0.3,
+            oneoff_ticket=55, instal_ticket=40, cash_ticket=250,
+            utilisation=(1.2, 7.0), zero_balance=0.02, balance_months=(8.0, 0.3),
+            full_payer=0.95, full_months=(3.0, 1.0),
+            repay_spend=1.0, repay_balance=0.3, no_payment=0.003,
         ),
         Archetype(
             "revolver",
             "revolver: buys and takes some cash, carries a balance near the limit, repays little of it",
-            limit=3200, use_oneoff=0.9, use_instal=0.6, use_cash=0.95,
-            oneoff_months=(2.0, 2.5), instal_months=(3.0, 2.0), cash_months=(1.0, 3.0),
-            oneoff_rate=0.8, instal_rate=0.6, cash_rate=0.4,
-            oneoff_ticket=80, instal_ticket=45, cash_ticket=300,
-            utilisation=(6.0, 2.0), zero_balance=0.0, balance_months=(6.0, 0.6),
+            limit=4000, use_oneoff=0.9, use_instal=0.6, use_cash=0.95,
+            oneoff_months=(2.0, 2.5), instal_months=(2.0, 2.0), cash_months=(1.0, 3.0),
+            oneoff_rate=0.4, instal_rate=0.3, cash_rate=0.4,
+            oneoff_ticket=90, instal_ticket=45, cash_ticket=300,
+            utilisation=(6.0, 2.0), zero_balance=0.0, balance_months=(8.0, 0.3),
             full_payer=0.08, full_months=(1.0, 5.0),
-            repay_spend=0.4, repay_balance=0.2, no_payment=0.03,
+            repay_spend=0.3, repay_balance=0.2, no_payment=0.03,
         ),
         Archetype(
             "cash_advance",
             "cash-advance heavy: withdraws cash on the card often, rarely buys, revolves the result",
-            limit=4500, use_oneoff=0.03, use_instal=0.03, use_cash=1.0,
-            oneoff_months=(1.0, 5.0), instal_months=(1.0, 4.0), cash_months=(2.0, 3.5),
-            oneoff_rate=0.3, instal_rate=0.2, cash_rate=1.0,
-            oneoff_ticket=100, instal_ticket=60, cash_ticket=280,
-            utilisation=(3.0, 3.0), zero_balance=0.0, balance_months=(3.0, 0.6),
+            limit=4300, use_oneoff=0.03, use_instal=0.03, use_cash=1.0,
+            oneoff_months=(1.0, 5.0), instal_months=(1.0, 4.0), cash_months=(1.8, 3.8),
+            oneoff_rate=0.3, instal_rate=0.2, cash_rate=1.3,
+            oneoff_ticket=100, instal_ticket=60, cash_ticket=250,
+            utilisation=(3.0, 3.0), zero_balance=0.0, balance_months=(6.0, 0.4),
             full_payer=0.15, full_months=(1.0, 5.0),
-            repay_spend=0.4, repay_balance=0.2, no_payment=0.03,
+            repay_spend=0.3, repay_balance=0.2, no_payment=0.03,
         ),
         Archetype(
             "instalment",
             "instalment shopper: buys regularly in instalments, small tickets, seldom one-off",
-            limit=2500, use_oneoff=0.05, use_instal=1.0, use_cash=0.1,
-            oneoff_months=(1.0, 5.0), instal_months=(4.0, 1.2), cash_months=(1.0, 5.0),
-            oneoff_rate=0.3, instal_rate=1.2, cash_rate=0.3,
-            oneoff_ticket=80, instal_ticket=30, cash_ticket=250,
-            utilisation=(1.5, 5.0), zero_balance=0.0, balance_months=(5.0, 0.6),
+            limit=3500, use_oneoff=0.05, use_instal=1.0, use_cash=0.1,
+            oneoff_months=(1.0, 5.0), instal_months=(6.0, 0.7), cash_months=(1.0, 5.0),
+            oneoff_rate=0.3, instal_rate=0.6, cash_rate=0.3,
+            oneoff_ticket=80, instal_ticket=28, cash_ticket=250,
+            utilisation=(2.0, 4.5), zero_balance=0.0, balance_months=(8.0, 0.3),
             full_payer=0.3, full_months=(1.0, 2.5),
             repay_spend=0.6, repay_balance=0.3, no_payment=0.01,
         ),
@@ -194,10 +196,10 @@ ARCHETYPES: dict[str, Archetype] = {
             "premium",
             "premium big spender: high limit, large and frequent one-off spending, pays large amounts",
             limit=12000, use_oneoff=1.0, use_instal=0.8, use_cash=0.2,
-            oneoff_months=(4.0, 1.2), instal_months=(2.0, 1.5), cash_months=(1.0, 4.0),
-            oneoff_rate=3.0, instal_rate=1.0, cash_rate=0.5,
-            oneoff_ticket=150, instal_ticket=100, cash_ticket=600,
-            utilisation=(1.2, 4.0), zero_balance=0.0, balance_months=(6.0, 0.5),
+            oneoff_months=(6.0, 0.7), instal_months=(2.0, 1.5), cash_months=(1.0, 4.0),
+            oneoff_rate=2.5, instal_rate=1.0, cash_rate=0.5,
+            oneoff_ticket=120, instal_ticket=100, cash_ticket=600,
+            utilisation=(1.2, 4.0), zero_balance=0.0, balance_months=(8.0, 0.3),
             full_payer=0.3, full_months=(2.0, 2.0),
             repay_spend=0.6, repay_balance=0.3, no_payment=0.002,
         ),
@@ -222,10 +224,17 @@ _LIMIT_SIGMA = 0.5  # log-sd of the limit not shared with spending
 _WEALTH_TO_LIMIT = 0.3
 _WEALTH_TO_TICKET = 0.15
 _WEALTH_TO_COUNT = 0.15
+_RATE_SHAPE = 1.0  # Gamma shape of a customer's own multiplier on the extra-transaction rate
+_BUSY_TO_RATE = 0.8  # extra rate grows by this share from half the months active to all of them
 _MINIMUM_FLOOR = 180.0  # median floor of MINIMUM_PAYMENTS for small balances
 _PAYMENT_FLOOR = 50.0  # median payment unrelated to spending or balance (fees, interest, habit)
 _ACTIVITY_TO_BALANCE_MONTHS = 0.85  # balance updated in most months with activity
-_BALANCE_MONTHS_BASE = 0.5  # share of balance months kept when the balance is ~0 against the limit
+# Share of balance months kept for a tiny balance: slope * log10(balance) + intercept
+# (with log-normal noise), between _SETTLED_MIN and 1 (balance 5: ~0.3, 20: ~0.65, 300: 1).
+_SETTLED_SLOPE = 0.6
+_SETTLED_INTERCEPT = -0.12
+_SETTLED_NOISE = 0.25
+_SETTLED_MIN = 0.05
 _TENURE_TO_LIMIT = 0.12  # log-limit change per month of tenure below 12
 _CASH_TO_BALANCE = 0.05  # share of cash advances still owed at the end of the window
 
@@ -278,9 +287,16 @@ def _months(rng, codes, tenure, used, months_field) -> np.ndarray:
     return np.where(used, months, 0).astype(np.int64)
 
 
-def _transactions(rng, codes, months, rate_field, wealth) -> np.ndarray:
-    """One transaction per active month plus Poisson extras (more for the wealthy)."""
-    lam = months * _param(codes, rate_field) * np.exp(_WEALTH_TO_COUNT * wealth)
+def _transactions(rng, codes, months, tenure, rate_field, wealth) -> np.ndarray:
+    """One transaction per active month plus Poisson extras.
+
+    More extras for the wealthy and for customers active in more months (a
+    habitual user buys several times a month), times a customer's own Gamma
+    habit factor (mean 1).
+    """
+    habit = rng.gamma(_RATE_SHAPE, 1.0 / _RATE_SHAPE, codes.size)
+    busy = (1.0 - _BUSY_TO_RATE) + 2.0 * _BUSY_TO_RATE * months / tenure  # 1 at half the months
+    lam = months * _param(codes, rate_field) * np.exp(_WEALTH_TO_COUNT * wealth) * habit * busy
     return months + rng.poisson(lam)
 
 
@@ -323,18 +339,20 @@ def _balance(rng, codes, limit, cash, full_share) -> np.ndarray:
     return np.where(zero, 0.0, np.round(balance, 2))
 
 
-def _balance_months(rng, codes, tenure, active_m, balance, limit) -> np.ndarray:
+def _balance_months(rng, codes, tenure, active_m, balance) -> np.ndarray:
     """Months the balance was updated: hardly fewer than the months with activity.
 
-    A balance that is tiny against the limit was mostly settled, so it was
-    carried in fewer months.
+    A tiny balance (a few units of currency) was mostly settled, so it was
+    carried in fewer months, whatever the activity: the share of months kept
+    grows with log10(balance) and is complete from a few hundred on.
     """
-    settled = np.minimum(1.0, _BALANCE_MONTHS_BASE + 8.0 * balance / limit)
-    share = _beta(rng, codes, "balance_months") * settled
+    log_balance = np.log10(np.maximum(balance, 1e-2)) + _SETTLED_NOISE * rng.standard_normal(codes.size)
+    settled = np.clip(_SETTLED_SLOPE * log_balance + _SETTLED_INTERCEPT, _SETTLED_MIN, 1.0)
+    share = _beta(rng, codes, "balance_months")
     # A new account (tenure < 12) often has no statement balance in its first month.
     cap = np.where((tenure < 12) & (rng.random(codes.size) < 0.6), tenure - 1, tenure)
-    from_activity = np.minimum(np.ceil(_ACTIVITY_TO_BALANCE_MONTHS * active_m), cap)
-    months = np.maximum(np.clip(np.ceil(share * tenure), 1, cap), from_activity)
+    base = np.maximum(share * tenure, _ACTIVITY_TO_BALANCE_MONTHS * active_m)
+    months = np.clip(np.ceil(base * settled), 1, cap)
     return np.where(balance > 0, months, 0)
 
 
@@ -393,9 +411,9 @@ def _behaviour(rng: np.random.Generator, codes: np.ndarray) -> dict[str, np.ndar
     cash_m = _months(rng, codes, tenure, used[:, 2], "cash_months")
     purchase_m = _purchase_months(rng, oneoff_m, instal_m, tenure)
 
-    oneoff_n = _transactions(rng, codes, oneoff_m, "oneoff_rate", wealth)
-    instal_n = _transactions(rng, codes, instal_m, "instal_rate", wealth)
-    cash_n = _transactions(rng, codes, cash_m, "cash_rate", wealth)
+    oneoff_n = _transactions(rng, codes, oneoff_m, tenure, "oneoff_rate", wealth)
+    instal_n = _transactions(rng, codes, instal_m, tenure, "instal_rate", wealth)
+    cash_n = _transactions(rng, codes, cash_m, tenure, "cash_rate", wealth)
     oneoff = _amount(rng, codes, oneoff_n, "oneoff_ticket", wealth)
     instal = _amount(rng, codes, instal_n, "instal_ticket", wealth)
     cash = _amount(rng, codes, cash_n, "cash_ticket", wealth)
@@ -404,7 +422,7 @@ def _behaviour(rng: np.random.Generator, codes: np.ndarray) -> dict[str, np.ndar
     pays = rng.random(n) >= _param(codes, "no_payment")
     full_share = _full_payment(rng, codes, tenure, pays)
     balance = _balance(rng, codes, limit, cash, full_share)
-    balance_m = _balance_months(rng, codes, tenure, np.maximum(purchase_m, cash_m), balance, limit)
+    balance_m = _balance_months(rng, codes, tenure, np.maximum(purchase_m, cash_m), balance)
     payments = _payments(rng, codes, purchases + cash, balance, tenure, pays, full_share)
     return {
         "BALANCE": balance,

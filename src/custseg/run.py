@@ -26,7 +26,7 @@ from .persist import fingerprint, save_model, versions
 from .profiles import Profiles, profile
 from .progress import Progress
 from .quality import QualityReport, validate
-from .segmenter import Segmenter, needed_rows
+from .segmenter import Segmenter, needed_rows, single_threaded_kmeans
 from .stability import Stability, bootstrap_stability
 
 MODEL_FILE = "model.json"
@@ -124,8 +124,9 @@ def segment(source, config: RunConfig | None = None, *, progress: Progress | Non
     Z = model.embed(portfolio.frame)
     _, distances = model.assign(portfolio.frame)
     # refits start from k-means++, not the fitted centres: a warm start makes arbitrary splits look stable
-    stability = bootstrap_stability(Z, model.labels_, n_boot=config.n_boot, random_state=config.seed,
-                                    progress=progress)
+    with single_threaded_kmeans():
+        stability = bootstrap_stability(Z, model.labels_, n_boot=config.n_boot, random_state=config.seed,
+                                        progress=progress)
     profiles = profile(portfolio.frame, model.labels_, model.n_clusters_)
     names = name_segments(profiles)
     return RunResult(config, portfolio, quality, model, stability, profiles, names, distances,

@@ -7,9 +7,7 @@ Every flag maps to a library option (:class:`custseg.run.RunConfig`,
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -186,17 +184,13 @@ def predict(model, data, output, force, quiet):
 
 
 def _write_table(table, output: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=output.parent if str(output.parent) else ".", prefix=f".{output.name}.")
-    os.close(fd)
-    try:
+    from .atomic import replacing
+
+    with replacing(output) as tmp:
         if output.suffix.lower() == ".parquet":
             table.to_parquet(tmp, index=False)
         else:
             table.to_csv(tmp, index=False, lineterminator="\n")
-        os.replace(tmp, output)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @cli.command()

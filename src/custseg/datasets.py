@@ -21,7 +21,6 @@ seed, whatever the size, and memory stays bounded.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
+from .atomic import temp_beside
 from .errors import CustsegError
 
 __all__ = ["Archetype", "ARCHETYPES", "DEFAULT_WEIGHTS", "CHUNK_ROWS", "generate", "write_sample"]
@@ -607,10 +607,6 @@ class _TableWriter:
             self._writer.close()
 
 
-def _temp_beside(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    return Path(name)
 
 
 def write_sample(path, rows: int, *, seed: int = 0, weights: Mapping[str, float] | None = None,
@@ -652,7 +648,7 @@ def write_sample(path, rows: int, *, seed: int = 0, weights: Mapping[str, float]
     if truth_path is not None:
         targets.append((Path(truth_path), _format(Path(truth_path))))
     _weights_vector(weights)
-    temps = [_temp_beside(p) for p, _ in targets]
+    temps = [temp_beside(p) for p, _ in targets]
     writers = [_TableWriter(t, fmt) for t, (_, fmt) in zip(temps, targets)]
     try:
         for frame, truth in _chunks(rows, seed, weights, quirks, "C", 10001):

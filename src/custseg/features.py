@@ -2,7 +2,9 @@
 
 The default pipeline::
 
-    DomainImputer  →  DeriveBehaviour  →  LogTransform  →  SelectFeatures  →  StandardScaler
+    DomainImputer  →  DeriveBehaviour  →  LogTransform  →  StandardScaler
+
+``DeriveBehaviour`` outputs exactly the chosen features, so it also selects them.
 
 Each step takes and returns a DataFrame (``set_output(transform="pandas")``), so
 ``get_feature_names_out`` names every model input.
@@ -117,11 +119,6 @@ def required_columns(features: str | list[str] | tuple[str, ...]) -> tuple[str, 
     """Canonical input columns a feature set needs, in schema order."""
     needed = {src for name in resolve_features(features) for src in FEATURES[name].sources}
     return tuple(c for c in schema.BEHAVIOUR if c in needed)
-
-
-def model_column_name(feature: str) -> str:
-    """The name a feature carries into the model (``log_`` prefix when logged)."""
-    return f"log_{feature}" if FEATURES[feature].log else feature
 
 
 class DomainImputer(TransformerMixin, BaseEstimator):

@@ -9,7 +9,6 @@ which cannot be read as a table at all is refused.
 from __future__ import annotations
 
 import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 

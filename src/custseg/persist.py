@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pandas as pd
 from sklearn.preprocessing import StandardScaler
 
 from . import schema
+from .atomic import replacing
 from .errors import ModelError
 from .features import DeriveBehaviour, DomainImputer, LogTransform, make_pipeline, resolve_features
 from .segmenter import Segmenter
@@ -77,11 +76,8 @@ def save_model(path: str | Path, model: Segmenter, *, segment_names: list[str], 
     """Write a fitted model as JSON, atomically."""
     text = json.dumps(model_state(model, segment_names=segment_names, training=training), indent=1,
                       allow_nan=False) + "\n"
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def load_model(path: str | Path) -> tuple[Segmenter, dict]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import schema
+from .atomic import temp_dir_beside
 from .errors import CustsegError
 from .features import required_columns
 from .jsonio import jsonable, write_json
@@ -164,8 +164,7 @@ def write_outputs(result: RunResult, out: str | Path, *, force: bool = False,
     out = Path(out)
     check_out_dir(out, force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    staging.chmod(0o755)
+    staging = temp_dir_beside(out)
     try:
         result.segments_table().to_csv(staging / "segments.csv", index=False, lineterminator="\n")
         profiles_csv(result).to_csv(staging / "profiles.csv", float_format="%.6g", lineterminator="\n")
@@ -205,7 +204,7 @@ def check_out_dir(out: Path, force: bool) -> None:
 
 def _swap_in(staging: Path, out: Path) -> None:
     if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        old = temp_dir_beside(out)
         os.replace(out, old / "previous")
         os.replace(staging, out)
         shutil.rmtree(old, ignore_errors=True)

@@ -158,3 +158,14 @@ def test_messy_copy_runs_and_notes_what_was_changed(tmp_path):
     assert dq["empty_ignored"] == ["Unnamed: 18"]
     assert "customer ids are integers" in dq["notes"]
     assert pd.read_csv(out / "segments.csv")["customer_id"].tolist()[:2] == [500, 501]
+
+
+def test_input_inside_the_output_folder_is_refused_even_with_force(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    data = out / "cards.csv"
+    tiny_portfolio(60).to_csv(data, index=False)
+    before = data.read_bytes()
+    res = invoke("run", data, "--out", out, "--force", *FAST)
+    assert res.exit_code == 2 and "inside the output folder" in res.output
+    assert data.read_bytes() == before

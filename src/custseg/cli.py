@@ -103,7 +103,7 @@ def _segment_and_write(source, out: Path, config, force: bool, quiet: bool, extr
     from .run import check_out_dir, segment, write_outputs
     from .selection import n_steps
 
-    check_out_dir(out, force)
+    check_out_dir(out, force, source)
     fixed = config.k if isinstance(config.k, int) else None
     total = n_steps(range(config.k_min, config.k_max + 1), fixed) + config.n_boot + 1
     with bar(total, "segmenting", quiet=quiet) as progress:
@@ -296,7 +296,7 @@ def compare_models_cmd(data, k, features, seed, n_boot, out, force, quiet):
     from .segmenter import Segmenter, needed_rows, single_threaded_kmeans
 
     if out is not None:
-        check_out_dir(out, force)
+        check_out_dir(out, force, data)
     feats = _features_value(features)
     portfolio, _ = validate(load(data), required=required_columns(feats), min_rows=needed_rows(k, 10))
     with bar(6 * (n_boot + 1) + 40, "comparing", quiet=quiet) as progress:

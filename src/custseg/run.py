@@ -162,7 +162,7 @@ def write_outputs(result: RunResult, out: str | Path, *, force: bool = False,
     from .report import render_all
 
     out = Path(out)
-    check_out_dir(out, force)
+    check_out_dir(out, force, result.portfolio.source if Path(result.portfolio.source).exists() else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = temp_dir_beside(out)
     try:
@@ -195,7 +195,11 @@ def profiles_csv(result: RunResult) -> pd.DataFrame:
     return wide
 
 
-def check_out_dir(out: Path, force: bool) -> None:
+def check_out_dir(out: Path, force: bool, source=None) -> None:
+    """Refuse an output folder that is a file, is not empty (unless ``force``), or holds the input."""
+    if isinstance(source, (str, Path)) and Path(out).resolve() in Path(source).resolve().parents:
+        raise CustsegError(f"{source} is inside the output folder {out}, which the run replaces; "
+                           "write the outputs to another folder.")
     if out.exists() and not out.is_dir():
         raise CustsegError(f"{out} exists and is a file; give a folder for the outputs.")
     if out.is_dir() and any(out.iterdir()) and not force:

@@ -169,3 +169,18 @@ def test_input_inside_the_output_folder_is_refused_even_with_force(tmp_path):
     res = invoke("run", data, "--out", out, "--force", *FAST)
     assert res.exit_code == 2 and "inside the output folder" in res.output
     assert data.read_bytes() == before
+
+
+def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    import custseg.report
+    from custseg.run import RunConfig, segment, write_outputs
+
+    result = segment(tiny_portfolio(60), RunConfig(k=3, k_max=3, n_init=2, n_boot=3, n_refs=2))
+
+    def interrupted(description, folder):
+        raise SystemExit(143)  # what a SIGTERM becomes in custseg's CLI
+
+    monkeypatch.setattr(custseg.report, "render_all", interrupted)
+    with pytest.raises(SystemExit):
+        write_outputs(result, tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []

@@ -7,6 +7,7 @@ Every flag maps to a library option (:class:`custseg.run.RunConfig`,
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -312,7 +313,14 @@ def compare_models_cmd(data, k, features, seed, n_boot, out, force, quiet):
         write_json(out / "comparison.json", {"k": model.n_clusters_, "rows": table.to_dict("records")})
 
 
+def _exit_on_signal(signum, frame):
+    # turn a hang-up or kill into an exception so half-written outputs are cleaned up
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _exit_on_signal)
     cli(prog_name="custseg")
 
 

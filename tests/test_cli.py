@@ -184,3 +184,40 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         write_outputs(result, tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_sample_writes_rows_and_truth_deterministically(tmp_path):
+    for name in ("a", "b"):
+        res = invoke("sample", "--rows", 500, "--seed", 3, "-o", tmp_path / f"{name}.csv",
+                     "--truth", tmp_path / f"{name}_truth.csv", "-q")
+        assert res.exit_code == 0, res.output
+    frame = pd.read_csv(tmp_path / "a.csv")
+    assert len(frame) == 500 and frame["CUST_ID"].is_unique
+    assert len(pd.read_csv(tmp_path / "a_truth.csv")) == 500
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    res = invoke("sample", "--rows", 10, "-o", tmp_path / "x.xlsx")
+    assert res.exit_code == 2 and ".csv or .parquet" in res.output
+    res = invoke("sample", "--rows", 10, "-o", tmp_path / "a.csv")
+    assert res.exit_code == 2 and "--force" in res.output
+
+
+def test_demo_needs_no_input(tmp_path):
+    out = tmp_path / "demo"
+    res = invoke("demo", "--out", out, "--rows", 1500)
+    assert res.exit_code == 0, res.output
+    assert "ARI" in res.output
+    assert OUTPUTS | {"portfolio.csv", "truth.csv"} <= {p.name for p in out.iterdir()}
+    truth = pd.read_csv(out / "truth.csv")
+    assert truth["customer_id"].tolist() == pd.read_csv(out / "segments.csv")["customer_id"].tolist()
+
+
+def test_compare_models_prints_and_writes_the_table(data, tmp_path):
+    out = tmp_path / "cmp"
+    res = invoke("compare-models", data, "--k", 3, "--bootstrap", 2, "--out", out, "-q")
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "comparison.csv")
+    assert table["model"].tolist() == ["KMeans", "MiniBatchKMeans", "BisectingKMeans", "GaussianMixture",
+                                       "AgglomerativeWard", "HDBSCAN"]
+    assert {"silhouette", "stability", "ari_vs_kmeans", "noise_share", "fit_seconds"} <= set(table.columns)
+    assert table.loc[0, "ari_vs_kmeans"] == 1.0
+    assert "HDBSCAN" in res.output

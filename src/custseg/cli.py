@@ -289,6 +289,8 @@ def compare_models_cmd(data, k, features, seed, n_boot, out, force, quiet):
       custseg compare-models cards.csv --k 6 --out compare/
     """
     from .compare import compare_models
+    from .compare import n_steps as compare_steps
+    from .selection import n_steps as selection_steps
     from .features import required_columns
     from .jsonio import write_json
     from .load import load
@@ -300,7 +302,8 @@ def compare_models_cmd(data, k, features, seed, n_boot, out, force, quiet):
         check_out_dir(out, force, data)
     feats = _features_value(features)
     portfolio, _ = validate(load(data), required=required_columns(feats), min_rows=needed_rows(k, 10))
-    with bar(6 * (n_boot + 1) + 40, "comparing", quiet=quiet) as progress:
+    total = selection_steps(range(2, 11), k if isinstance(k, int) else None) + compare_steps(n_boot)
+    with bar(total, "comparing", quiet=quiet) as progress:
         model = Segmenter(n_clusters=k, features=feats, random_state=seed).fit(portfolio.frame, progress=progress)
         Z = model.embed(portfolio.frame)
         with single_threaded_kmeans():

@@ -172,3 +172,22 @@ def test_gap_and_bic_at_the_edge_of_the_range_do_not_vote():
     assert votes["gap"] == votes["bic"] == 5
     assert auto_k is None and candidate == 2  # gap + BIC at the edge would otherwise outvote
     assert "still improving at k = 5" in why
+
+
+def test_reason_does_not_claim_disagreement_when_two_criteria_agree():
+    import pandas as pd
+
+    from custseg.selection import _auto_rule
+
+    ks = [2, 3, 4, 5]
+    table = pd.DataFrame({
+        "inertia": [50.0, 20.0, 18.0, 17.0],          # knee at 3
+        "silhouette": [0.40, 0.55, 0.45, 0.42],       # best at 3
+        "gap": [1.02, 1.01, 1.00, 0.99],              # best at k = 2 (index 0), no lift over Gap(1)
+        "gap_se": [0.01] * 4,
+        "gmm_bic": [10.0, 5.0, 7.0, 8.0],             # best at 3
+    }, index=pd.Index(ks, name="k"))
+    votes, auto_k, candidate, why = _auto_rule(table, {"inertia": 100.0, "gap": 1.0, "gap_se": 0.01})
+    assert votes["gap"] == 1 and auto_k is None and candidate == 3
+    assert "does not reject a single homogeneous group" in why
+    assert "no two criteria agree" not in why

@@ -499,8 +499,8 @@ def _auto_rule(table, baseline):
     }
     counted = _counted_votes(votes, ks)
     tally = {k: sum(counted[name] == k for name in counted) for k in ks}
-    best = max(tally.values())
-    tied = [k for k in ks if tally[k] == best]
+    most_votes = max(tally.values())
+    tied = [k for k in ks if tally[k] == most_votes]
     candidate = max(tied, key=lambda k: table.at[k, "silhouette"])
     cand_sil = float(table.at[candidate, "silhouette"])
 
@@ -519,7 +519,7 @@ def _auto_rule(table, baseline):
             f"the silhouette at k = {candidate} is {cand_sil:.2f}, at or below the "
             f"{SILHOUETTE_FLOOR} below which Kaufman and Rousseeuw find no substantial structure"
         )
-    if best < 2:
+    if most_votes < 2:
         problems.append("no two criteria agree on a number of segments")
     summary = _vote_summary(votes)
     open_ended = [name for name in votes if counted[name] is None and votes[name] == ks[-1]]

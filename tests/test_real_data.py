@@ -84,3 +84,26 @@ def test_rerun_is_byte_identical(runs):
     assert files(first) == files(second)
     for rel in files(first):
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
+
+
+def test_a_messy_copy_of_the_real_file_gives_the_same_counts_with_notes(real_data_path, tmp_path):
+    """Lower-case headers, a renamed column, integer ids, rounded values, a junk column, semicolons."""
+    raw = pd.read_csv(real_data_path)
+    messy = raw.rename(columns=str.lower).rename(columns={"minimum_payments": "minimum_payment",
+                                                          "cust_id": "customer_id"})
+    messy["customer_id"] = raw["CUST_ID"].str[1:].astype(int)
+    messy = messy.round(2)
+    messy["Unnamed: 18"] = None
+    path = tmp_path / "messy.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + messy.to_csv(index=False, sep=";").encode())
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["run", str(path), "--out", str(out), "--quiet", "--bootstrap", "5"])
+    assert res.exit_code == 0, res.output
+    dq = json.loads((out / "data_quality.json").read_text())
+    assert dq["renamed"] == {"customer_id": "CUST_ID", "minimum_payment": "MINIMUM_PAYMENTS",
+                             **{c.lower(): c for c in raw.columns if c not in ("CUST_ID", "MINIMUM_PAYMENTS")}}
+    assert dq["empty_ignored"] == ["Unnamed: 18"]
+    assert {"customer ids are integers", "columns are separated by semicolons"} <= set(dq["notes"])
+    assert dq["missing"]["MINIMUM_PAYMENTS"] == 313
+    seg = pd.read_csv(out / "segments.csv")
+    assert len(seg) == 8950 and seg["customer_id"].iloc[0] == 10001

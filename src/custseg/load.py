@@ -9,7 +9,7 @@ which cannot be read as a table at all is refused.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +40,8 @@ class Portfolio:
         Those of ``ignored`` that held no value at all (spreadsheet export debris).
     notes : list of str
         Other facts about the reading (delimiter, BOM, id type).
+    path : Path or None
+        The file read, ``None`` for a DataFrame.
     """
 
     frame: pd.DataFrame
@@ -48,6 +50,7 @@ class Portfolio:
     ignored: list[str] = field(default_factory=list)
     empty_ignored: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    path: Path | None = None
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -84,7 +87,7 @@ def load(source: str | Path | pd.DataFrame, *, name: str | None = None) -> Portf
         frame, notes = _read_parquet(path, label)
     else:
         frame, notes = _read_csv(path, label)
-    return from_frame(frame, label, notes)
+    return replace(from_frame(frame, label, notes), path=path)
 
 
 def from_frame(frame: pd.DataFrame, label: str, notes: list[str]) -> Portfolio:

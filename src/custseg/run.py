@@ -26,6 +26,7 @@ from .persist import fingerprint, save_model, versions
 from .profiles import Profiles, profile
 from .progress import Progress
 from .quality import QualityReport, validate
+from .score import assignments
 from .segmenter import Segmenter, needed_rows, single_threaded_kmeans
 from .stability import Stability, bootstrap_stability
 
@@ -73,13 +74,8 @@ class RunResult:
 
     def segments_table(self) -> pd.DataFrame:
         """One row per customer: id, segment (1-based), segment name, distance to its centre."""
-        names = np.array([n.name for n in self.names], dtype=object)
-        return pd.DataFrame({
-            "customer_id": self.portfolio.frame[schema.ID].to_numpy(),
-            "segment": self.labels + 1,
-            "segment_name": names[self.labels],
-            "distance_to_centre": np.round(self.distances, 6),
-        })
+        return assignments(self.portfolio.frame[schema.ID], self.labels, self.distances,
+                           [n.name for n in self.names])
 
     def training_info(self) -> dict:
         frame = self.portfolio.frame
@@ -122,7 +118,7 @@ def segment(source, config: RunConfig | None = None, *, progress: Progress | Non
                                   min_rows=needed_rows(config.k, config.k_max))
     model = config.segmenter().fit(portfolio.frame, progress=progress)
     Z = model.embed(portfolio.frame)
-    _, distances = model.assign(portfolio.frame)
+    _, distances = model.nearest(Z)
     # refits start from k-means++, not the fitted centres: a warm start makes arbitrary splits look stable
     with single_threaded_kmeans():
         stability = bootstrap_stability(Z, model.labels_, n_boot=config.n_boot, random_state=config.seed,
@@ -162,7 +158,7 @@ def write_outputs(result: RunResult, out: str | Path, *, force: bool = False,
     from .report import render_all
 
     out = Path(out)
-    check_out_dir(out, force, result.portfolio.source if Path(result.portfolio.source).exists() else None)
+    check_out_dir(out, force, result.portfolio.path)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = temp_dir_beside(out)
     try:

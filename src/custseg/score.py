@@ -33,12 +33,16 @@ def score(model_path: str | Path, data, *, with_report: bool = False):
     model, state = load_model(model_path)
     portfolio, report = validate(load(data), required=model.required_columns_)
     labels, distances = model.assign(portfolio.frame)
-    names = np.asarray(state["segment_names"], dtype=object)
-    table = pd.DataFrame({
-        "customer_id": portfolio.frame[schema.ID].to_numpy(),
+    table = assignments(portfolio.frame[schema.ID], labels, distances, state["segment_names"])
+    return (table, report) if with_report else table
+
+
+def assignments(ids: pd.Series, labels: np.ndarray, distances: np.ndarray, names: list[str]) -> pd.DataFrame:
+    """The segments.csv / predict table: id, segment (1-based), segment name, distance to its centre."""
+    return pd.DataFrame({
+        "customer_id": ids.to_numpy(),
         "segment": labels + 1,
-        "segment_name": names[labels],
+        "segment_name": np.asarray(names, dtype=object)[labels],
         "distance_to_centre": np.round(distances, 6),
     })
-    return (table, report) if with_report else table
 

@@ -115,8 +115,12 @@ class Segmenter(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def assign(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Nearest segment and the distance to its centre, computed in chunks."""
+        return self.nearest(self.embed(X))
+
+    def nearest(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`assign`, for features already embedded with :meth:`embed`."""
         check_is_fitted(self, "cluster_centers_")
-        labels, dist = pairwise_distances_argmin_min(self.embed(X), self.cluster_centers_)
+        labels, dist = pairwise_distances_argmin_min(Z, self.cluster_centers_)
         return labels.astype(np.int64), dist
 
     def score(self, X, y=None) -> float:

@@ -20,6 +20,7 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 from sklearn.mixture import GaussianMixture
 
 from custseg.errors import CustsegError
+from custseg.jsonio import jsonable
 from custseg.progress import tick
 
 COLUMNS = (
@@ -95,7 +96,7 @@ class Selection:
     def to_dict(self) -> dict:
         """JSON-safe summary (plain numbers and strings, NaN as ``None``)."""
         rows = [
-            {"k": int(k), **{c: _plain(row[c]) for c in COLUMNS}}
+            {"k": int(k), **{c: jsonable(row[c]) for c in COLUMNS}}
             for k, row in self.table.iterrows()
         ]
         return {
@@ -107,7 +108,7 @@ class Selection:
                 None if self.silhouette_sample_size is None else int(self.silhouette_sample_size)
             ),
             "votes": {name: (None if v is None else int(v)) for name, v in self.votes.items()},
-            "baseline": {name: _plain(v) for name, v in self.baseline.items()},
+            "baseline": {name: jsonable(v) for name, v in self.baseline.items()},
             "table": rows,
         }
 
@@ -271,10 +272,6 @@ def _check_size(n: int, ks: list[int]) -> None:
             f"segments or more customers."
         )
 
-
-def _plain(v) -> float | None:
-    v = float(v)
-    return None if math.isnan(v) else v
 
 
 # ---------------------------------------------------------------------- silhouette

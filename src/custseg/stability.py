@@ -9,7 +9,6 @@ is stable; one below 0.6 is not a pattern of the data but of the method.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +18,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
 from custseg.errors import CustsegError
+from custseg.jsonio import jsonable
 from custseg.progress import tick
 
 #: Mean Jaccard at or above which a segment is "stable" (Hennig 2007).
@@ -52,13 +52,13 @@ class Stability:
         """JSON-safe summary (plain numbers and strings, NaN as ``None``)."""
         return {
             "n_boot": int(self.n_boot),
-            "mean_ari": _plain(self.mean_ari),
+            "mean_ari": jsonable(self.mean_ari),
             "thresholds": {"stable": STABLE, "unstable": UNSTABLE},
             "segments": [
                 {
                     "segment": _label(seg),
-                    "jaccard_mean": _plain(row["jaccard_mean"]),
-                    "jaccard_sd": _plain(row["jaccard_sd"]),
+                    "jaccard_mean": jsonable(row["jaccard_mean"]),
+                    "jaccard_sd": jsonable(row["jaccard_sd"]),
                     "status": str(row["status"]),
                 }
                 for seg, row in self.segments.iterrows()
@@ -235,10 +235,6 @@ def _check(X, ref, k, n_boot, init_centers):
             f"for {k} segments and {X.shape[1]} features."
         )
 
-
-def _plain(v) -> float | None:
-    v = float(v)
-    return None if math.isnan(v) else v
 
 
 def _label(seg):

@@ -221,3 +221,10 @@ def test_compare_models_prints_and_writes_the_table(data, tmp_path):
     assert {"silhouette", "stability", "ari_vs_kmeans", "noise_share", "fit_seconds"} <= set(table.columns)
     assert table.loc[0, "ari_vs_kmeans"] == 1.0
     assert "HDBSCAN" in res.output
+
+
+def test_demo_report_names_its_synthetic_source(tmp_path):
+    out = tmp_path / "demo"
+    assert invoke("demo", "--out", out, "--rows", 1000, "--seed", 2, "-q").exit_code == 0
+    assert json.loads((out / "data_quality.json").read_text())["source"].startswith("synthetic portfolio")
+    assert "&lt;DataFrame&gt;" not in (out / "report.html").read_text()

@@ -100,7 +100,7 @@ def _config(k, k_min, k_max, features, seed, n_init, n_boot, n_refs):
                      n_init=n_init, n_boot=n_boot, n_refs=n_refs)
 
 
-def _segment_and_write(source, out: Path, config, force: bool, quiet: bool, extra_tables=None):
+def _segment_and_write(source, out: Path, config, force: bool, quiet: bool, extra_tables=None, name=None):
     from .run import check_out_dir, segment, write_outputs
     from .selection import n_steps
 
@@ -108,7 +108,7 @@ def _segment_and_write(source, out: Path, config, force: bool, quiet: bool, extr
     fixed = config.k if isinstance(config.k, int) else None
     total = n_steps(range(config.k_min, config.k_max + 1), fixed) + config.n_boot + 1
     with bar(total, "segmenting", quiet=quiet) as progress:
-        result = segment(source, config, progress=progress)
+        result = segment(source, config, name=name, progress=progress)
         describe(progress, "writing report")
         write_outputs(result, out, force=force, extra_tables=extra_tables)
         progress.update(1)
@@ -257,7 +257,8 @@ def demo(out, rows, seed, force, quiet):
     config = RunConfig(seed=seed)
     truth_table = truth.to_frame().assign(customer_id=frame["CUST_ID"])[["customer_id", "archetype"]]
     result = _segment_and_write(frame, out, config, force, quiet,
-                                extra_tables={"portfolio.csv": frame, "truth.csv": truth_table})
+                                extra_tables={"portfolio.csv": frame, "truth.csv": truth_table},
+                                name=f"synthetic portfolio (custseg demo, seed {seed}; saved as portfolio.csv)")
     ari = adjusted_rand_score(np.asarray(truth), result.labels)
     _say(quiet, _summary(result, out) + f"\nagreement with the true archetypes: ARI {ari:.3f}")
 

@@ -129,7 +129,9 @@ def _describe(profiles: Profiles, seg: int) -> str:
 
 
 def _fmt(value: float, kind: str) -> str:
-    return f"{value:.0%}" if kind == "percent" else f"{value:,.0f}"
+    if kind == "percent":
+        return f"{value:.0%}"
+    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:.1f}"
 
 
 def _fmt_ratio(ratio: float) -> str:

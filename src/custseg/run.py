@@ -110,10 +110,14 @@ class RunResult:
         })
 
 
-def segment(source, config: RunConfig | None = None, *, progress: Progress | None = None) -> RunResult:
-    """Run every computing stage on a source (path or DataFrame) and return the results."""
+def segment(source, config: RunConfig | None = None, *, name: str | None = None,
+            progress: Progress | None = None) -> RunResult:
+    """Run every computing stage on a source (path or DataFrame) and return the results.
+
+    ``name`` is how messages and the report call the source (default: the path).
+    """
     config = config or RunConfig()
-    portfolio = load(source)
+    portfolio = load(source, name=name)
     portfolio, quality = validate(portfolio, required=required_columns(config.features),
                                   min_rows=needed_rows(config.k, config.k_max))
     model = config.segmenter().fit(portfolio.frame, progress=progress)

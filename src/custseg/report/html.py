@@ -269,7 +269,8 @@ def build_context(description: Mapping, figures: Mapping[str, bytes] | None = No
         "selection": selection,
         "stability": None if stab is None else {
             "mean_ari": fmt_float(stab.get("mean_ari"), 2), "n_boot": text(stab.get("n_boot")),
-            "status_counts": [{"status": k, "n": v} for k, v in status_counts.items()],
+            "status_counts": [{"status": k, "n": status_counts[k]}
+                              for k in ("stable", "weak", "unstable") if k in status_counts],
         },
         "stable_at": f"{STABLE_AT:g}",
         "weak_at": f"{WEAK_AT:g}",

@@ -1,7 +1,7 @@
 """The ``custseg`` command line: a thin layer over the library.
 
-Every flag maps to a library option (:class:`custseg.run.RunConfig`,
-:func:`custseg.datasets.write_sample`, ...). Exit codes: 0 ok, 2 user error
+Every flag maps to a library option (:class:`custseg.settings.Settings`,
+the functions of :mod:`custseg.run`). Exit codes: 0 ok, 2 user error
 (bad data, bad flags, refused output folder), 1 a bug (with its traceback).
 """
 
@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 
 from .errors import CustsegError
-from .progress import bar, describe
+from .progress import bar
 
 
 class UserError(click.ClickException):
@@ -66,53 +65,43 @@ def cli():
     """
 
 
-def _run_options(f):
-    options = [
-        click.option("--k", "k", default="auto", show_default=True, callback=lambda c, p, v: _k_value(v),
-                     help="Number of segments, or 'auto' to choose it from the evidence."),
-        click.option("--k-min", default=2, show_default=True, type=click.IntRange(min=2),
-                     help="Smallest k evaluated."),
-        click.option("--k-max", default=10, show_default=True, type=click.IntRange(min=2),
-                     help="Largest k evaluated."),
-        click.option("--features", default="behaviour", show_default=True,
-                     help="Feature set ('behaviour' or 'notebook') or a comma-separated list of feature names."),
-        click.option("--seed", default=0, show_default=True, type=int, help="Seed for every random step."),
-        click.option("--n-init", default=10, show_default=True, type=click.IntRange(min=1),
-                     help="k-means++ restarts per k."),
-        click.option("--bootstrap", "n_boot", default=50, show_default=True, type=click.IntRange(min=2),
-                     help="Bootstrap refits for the stability of each segment."),
-        click.option("--gap-refs", "n_refs", default=10, show_default=True, type=click.IntRange(min=2),
-                     help="Reference data sets for the gap statistic."),
-        click.option("--force", is_flag=True, help="Replace the contents of a non-empty output folder."),
-        click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary."),
-    ]
+def _settings_options(f=None, *, exclude=()):
+    """One click option per :class:`~custseg.settings.Settings` field: flag, help and default from there."""
+    if f is None:
+        return lambda g: _settings_options(g, exclude=exclude)
+    from .settings import DEFAULTS, option_fields
+
+    options = []
+    for fld in option_fields():
+        if fld.name in exclude:
+            continue
+        meta = fld.metadata
+        default = getattr(DEFAULTS, fld.name)
+        if fld.name == "k":
+            kind, callback = str, lambda c, p, v: _k_value(v)
+        elif fld.name == "features":
+            kind, callback = str, lambda c, p, v: _features_value(v)
+        else:
+            bounds = {key: meta["click"][key] for key in ("min", "max") if key in meta["click"]}
+            kind, callback = (click.IntRange(**bounds) if bounds else int), None
+        options.append(click.option(meta["flag"], fld.name, default=default, show_default=True, type=kind,
+                                    callback=callback, help=meta["help"]))
     for option in reversed(options):
         f = option(f)
     return f
 
 
-def _config(k, k_min, k_max, features, seed, n_init, n_boot, n_refs):
-    from .run import RunConfig
-
-    if k_min > k_max:
-        raise UserError(f"--k-min ({k_min}) is larger than --k-max ({k_max}).")
-    return RunConfig(k=k, k_min=k_min, k_max=k_max, features=_features_value(features), seed=seed,
-                     n_init=n_init, n_boot=n_boot, n_refs=n_refs)
+def _common_options(f):
+    f = click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")(f)
+    return click.option("--force", is_flag=True, help="Replace the contents of a non-empty output folder.")(f)
 
 
-def _segment_and_write(source, out: Path, config, force: bool, quiet: bool, extra_tables=None, name=None):
-    from .run import check_out_dir, segment, write_outputs
-    from .selection import n_steps
+def _settings(**values):
+    from .settings import Settings
 
-    check_out_dir(out, force, source)
-    fixed = config.k if isinstance(config.k, int) else None
-    total = n_steps(range(config.k_min, config.k_max + 1), fixed) + config.n_boot + 1
-    with bar(total, "segmenting", quiet=quiet) as progress:
-        result = segment(source, config, name=name, progress=progress)
-        describe(progress, "writing report")
-        write_outputs(result, out, force=force, extra_tables=extra_tables)
-        progress.update(1)
-    return result
+    if values["k_min"] > values["k_max"]:
+        raise UserError(f"--k-min ({values['k_min']}) is larger than --k-max ({values['k_max']}).")
+    return Settings(**values)
 
 
 def _summary(result, out: Path) -> str:
@@ -131,8 +120,9 @@ def _summary(result, out: Path) -> str:
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the outputs (must be empty or absent, unless --force).")
-@_run_options
-def run(data, out, k, k_min, k_max, features, seed, n_init, n_boot, n_refs, force, quiet):
+@_settings_options
+@_common_options
+def run(data, out, force, quiet, **settings):
     """Segment the portfolio in DATA (CSV or Parquet) and write everything to --out.
 
     \b
@@ -146,8 +136,11 @@ def run(data, out, k, k_min, k_max, features, seed, n_init, n_boot, n_refs, forc
       custseg run cards.parquet --out out --k 5 --seed 7 --force
       custseg run cards.csv --out out --features notebook --bootstrap 100
     """
-    config = _config(k, k_min, k_max, features, seed, n_init, n_boot, n_refs)
-    result = _segment_and_write(data, out, config, force, quiet)
+    from . import run as runs
+
+    config = _settings(**settings)
+    with bar(runs.progress_total(config), "segmenting", quiet=quiet) as progress:
+        result = runs.run(data, runs.FolderSink(out, force=force), config, progress=progress)
     _say(quiet, _summary(result, out))
 
 
@@ -171,27 +164,12 @@ def predict(model, data, output, force, quiet):
       custseg predict out/model.json december.csv -o december_segments.csv
       custseg predict out/model.json december.parquet -o scored.parquet
     """
-    from .score import score
+    from . import run as runs
 
-    if output.exists() and not force:
-        raise UserError(f"{output} exists; pass --force to overwrite it.")
-    if output.suffix.lower() not in (".csv", ".parquet"):
-        raise UserError(f"{output}: the output must end in .csv or .parquet.")
-    table = score(model, data)
-    _write_table(table, output)
+    table = runs.predict(model, data, output, force=force)
     counts = table["segment_name"].value_counts(sort=False)
     _say(quiet, f"{len(table):,} customers scored → {output}\n" +
          "\n".join(f"  {name:<40} {n:>9,}" for name, n in counts.items()))
-
-
-def _write_table(table, output: Path) -> None:
-    from .atomic import replacing
-
-    with replacing(output) as tmp:
-        if output.suffix.lower() == ".parquet":
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False, lineterminator="\n")
 
 
 @cli.command()
@@ -216,13 +194,10 @@ def sample(rows, seed, output, quirks, truth, force, quiet):
       custseg sample --rows 20000 -o sample.csv --truth truth.csv
       custseg sample --rows 10000000 -o big.parquet --quirks
     """
-    from .datasets import write_sample
+    from . import run as runs
 
-    for path in (output, truth):
-        if path is not None and path.exists() and not force:
-            raise UserError(f"{path} exists; pass --force to overwrite it.")
     with bar(rows, "generating", quiet=quiet) as progress:
-        write_sample(output, rows, seed=seed, quirks=quirks, truth_path=truth, progress=progress)
+        runs.make_sample(output, rows, seed=seed, quirks=quirks, truth=truth, force=force, progress=progress)
     _say(quiet, f"{rows:,} customers → {output}")
 
 
@@ -232,8 +207,7 @@ def sample(rows, seed, output, quirks, truth, force, quiet):
 @click.option("--rows", "-n", default=20_000, show_default=True, type=click.IntRange(min=100),
               help="Customers in the synthetic portfolio.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed for data and model.")
-@click.option("--force", is_flag=True, help="Replace the contents of a non-empty output folder.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@_common_options
 def demo(out, rows, seed, force, quiet):
     """Generate a synthetic portfolio, segment it and write the full report.
 
@@ -248,73 +222,43 @@ def demo(out, rows, seed, force, quiet):
       custseg demo
       custseg demo --out demo --rows 50000 --seed 3 --force
     """
-    from sklearn.metrics import adjusted_rand_score
+    from . import run as runs
+    from .settings import Settings
 
-    from .datasets import generate
-    from .run import RunConfig
-
-    frame, truth = generate(rows, seed=seed)
-    config = RunConfig(seed=seed)
-    truth_table = truth.to_frame().assign(customer_id=frame["CUST_ID"])[["customer_id", "archetype"]]
-    result = _segment_and_write(frame, out, config, force, quiet,
-                                extra_tables={"portfolio.csv": frame, "truth.csv": truth_table},
-                                name=f"synthetic portfolio (custseg demo, seed {seed}; saved as portfolio.csv)")
-    ari = adjusted_rand_score(np.asarray(truth), result.labels)
+    with bar(runs.progress_total(Settings(seed=seed)), "segmenting", quiet=quiet) as progress:
+        result, ari = runs.demo(out, rows=rows, seed=seed, force=force, progress=progress)
     _say(quiet, _summary(result, out) + f"\nagreement with the true archetypes: ARI {ari:.3f}")
 
 
 @cli.command("compare-models")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--k", "k", default="auto", show_default=True, callback=lambda c, p, v: _k_value(v),
-              help="Segments for the algorithms that take a number ('auto': the k custseg run would choose).")
-@click.option("--features", default="behaviour", show_default=True, help="Feature set or comma-separated names.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for every random step.")
-@click.option("--bootstrap", "n_boot", default=20, show_default=True, type=click.IntRange(min=2),
-              help="Bootstrap refits per algorithm for stability.")
+@_settings_options(exclude=("n_boot",))
+@click.option("--bootstrap", "compare_boot", default=20, show_default=True, type=click.IntRange(min=2),
+              help="Bootstrap refits per algorithm for the comparison's stability column.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
               help="Also write comparison.csv and comparison.json to this folder.")
-@click.option("--force", is_flag=True, help="Replace the contents of a non-empty output folder.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def compare_models_cmd(data, k, features, seed, n_boot, out, force, quiet):
+@_common_options
+def compare_models_cmd(data, compare_boot, out, force, quiet, **settings):
     """Fit six clustering algorithms on the same features and compare them.
 
     \b
     KMeans (custseg's default), MiniBatchKMeans, BisectingKMeans, a Gaussian
     mixture, agglomerative Ward (on a sample when large) and HDBSCAN: number of
     segments, silhouette, Calinski-Harabasz, Davies-Bouldin, bootstrap
-    stability, noise share, fit time and agreement (ARI) with KMeans.
+    stability, noise share, fit time and agreement (ARI) with KMeans. The k is
+    the one `custseg run` would use with the same settings (--k, --k-min, --k-max, ...).
 
     \b
     Examples:
       custseg compare-models cards.csv
       custseg compare-models cards.csv --k 6 --out compare/
     """
-    from .compare import compare_models
-    from .compare import n_steps as compare_steps
-    from .selection import n_steps as selection_steps
-    from .features import required_columns
-    from .jsonio import write_json
-    from .load import load
-    from .quality import validate
-    from .run import check_out_dir
-    from .segmenter import Segmenter, needed_rows, single_threaded_kmeans
+    from . import run as runs
 
-    if out is not None:
-        check_out_dir(out, force, data)
-    feats = _features_value(features)
-    portfolio, _ = validate(load(data), required=required_columns(feats), min_rows=needed_rows(k, 10))
-    total = selection_steps(range(2, 11), k if isinstance(k, int) else None) + compare_steps(n_boot)
-    with bar(total, "comparing", quiet=quiet) as progress:
-        model = Segmenter(n_clusters=k, features=feats, random_state=seed).fit(portfolio.frame, progress=progress)
-        Z = model.embed(portfolio.frame)
-        with single_threaded_kmeans():
-            table = compare_models(Z, model.n_clusters_, random_state=seed, n_boot=n_boot,
-                                   reference_labels=model.labels_, progress=progress)
+    config = _settings(**settings)  # n_boot (the run's bootstrap) plays no part in a comparison
+    with bar(runs.compare_total(config, compare_boot), "comparing", quiet=quiet) as progress:
+        _, table = runs.compare(data, config, n_boot=compare_boot, out=out, force=force, progress=progress)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "comparison.csv", index=False, lineterminator="\n")
-        write_json(out / "comparison.json", {"k": model.n_clusters_, "rows": table.to_dict("records")})
 
 
 def _exit_on_signal(signum, frame):

@@ -7,51 +7,45 @@ two in sequence; a notebook can call them, or the stages, one by one.
 
 from __future__ import annotations
 
-import os
-import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import schema
-from .atomic import temp_dir_beside
-from .errors import CustsegError
 from .features import required_columns
+from .atomic import replacing
+from .errors import CustsegError
 from .jsonio import jsonable, write_json
 from .load import Portfolio, load
 from .naming import SegmentName, name_segments
 from .persist import fingerprint, save_model, versions
 from .profiles import Profiles, profile
-from .progress import Progress
+from .progress import Progress, tick
+from .progress import describe as describe_progress
 from .quality import QualityReport, validate
-from .score import assignments
+from .score import assignments, score
+from .selection import n_steps as selection_steps
 from .segmenter import Segmenter, needed_rows, single_threaded_kmeans
+from .settings import Settings
+from .sinks.base import Sink
+from .sinks.folder import FolderSink, check_out_dir, write_folder
 from .stability import Stability, bootstrap_stability
 
 MODEL_FILE = "model.json"
 SCATTER_POINTS = 3000
 
 
-@dataclass
-class RunConfig:
-    """Everything that decides a run's result (the CLI's flags map onto these)."""
+#: The library's earlier name for :class:`~custseg.settings.Settings`.
+RunConfig = Settings
 
-    k: int | str = "auto"
-    k_min: int = 2
-    k_max: int = 10
-    features: str | list[str] = "behaviour"
-    seed: int = 0
-    n_init: int = 10
-    n_boot: int = 50
-    silhouette_max_n: int = 20_000
-    n_refs: int = 10
 
-    def segmenter(self) -> Segmenter:
-        return Segmenter(n_clusters=self.k, k_min=self.k_min, k_max=self.k_max, features=self.features,
-                         n_init=self.n_init, random_state=self.seed, silhouette_max_n=self.silhouette_max_n,
-                         n_refs=self.n_refs)
+def segmenter_for(settings: Settings) -> Segmenter:
+    """The unfitted estimator a run with these settings uses."""
+    return Segmenter(n_clusters=settings.k, k_min=settings.k_min, k_max=settings.k_max, features=settings.features,
+                     n_init=settings.n_init, random_state=settings.seed, silhouette_max_n=settings.silhouette_max_n,
+                     n_refs=settings.n_refs)
 
 
 @dataclass
@@ -99,7 +93,7 @@ class RunResult:
                              "centre": dict(zip(self.model.feature_names_out_,
                                                 self.model.cluster_centers_[s].tolist()))})
         return jsonable({
-            "custseg": {"versions": versions(), "config": asdict(self.config)},
+            "custseg": {"versions": versions(), "config": self.config.to_dict()},
             "training": self.training_info(),
             "data_quality": self.quality.to_dict(),
             "features": list(self.model.feature_names_out_),
@@ -120,7 +114,7 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
     portfolio = load(source, name=name)
     portfolio, quality = validate(portfolio, required=required_columns(config.features),
                                   min_rows=needed_rows(config.k, config.k_max))
-    model = config.segmenter().fit(portfolio.frame, progress=progress)
+    model = segmenter_for(config).fit(portfolio.frame, progress=progress)
     Z = model.embed(portfolio.frame)
     _, distances = model.nearest(Z)
     # refits start from k-means++, not the fitted centres: a warm start makes arbitrary splits look stable
@@ -147,43 +141,27 @@ def projection(Z: np.ndarray, labels: np.ndarray, centers: np.ndarray, seed: int
             "centres": np.round(pca.transform(centers), 4).tolist()}
 
 
-def needed_outputs() -> tuple[str, ...]:
-    return ("segments.csv", "profiles.csv", "profiles.json", "metrics.json", "data_quality.json",
-            "description.json", MODEL_FILE, "report.html", "report.md")
+def write_run_files(result: RunResult, folder: Path) -> None:
+    """Write every output file of a run into an existing (staging) folder."""
+    from .report import render_all
+
+    result.segments_table().to_csv(folder / "segments.csv", index=False, lineterminator="\n")
+    profiles_csv(result).to_csv(folder / "profiles.csv", float_format="%.6g", lineterminator="\n")
+    description = result.describe()
+    write_json(folder / "profiles.json", {"segments": description["segments"],
+                                          "portfolio": description["portfolio"]})
+    write_json(folder / "metrics.json", description["metrics"])
+    write_json(folder / "data_quality.json", description["data_quality"])
+    write_json(folder / "description.json", description)
+    save_model(folder / MODEL_FILE, result.model, segment_names=[n.name for n in result.names],
+               training=result.training_info())
+    render_all(description, folder)
 
 
 def write_outputs(result: RunResult, out: str | Path, *, force: bool = False,
                   extra_tables: dict[str, pd.DataFrame] | None = None) -> Path:
-    """Write every output of a run into ``out``, all or nothing.
-
-    Files are written into a temporary sibling folder which replaces ``out`` only
-    when everything succeeded. ``out`` must be absent or empty unless ``force``.
-    """
-    from .report import render_all
-
-    out = Path(out)
-    check_out_dir(out, force, result.portfolio.path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = temp_dir_beside(out)
-    try:
-        result.segments_table().to_csv(staging / "segments.csv", index=False, lineterminator="\n")
-        profiles_csv(result).to_csv(staging / "profiles.csv", float_format="%.6g", lineterminator="\n")
-        description = result.describe()
-        write_json(staging / "profiles.json", {"segments": description["segments"],
-                                               "portfolio": description["portfolio"]})
-        write_json(staging / "metrics.json", description["metrics"])
-        write_json(staging / "data_quality.json", description["data_quality"])
-        write_json(staging / "description.json", description)
-        save_model(staging / MODEL_FILE, result.model, segment_names=[n.name for n in result.names],
-                   training=result.training_info())
-        render_all(description, staging)
-        for name, table in (extra_tables or {}).items():
-            table.to_csv(staging / name, index=False, lineterminator="\n")
-        _swap_in(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out
+    """Write every output of a run into the folder ``out``, all or nothing (see :class:`FolderSink`)."""
+    return FolderSink(out, force=force, extra_tables=extra_tables).write(result)
 
 
 def profiles_csv(result: RunResult) -> pd.DataFrame:
@@ -195,22 +173,100 @@ def profiles_csv(result: RunResult) -> pd.DataFrame:
     return wide
 
 
-def check_out_dir(out: Path, force: bool, source=None) -> None:
-    """Refuse an output folder that is a file, is not empty (unless ``force``), or holds the input."""
-    if isinstance(source, (str, Path)) and Path(out).resolve() in Path(source).resolve().parents:
-        raise CustsegError(f"{source} is inside the output folder {out}, which the run replaces; "
-                           "write the outputs to another folder.")
-    if out.exists() and not out.is_dir():
-        raise CustsegError(f"{out} exists and is a file; give a folder for the outputs.")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise CustsegError(f"{out} is not empty; choose another folder or pass --force to replace its contents.")
+# ------------------------------------------------------------------ what the commands do
 
 
-def _swap_in(staging: Path, out: Path) -> None:
-    if out.exists():
-        old = temp_dir_beside(out)
-        os.replace(out, old / "previous")
-        os.replace(staging, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, out)
+def progress_total(settings: Settings) -> int:
+    """Progress units :func:`run` reports: the evidence, the bootstrap refits and the writing."""
+    return selection_steps(settings.k_values(), settings.fixed_k) + settings.n_boot + 1
+
+
+def run(source, sink: Sink, settings: Settings | None = None, *, name: str | None = None,
+        progress: Progress | None = None) -> RunResult:
+    """Segment ``source`` and write the run to ``sink``; the sink's refusals come before any computation."""
+    sink.check(getattr(source, "path", None) or (source if isinstance(source, (str, Path)) else None))
+    result = segment(source, settings, name=name, progress=progress)
+    describe_progress(progress, "writing report")
+    sink.write(result)
+    tick(progress)
+    return result
+
+
+def predict(model_path: str | Path, data, output: str | Path, *, force: bool = False) -> pd.DataFrame:
+    """Score ``data`` with a saved model and write the assignments (.csv or .parquet) atomically."""
+    output = Path(output)
+    if output.exists() and not force:
+        raise CustsegError(f"{output} exists; pass --force to overwrite it.")
+    if output.suffix.lower() not in (".csv", ".parquet"):
+        raise CustsegError(f"{output}: the output must end in .csv or .parquet.")
+    table = score(model_path, data)
+    write_table(table, output)
+    return table
+
+
+def write_table(table: pd.DataFrame, output: Path) -> None:
+    with replacing(output) as tmp:
+        if output.suffix.lower() == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def compare(source, settings: Settings | None = None, *, n_boot: int = 20, out: str | Path | None = None,
+            force: bool = False, progress: Progress | None = None) -> tuple[int, pd.DataFrame]:
+    """Fit six clustering algorithms on the run's features; write comparison.csv/.json into ``out``.
+
+    The k is the one :func:`segment` would use with ``settings`` (its k range included).
+    Returns the k and the comparison table.
+    """
+    from .compare import compare_models
+
+    settings = settings or Settings()
+    if out is not None:
+        check_out_dir(Path(out), force, source if isinstance(source, (str, Path)) else None)
+    portfolio, _ = validate(load(source), required=required_columns(settings.features),
+                            min_rows=needed_rows(settings.k, settings.k_max))
+    model = segmenter_for(settings).fit(portfolio.frame, progress=progress)
+    Z = model.embed(portfolio.frame)
+    with single_threaded_kmeans():
+        table = compare_models(Z, model.n_clusters_, random_state=settings.seed, n_boot=n_boot,
+                               reference_labels=model.labels_, progress=progress)
+    if out is not None:
+        def fill(staging: Path) -> None:
+            table.to_csv(staging / "comparison.csv", index=False, lineterminator="\n")
+            write_json(staging / "comparison.json", {"k": model.n_clusters_, "rows": table.to_dict("records")})
+        write_folder(Path(out), fill)
+    return model.n_clusters_, table
+
+
+def compare_total(settings: Settings, n_boot: int) -> int:
+    from .compare import n_steps
+
+    return selection_steps(settings.k_values(), settings.fixed_k) + n_steps(n_boot)
+
+
+def demo(out: str | Path, *, rows: int, seed: int, force: bool = False,
+         progress: Progress | None = None) -> tuple[RunResult, float]:
+    """Generate a synthetic portfolio, segment it, write the report; return the run and its ARI
+    against the true archetypes."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from .datasets import generate
+
+    frame, truth = generate(rows, seed=seed)
+    truth_table = truth.to_frame().assign(customer_id=frame[schema.ID])[["customer_id", "archetype"]]
+    sink = FolderSink(out, force=force, extra_tables={"portfolio.csv": frame, "truth.csv": truth_table})
+    result = run(frame, sink, Settings(seed=seed), progress=progress,
+                 name=f"synthetic portfolio (custseg demo, seed {seed}; saved as portfolio.csv)")
+    return result, float(adjusted_rand_score(np.asarray(truth), result.labels))
+
+
+def make_sample(output: str | Path, rows: int, *, seed: int = 0, quirks: bool = False,
+                truth: str | Path | None = None, force: bool = False, progress: Progress | None = None) -> None:
+    """Write a synthetic portfolio (and optionally its true archetypes) for ``custseg sample``."""
+    from .datasets import write_sample
+
+    for path in (output, truth):
+        if path is not None and Path(path).exists() and not force:
+            raise CustsegError(f"{path} exists; pass --force to overwrite it.")
+    write_sample(output, rows, seed=seed, quirks=quirks, truth_path=truth, progress=progress)

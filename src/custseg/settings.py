@@ -1,0 +1,108 @@
+"""Every option of a run, with its default, in one place.
+
+:class:`Settings` is what decides a run's result. The command line builds its flags
+from these fields (:func:`cli_options`), the library's estimators take their defaults
+from :data:`DEFAULTS`, and the report's method section lists :meth:`Settings.to_dict`.
+A new option is one new field here; nothing else repeats its default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any
+
+from .errors import CustsegError
+
+
+def _option(flag: str, help: str, **click_kwargs) -> dict:
+    return {"flag": flag, "help": help, "click": click_kwargs}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The options that decide a segmentation run.
+
+    Parameters
+    ----------
+    k : int or "auto"
+        Number of segments, or ``"auto"`` to choose it from the evidence.
+    k_min, k_max : int
+        The range of k evaluated for the evidence.
+    features : str or list of str
+        ``"behaviour"``, ``"notebook"`` or a list of feature names (:mod:`custseg.features`).
+    seed : int
+        Seed for every random step; derived seeds come from ``numpy.random.SeedSequence``.
+    n_init : int
+        k-means++ restarts per fit; the lowest inertia is kept.
+    n_boot : int
+        Bootstrap refits for each segment's stability.
+    silhouette_max_n : int
+        Above this many customers, silhouettes are estimated on a sample of this size.
+    n_refs : int
+        Reference data sets for the gap statistic.
+    """
+
+    k: int | str = field(default="auto", metadata=_option(
+        "--k", "Number of segments, or 'auto' to choose it from the evidence."))
+    k_min: int = field(default=2, metadata=_option("--k-min", "Smallest k evaluated.", min=2))
+    k_max: int = field(default=10, metadata=_option("--k-max", "Largest k evaluated.", min=2))
+    features: str | list[str] = field(default="behaviour", metadata=_option(
+        "--features", "Feature set ('behaviour' or 'notebook') or a comma-separated list of feature names."))
+    seed: int = field(default=0, metadata=_option("--seed", "Seed for every random step."))
+    n_init: int = field(default=10, metadata=_option("--n-init", "k-means++ restarts per k.", min=1))
+    n_boot: int = field(default=50, metadata=_option(
+        "--bootstrap", "Bootstrap refits for the stability of each segment.", min=2))
+    silhouette_max_n: int = field(default=20_000, metadata=_option(
+        "--silhouette-sample", "Above this many customers, silhouettes are computed on a sample of this size.",
+        min=100))
+    n_refs: int = field(default=10, metadata=_option(
+        "--gap-refs", "Reference data sets for the gap statistic.", min=2))
+
+    def __post_init__(self):
+        check(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, in field order (the report's method section and ``description.json``)."""
+        return asdict(self)
+
+    def k_values(self) -> range:
+        return range(self.k_min, self.k_max + 1)
+
+    @property
+    def fixed_k(self) -> int | None:
+        return None if self.k == "auto" else int(self.k)
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+
+def check(s: Settings) -> None:
+    """Refuse settings no run can honour, naming the option."""
+    if s.k != "auto" and not (isinstance(s.k, int) and not isinstance(s.k, bool) and s.k >= 2):
+        raise CustsegError(f"k must be 'auto' or a whole number of segments, 2 or more (got {s.k!r}).")
+    for name in ("k_min", "k_max", "n_init", "n_boot", "silhouette_max_n", "n_refs", "seed"):
+        value = getattr(s, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise CustsegError(f"{name} must be a whole number (got {value!r}).")
+    if s.k_min < 2 or s.k_min > s.k_max:
+        raise CustsegError(f"The k range must satisfy 2 <= k_min <= k_max (got {s.k_min}..{s.k_max}).")
+    if s.n_init < 1 or s.n_boot < 2 or s.n_refs < 2:
+        raise CustsegError("n_init must be at least 1, and the bootstrap and gap references at least 2.")
+    if not 0 <= s.seed < 2**32:
+        raise CustsegError(f"The seed must be a whole number from 0 to {2**32 - 1} (got {s.seed}).")
+
+
+DEFAULTS = Settings()
+
+
+def default(name: str):
+    """The default of one setting (for estimator and function signatures)."""
+    for f in fields(Settings):
+        if f.name == name:
+            return f.default if f.default is not MISSING else f.default_factory()
+    raise KeyError(name)
+
+
+def option_fields():
+    """The settings the command line exposes, with their flag, help and bounds."""
+    return [f for f in fields(Settings) if "flag" in f.metadata]

@@ -49,9 +49,16 @@ def test_non_empty_out_is_refused_and_left_alone(data, tmp_path):
     assert res.exit_code == 2
     assert "not empty" in res.output and "--force" in res.output
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    # --force replaces an earlier run's outputs, never a folder custseg did not write
+    res = invoke("run", data, "--out", out, "--k", "3", "--force", *FAST)
+    assert res.exit_code == 2 and "not written by custseg" in res.output
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "keep.txt").unlink()
+    assert invoke("run", data, "--out", out, "--k", "3", *FAST).exit_code == 0
+    first = (out / "segments.csv").read_bytes()
     res = invoke("run", data, "--out", out, "--k", "3", "--force", *FAST)
     assert res.exit_code == 0, res.output
-    assert "keep.txt" not in {p.name for p in out.iterdir()}
+    assert (out / "segments.csv").read_bytes() == first
 
 
 def _broken(tmp_path, kind):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -140,7 +141,7 @@ def run(data, out, force, quiet, **settings):
 
     config = _settings(**settings)
     with bar(runs.progress_total(config), "segmenting", quiet=quiet) as progress:
-        result = runs.run(data, runs.FolderSink(out, force=force), config, progress=progress)
+        result = runs.run(data, runs.folder_sink(out, data, force=force), config, progress=progress)
     _say(quiet, _summary(result, out))
 
 
@@ -175,7 +176,7 @@ def predict(model, data, output, force, quiet):
 @cli.command()
 @click.option("--rows", "-n", default=10_000, show_default=True, type=click.IntRange(min=1),
               help="Number of customers.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), help="Random seed.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="File to write (.csv or .parquet).")
 @click.option("--quirks", is_flag=True, help="Inject the real file's data-quality quirks at their real rates.")
@@ -206,7 +207,8 @@ def sample(rows, seed, output, quirks, truth, force, quiet):
               type=click.Path(file_okay=False, path_type=Path), help="Folder for the outputs.")
 @click.option("--rows", "-n", default=20_000, show_default=True, type=click.IntRange(min=100),
               help="Customers in the synthetic portfolio.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed for data and model.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
+              help="Seed for data and model.")
 @_common_options
 def demo(out, rows, seed, force, quiet):
     """Generate a synthetic portfolio, segment it and write the full report.
@@ -267,8 +269,13 @@ def _exit_on_signal(signum, frame):
 
 
 def main() -> None:
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    # Ctrl-C exits 130 (not click's 1, which means a bug); a hang-up or kill cleans up too
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _exit_on_signal)
+    if not sys.warnoptions:
+        # library warnings (convergence, overflow, fonts) are not the user's business: what matters about
+        # the data is in data_quality.json; PYTHONWARNINGS=default shows them when debugging
+        warnings.simplefilter("ignore")
     cli(prog_name="custseg")
 
 

@@ -11,6 +11,13 @@ required column missing                fatal       stop (names near matches)
 text in a numeric column               fatal       stop (names rows and values)
 customer id empty or duplicated        fatal       stop
 fewer rows than the run needs          fatal       stop
+fewer distinct customers than k        fatal       stop (names the k flags to lower)
+a required column with no value        fatal       stop
+infinite or absurd magnitude           fatal       stop (names rows and values)
+footer / summary row (no values, or    fatal       stop (names the rows)
+  an id such as "Total")
+share on a 0–100 scale (max above      repaired    divided by 100 (counted), when at least 20 %
+  1.5 and at most 100)                             of its non-zero values exceed 1; otherwise stop
 frequency/share above 1 or below 0     repaired    clipped to [0, 1]
 negative amount or count               repaired    set to 0
 CREDIT_LIMIT of 0                      repaired    treated as missing, then imputed
@@ -38,6 +45,14 @@ from .load import Portfolio
 
 MAX_EXAMPLES = 5
 PURCHASE_SUM_TOLERANCE = 1.0
+#: Above this, a frequency or share is not a rounding overshoot (the real file reaches 1.5) but another scale.
+SHARE_OVERSHOOT = 1.5
+#: Share of a column's non-zero values above 1 from which it is read as a percentage (0–100).
+PERCENT_SCALE_SHARE = 0.2
+#: Largest believable value per kind of column; above it a value is a unit or export error.
+MAX_MAGNITUDE = {"amount": 1e11, "count": 1e7, "months": 1200.0, "frequency": 100.0, "share": 100.0}
+#: Customer ids that mark a spreadsheet's summary line rather than a customer.
+FOOTER_IDS = ("total", "totals", "grand total", "sum", "subtotal", "average", "mean", "count", "summary")
 
 
 @dataclass
@@ -76,7 +91,7 @@ class QualityReport:
 
 
 def validate(portfolio: Portfolio, *, required: tuple[str, ...] | list[str] = schema.BEHAVIOUR,
-             min_rows: int = 1) -> tuple[Portfolio, QualityReport]:
+             min_rows: int = 1, min_distinct: int = 1) -> tuple[Portfolio, QualityReport]:
     """Check and repair a portfolio.
 
     Parameters
@@ -86,7 +101,10 @@ def validate(portfolio: Portfolio, *, required: tuple[str, ...] | list[str] = sc
     required : sequence of str
         Canonical behaviour columns the run needs (the id is always required).
     min_rows : int
-        Fewest customers the run can work with (e.g. the largest k tried).
+        Fewest customers the run can work with (e.g. two per segment at the largest k tried).
+    min_distinct : int
+        Fewest distinct customers (over ``required``) the run can work with: k-means
+        cannot find more segments than there are different customers.
 
     Returns
     -------
@@ -107,16 +125,21 @@ def validate(portfolio: Portfolio, *, required: tuple[str, ...] | list[str] = sc
         raise DataError(f"{label} has a header but no customer rows; there is nothing to segment.")
     numeric_cols = [c for c in frame.columns if c != schema.ID]
     numbers = _to_numbers(frame, numeric_cols, label)
+    _check_footer_rows(frame, numbers, label)
     _check_ids(frame, label)
+    _check_magnitudes(numbers, label)
+    _check_empty_columns(numbers, required, label)
     if len(frame) < min_rows:
         raise DataError(
             f"{label} has {len(frame)} customer rows but this run needs at least {min_rows} "
-            "(two per segment at the largest number of segments tried); lower k or supply more customers."
+            "(two per segment at the largest number of segments evaluated); lower --k-max (and --k) "
+            "or supply more customers."
         )
+    _check_distinct(numbers, required, min_distinct, label)
     findings: list[Finding] = []
     ids = frame[schema.ID]
     missing = {c: int(numbers[c].isna().sum()) for c in numeric_cols}
-    findings += _repair_ranges(numbers, ids)
+    findings += _repair_ranges(numbers, ids, label)
     findings += _missing_findings(numbers, ids, missing)
     findings += _consistency_findings(numbers, ids)
     findings += _constant_findings(numbers)
@@ -181,6 +204,61 @@ def _to_numbers(frame: pd.DataFrame, cols: list[str], label: str) -> pd.DataFram
     return pd.DataFrame(out, index=frame.index)
 
 
+def _check_footer_rows(frame: pd.DataFrame, numbers: pd.DataFrame, label: str) -> None:
+    ids = frame[schema.ID]
+    word = ids.astype("string").str.strip().str.lower().str.rstrip(":").isin(FOOTER_IDS).fillna(False)
+    blank = numbers.isna().all(axis=1) if len(numbers.columns) else pd.Series(False, index=frame.index)
+    bad = (word | blank).to_numpy()
+    if bad.all() and not word.any():
+        raise DataError(f"{label}: every numeric value is empty; there is nothing to segment. "
+                        "Check that the export holds the data and not only the customer ids.")
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        shown = ", ".join(f"row {i + 1} ('{ids.iloc[i]}')" for i in rows[:MAX_EXAMPLES])
+        raise DataError(f"{label}: {len(rows)} row(s) look like a footer or summary line rather than a customer "
+                        f"(an id such as 'Total', or no value in any column): {shown}. "
+                        "Remove them and run again.")
+
+
+def _check_magnitudes(numbers: pd.DataFrame, label: str) -> None:
+    problems = []
+    for col in numbers.columns:
+        values = numbers[col].to_numpy()
+        limit = MAX_MAGNITUDE.get(schema.BY_NAME[col].kind, np.inf)
+        bad = ~np.isfinite(values) & ~np.isnan(values) | (np.abs(np.nan_to_num(values)) > limit)
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            shown = ", ".join(f"row {i + 1} ({values[i]:g})" for i in rows[:MAX_EXAMPLES])
+            problems.append(f"column {col} holds {len(rows)} infinite or implausible value(s) (above {limit:g}): "
+                            f"{shown}")
+    if problems:
+        raise DataError(f"{label}: " + "; ".join(problems) + ". These are export or unit errors, not customers; "
+                        "fix or remove the rows and run again.")
+
+
+def _check_empty_columns(numbers: pd.DataFrame, required, label: str) -> None:
+    empty = [c for c in required if c in numbers and numbers[c].isna().all()]
+    if empty:
+        raise DataError(f"{label}: column{'s' if len(empty) > 1 else ''} {', '.join(empty)} "
+                        f"{'have' if len(empty) > 1 else 'has'} no value in any row, so nothing can be learnt "
+                        "or imputed from it. Export the column's values (or choose --features that do not need it).")
+
+
+def _check_distinct(numbers: pd.DataFrame, required, min_distinct: int, label: str) -> None:
+    cols = [c for c in required if c in numbers]
+    if min_distinct <= 1 or not cols:
+        return
+    distinct = len(numbers[cols].drop_duplicates())
+    if distinct < 2:
+        raise DataError(f"{label}: all {len(numbers)} customers have identical values in the columns the features "
+                        "use, so there is nothing to segment. Check the export.")
+    if distinct < min_distinct:
+        raise DataError(f"{label} has {len(numbers)} customers but only {distinct} distinct one(s) over the "
+                        f"columns the features use, and this run asks for up to {min_distinct} segments; "
+                        f"k-means cannot find more segments than distinct customers. Use --k-max "
+                        f"{max(distinct, 2)} or lower (and --k no higher), or check the export.")
+
+
 def _check_ids(frame: pd.DataFrame, label: str) -> None:
     ids = frame[schema.ID]
     empty = ids.isna()
@@ -210,12 +288,16 @@ def _examples(mask: pd.Series, ids: pd.Series) -> list[str]:
     return [f"row {i + 1} ({ids.iloc[i]})" for i in rows]
 
 
-def _repair_ranges(numbers: pd.DataFrame, ids: pd.Series) -> list[Finding]:
+def _repair_ranges(numbers: pd.DataFrame, ids: pd.Series, label: str) -> list[Finding]:
     findings = []
     for col in numbers.columns:
         spec = schema.BY_NAME[col]
         values = numbers[col]
         if spec.kind in ("frequency", "share"):
+            percent = _percent_scale(values, col, ids, label)
+            if percent is not None:
+                findings.append(percent)
+                numbers[col] = values = values / 100.0
             high = values > 1
             if high.any():
                 findings.append(Finding("above_one", "repaired", int(high.sum()),
@@ -236,6 +318,23 @@ def _repair_ranges(numbers: pd.DataFrame, ids: pd.Series) -> list[Finding]:
                                         _examples(bad, ids)))
                 numbers.loc[bad, col] = np.nan
     return findings
+
+
+def _percent_scale(values: pd.Series, col: str, ids: pd.Series, label: str) -> Finding | None:
+    """A share written as 0–100 (percent) instead of 0–1: detected, or refused when ambiguous."""
+    top = values.max()
+    if not top > SHARE_OVERSHOOT:
+        return None
+    nonzero = values[values > 0]
+    above = int((nonzero > 1).sum())
+    if top <= 100 and above >= PERCENT_SCALE_SHARE * len(nonzero):
+        return Finding("percent_scale", "repaired", int(values.notna().sum()),
+                       f"{col} is on a 0–100 scale ({above} of {len(nonzero)} non-zero values above 1, max {top:g}); "
+                       "divided by 100", col, _examples(values > 1, ids))
+    rows = np.flatnonzero((values > SHARE_OVERSHOOT).to_numpy())
+    shown = ", ".join(f"row {i + 1} ({values.iloc[i]:g})" for i in rows[:MAX_EXAMPLES])
+    raise DataError(f"{label}: column {col} is a share between 0 and 1, but {len(rows)} value(s) are far above 1 ({shown}) "
+                    f"while most are not, so it is neither a 0–1 nor a 0–100 column. Fix these values and run again.")
 
 
 def _missing_findings(numbers: pd.DataFrame, ids: pd.Series, missing: dict[str, int]) -> list[Finding]:

@@ -30,7 +30,7 @@ from .selection import n_steps as selection_steps
 from .segmenter import Segmenter, needed_rows, single_threaded_kmeans
 from .settings import Settings
 from .sinks.base import Sink
-from .sinks.folder import FolderSink, check_out_dir, write_folder
+from .sinks.folder import FolderSink, check_writable
 from .stability import Stability, bootstrap_stability
 
 MODEL_FILE = "model.json"
@@ -113,7 +113,8 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
     config = config or RunConfig()
     portfolio = load(source, name=name)
     portfolio, quality = validate(portfolio, required=required_columns(config.features),
-                                  min_rows=needed_rows(config.k, config.k_max))
+                                  min_rows=needed_rows(config.k, config.k_max),
+                                  min_distinct=needed_rows(config.k, config.k_max) // 2)
     model = segmenter_for(config).fit(portfolio.frame, progress=progress)
     Z = model.embed(portfolio.frame)
     _, distances = model.nearest(Z)
@@ -184,7 +185,7 @@ def progress_total(settings: Settings) -> int:
 def run(source, sink: Sink, settings: Settings | None = None, *, name: str | None = None,
         progress: Progress | None = None) -> RunResult:
     """Segment ``source`` and write the run to ``sink``; the sink's refusals come before any computation."""
-    sink.check(getattr(source, "path", None) or (source if isinstance(source, (str, Path)) else None))
+    sink.check(_path_of(source))
     result = segment(source, settings, name=name, progress=progress)
     describe_progress(progress, "writing report")
     sink.write(result)
@@ -192,24 +193,59 @@ def run(source, sink: Sink, settings: Settings | None = None, *, name: str | Non
     return result
 
 
+def folder_sink(out: str | Path, source=None, *, force: bool = False,
+                extra_tables: dict[str, pd.DataFrame] | None = None) -> FolderSink:
+    """The folder sink for a run of ``source``, with the space its outputs will need."""
+    path = _path_of(source)
+    size = path.stat().st_size if path is not None and path.is_file() else 0
+    # segments.csv and the report grow with the customers; the rest is small
+    return FolderSink(out, force=force, extra_tables=extra_tables, expected_bytes=2 * size + 20 * 2**20)
+
+
+def _path_of(source) -> Path | None:
+    path = getattr(source, "path", None) or (source if isinstance(source, (str, Path)) else None)
+    return None if path is None else Path(path)
+
+
+def check_output_file(output: str | Path, *, force: bool, inputs=(), what: str = "output") -> Path:
+    """Refuse an output file that would overwrite an input, exists (unless ``force``), or cannot be written."""
+    output = Path(output)
+    for given in inputs:
+        if given is not None and Path(given).exists() and output.exists() and output.resolve() == Path(given).resolve():
+            raise CustsegError(f"{output} is also an input of this command; write the {what} to another file "
+                               "(inputs are never overwritten).")
+    if output.is_dir():
+        raise CustsegError(f"{output} is a folder; give a file name for the {what}.")
+    if output.exists() and not force:
+        raise CustsegError(f"{output} exists; pass --force to overwrite it.")
+    parent = output.absolute().parent
+    if not parent.is_dir():
+        raise CustsegError(f"The folder {parent} for the {what} {output} does not exist; create it first "
+                           "or write elsewhere.")
+    check_writable(parent, what=f"the {what} {output}")
+    return output
+
+
 def predict(model_path: str | Path, data, output: str | Path, *, force: bool = False) -> pd.DataFrame:
     """Score ``data`` with a saved model and write the assignments (.csv or .parquet) atomically."""
     output = Path(output)
-    if output.exists() and not force:
-        raise CustsegError(f"{output} exists; pass --force to overwrite it.")
     if output.suffix.lower() not in (".csv", ".parquet"):
         raise CustsegError(f"{output}: the output must end in .csv or .parquet.")
+    check_output_file(output, force=force, inputs=(model_path, _path_of(data)), what="scores")
     table = score(model_path, data)
     write_table(table, output)
     return table
 
 
 def write_table(table: pd.DataFrame, output: Path) -> None:
-    with replacing(output) as tmp:
-        if output.suffix.lower() == ".parquet":
-            table.to_parquet(tmp, index=False)
-        else:
-            table.to_csv(tmp, index=False, lineterminator="\n")
+    try:
+        with replacing(output) as tmp:
+            if output.suffix.lower() == ".parquet":
+                table.to_parquet(tmp, index=False)
+            else:
+                table.to_csv(tmp, index=False, lineterminator="\n")
+    except OSError as exc:
+        raise CustsegError(f"Could not write {output}: {exc.strerror or exc}. Nothing was written.") from None
 
 
 def compare(source, settings: Settings | None = None, *, n_boot: int = 20, out: str | Path | None = None,
@@ -222,10 +258,12 @@ def compare(source, settings: Settings | None = None, *, n_boot: int = 20, out: 
     from .compare import compare_models
 
     settings = settings or Settings()
-    if out is not None:
-        check_out_dir(Path(out), force, source if isinstance(source, (str, Path)) else None)
+    sink = None if out is None else folder_sink(out, source, force=force)
+    if sink is not None:
+        sink.check(_path_of(source))
     portfolio, _ = validate(load(source), required=required_columns(settings.features),
-                            min_rows=needed_rows(settings.k, settings.k_max))
+                            min_rows=needed_rows(settings.k, settings.k_max),
+                            min_distinct=needed_rows(settings.k, settings.k_max) // 2)
     model = segmenter_for(settings).fit(portfolio.frame, progress=progress)
     Z = model.embed(portfolio.frame)
     with single_threaded_kmeans():
@@ -235,7 +273,7 @@ def compare(source, settings: Settings | None = None, *, n_boot: int = 20, out: 
         def fill(staging: Path) -> None:
             table.to_csv(staging / "comparison.csv", index=False, lineterminator="\n")
             write_json(staging / "comparison.json", {"k": model.n_clusters_, "rows": table.to_dict("records")})
-        write_folder(Path(out), fill)
+        sink.write_files(fill, _path_of(source))
     return model.n_clusters_, table
 
 
@@ -255,7 +293,7 @@ def demo(out: str | Path, *, rows: int, seed: int, force: bool = False,
 
     frame, truth = generate(rows, seed=seed)
     truth_table = truth.to_frame().assign(customer_id=frame[schema.ID])[["customer_id", "archetype"]]
-    sink = FolderSink(out, force=force, extra_tables={"portfolio.csv": frame, "truth.csv": truth_table})
+    sink = folder_sink(out, force=force, extra_tables={"portfolio.csv": frame, "truth.csv": truth_table})
     result = run(frame, sink, Settings(seed=seed), progress=progress,
                  name=f"synthetic portfolio (custseg demo, seed {seed}; saved as portfolio.csv)")
     return result, float(adjusted_rand_score(np.asarray(truth), result.labels))
@@ -266,7 +304,12 @@ def make_sample(output: str | Path, rows: int, *, seed: int = 0, quirks: bool = 
     """Write a synthetic portfolio (and optionally its true archetypes) for ``custseg sample``."""
     from .datasets import write_sample
 
-    for path in (output, truth):
-        if path is not None and Path(path).exists() and not force:
-            raise CustsegError(f"{path} exists; pass --force to overwrite it.")
-    write_sample(output, rows, seed=seed, quirks=quirks, truth_path=truth, progress=progress)
+    if truth is not None and Path(truth).absolute() == Path(output).absolute():
+        raise CustsegError(f"--truth {truth} is the same file as the portfolio -o {output}; give two names.")
+    check_output_file(output, force=force, what="portfolio")
+    if truth is not None:
+        check_output_file(truth, force=force, what="truth file")
+    try:
+        write_sample(output, rows, seed=seed, quirks=quirks, truth_path=truth, progress=progress)
+    except OSError as exc:
+        raise CustsegError(f"Could not write {output}: {exc.strerror or exc}. Nothing was written.") from None

@@ -48,7 +48,7 @@ class Settings:
     k_max: int = field(default=10, metadata=_option("--k-max", "Largest k evaluated.", min=2))
     features: str | list[str] = field(default="behaviour", metadata=_option(
         "--features", "Feature set ('behaviour' or 'notebook') or a comma-separated list of feature names."))
-    seed: int = field(default=0, metadata=_option("--seed", "Seed for every random step."))
+    seed: int = field(default=0, metadata=_option("--seed", "Seed for every random step.", min=0, max=2**32 - 1))
     n_init: int = field(default=10, metadata=_option("--n-init", "k-means++ restarts per k.", min=1))
     n_boot: int = field(default=50, metadata=_option(
         "--bootstrap", "Bootstrap refits for the stability of each segment.", min=2))
@@ -88,11 +88,9 @@ def check(s: Settings) -> None:
         raise CustsegError(f"The k range must satisfy 2 <= k_min <= k_max (got {s.k_min}..{s.k_max}).")
     if s.n_init < 1 or s.n_boot < 2 or s.n_refs < 2:
         raise CustsegError("n_init must be at least 1, and the bootstrap and gap references at least 2.")
+    _check_features(s.features)
     if not 0 <= s.seed < 2**32:
         raise CustsegError(f"The seed must be a whole number from 0 to {2**32 - 1} (got {s.seed}).")
-
-
-DEFAULTS = Settings()
 
 
 def default(name: str):
@@ -103,6 +101,23 @@ def default(name: str):
     raise KeyError(name)
 
 
+def _check_features(features) -> None:
+    from .features import resolve_features
+
+    if isinstance(features, (list, tuple)):
+        names = [str(f).strip() for f in features]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise CustsegError(f"The feature list names {', '.join(repeated)} more than once; give each feature once.")
+        if len(names) < 2:
+            raise CustsegError(f"The feature list has {len(names)} feature ({', '.join(names) or 'none'}); "
+                               "segmenting needs at least two (see custseg run --help for the names).")
+    resolve_features(features)
+
+
 def option_fields():
     """The settings the command line exposes, with their flag, help and bounds."""
     return [f for f in fields(Settings) if "flag" in f.metadata]
+
+
+DEFAULTS = Settings()

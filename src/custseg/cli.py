@@ -105,6 +105,14 @@ def _settings(**values):
     return Settings(**values)
 
 
+def _changes(quality) -> None:
+    """What validation repaired or imputed, on standard error (shown even with --quiet: it changes results)."""
+    lines = quality.changes()
+    if lines:
+        click.echo("data changed before use (details in data_quality.json):\n" +
+                   "\n".join(f"  {line}" for line in lines), err=True)
+
+
 def _summary(result, out: Path) -> str:
     sel = result.model.selection_
     lines = [f"{len(result.portfolio):,} customers → {result.model.n_clusters_} segments "
@@ -142,6 +150,7 @@ def run(data, out, force, quiet, **settings):
     config = _settings(**settings)
     with bar(runs.progress_total(config), "segmenting", quiet=quiet) as progress:
         result = runs.run(data, runs.folder_sink(out, data, force=force), config, progress=progress)
+    _changes(result.quality)
     _say(quiet, _summary(result, out))
 
 
@@ -167,8 +176,9 @@ def predict(model, data, output, force, quiet):
     """
     from . import run as runs
 
-    table = runs.predict(model, data, output, force=force)
+    table, quality = runs.predict(model, data, output, force=force)
     counts = table["segment_name"].value_counts(sort=False)
+    _changes(quality)
     _say(quiet, f"{len(table):,} customers scored → {output}\n" +
          "\n".join(f"  {name:<40} {n:>9,}" for name, n in counts.items()))
 

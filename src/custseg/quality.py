@@ -89,6 +89,10 @@ class QualityReport:
     def to_dict(self) -> dict:
         return jsonable(asdict(self))
 
+    def changes(self) -> list[str]:
+        """One line per repair or imputation, for the command line's summary."""
+        return [f"{f.count:,} × {f.rule}" for f in self.findings if f.severity in ("repaired", "imputed")]
+
 
 def validate(portfolio: Portfolio, *, required: tuple[str, ...] | list[str] = schema.BEHAVIOUR,
              min_rows: int = 1, min_distinct: int = 1) -> tuple[Portfolio, QualityReport]:

@@ -226,15 +226,18 @@ def check_output_file(output: str | Path, *, force: bool, inputs=(), what: str =
     return output
 
 
-def predict(model_path: str | Path, data, output: str | Path, *, force: bool = False) -> pd.DataFrame:
-    """Score ``data`` with a saved model and write the assignments (.csv or .parquet) atomically."""
+def predict(model_path: str | Path, data, output: str | Path, *, force: bool = False):
+    """Score ``data`` with a saved model and write the assignments (.csv or .parquet) atomically.
+
+    Returns the assignments and the data-quality report of ``data`` (validated as in training).
+    """
     output = Path(output)
     if output.suffix.lower() not in (".csv", ".parquet"):
         raise CustsegError(f"{output}: the output must end in .csv or .parquet.")
     check_output_file(output, force=force, inputs=(model_path, _path_of(data)), what="scores")
-    table = score(model_path, data)
+    table, quality = score(model_path, data, with_report=True)
     write_table(table, output)
-    return table
+    return table, quality
 
 
 def write_table(table: pd.DataFrame, output: Path) -> None:

@@ -1,32 +1,50 @@
 """Model files: one JSON document, readable by a person, loaded without running code.
 
-A fitted :class:`~custseg.segmenter.Segmenter` is stored as its *state* — the feature
-set, the imputation values, the scaler's means and scales, the segment centres —
-never as pickled objects, so opening a file cannot execute anything. Floats are
-written with ``repr`` precision, so a loaded model assigns exactly as the saved one.
-The file also carries the schema it expects, the library versions, a fingerprint
-of the training data, and the segment names.
+A fitted :class:`~custseg.segmenter.Segmenter` is stored as its *state* — the
+parameters, the state of each pipeline step (``step.get_state()``, restored by
+``Cls.from_state``; the classes a file may name are :data:`custseg.features.STEP_TYPES`),
+the segment centres — never as pickled objects, so opening a file cannot execute
+anything. Floats are written with ``repr`` precision, so a loaded model assigns
+exactly as the saved one. The file also carries the schema it expects, the library
+versions, a fingerprint of the training data, the segment names and a
+:func:`model_id`.
+
+:func:`load_model` checks the whole file before using any of it and refuses a
+damaged one with a :class:`~custseg.errors.ModelError` (exit code 2).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.preprocessing import StandardScaler
+from sklearn.pipeline import Pipeline
 
 from . import schema
 from .atomic import replacing
-from .errors import ModelError
-from .features import DeriveBehaviour, DomainImputer, LogTransform, make_pipeline, resolve_features
+from .errors import CustsegError, ModelError
+from .features import (FEATURES, STEP_TYPES, required_columns, resolve_features, state_floats, state_keys,
+                       state_names)
 from .segmenter import Segmenter
 
 FORMAT = "custseg-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this custseg reads; version 1 (steps under fixed keys) is converted on load.
+READS = (1, 2)
+KEYS = ("format", "format_version", "model_id", "versions", "params", "schema", "training", "features",
+        "model_inputs", "pipeline", "centers", "inertia", "segment_names")
+#: Keys that say how, where and with what a model was written, not what it is: left out of its id.
+NOT_IDENTITY = ("format", "format_version", "model_id", "versions", "training")
+#: A model file is tens of kilobytes and nested 5 levels deep; far beyond either it is not a model.
+MAX_BYTES = 64 * 2**20
+MAX_DEPTH = 20
+PICKLE_START = b"\x80"
+RERUN = "Write a new one with `custseg run`."
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -47,29 +65,42 @@ def versions() -> dict[str, str]:
     return out
 
 
+def model_id(state: dict) -> str:
+    """Identify a model: SHA-256 of the canonical JSON of its state without :data:`NOT_IDENTITY`.
+
+    The same fit gives the same id whatever the library versions, the time or the
+    path of the training file; any change to a parameter, a step's state, a centre
+    or a segment name gives another.
+    """
+    content = {k: v for k, v in state.items() if k not in NOT_IDENTITY}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def model_state(model: Segmenter, *, segment_names: list[str], training: dict) -> dict:
-    """The JSON-ready state of a fitted segmenter."""
-    steps = model.pipeline_.named_steps
-    impute, derive, log, scale = steps["impute"], steps["derive"], steps["log"], steps["scale"]
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+    """The JSON-ready state of a fitted segmenter, with its :func:`model_id`."""
+    body = {
         "versions": versions(),
         "params": model.get_params(),
         "schema": [{"name": c, "kind": schema.BY_NAME[c].kind, "description": schema.BY_NAME[c].description}
                    for c in (schema.ID, *model.required_columns_)],
         "training": training,
-        "features": list(derive.features_),
+        "features": list(resolve_features(model.features)),
         "model_inputs": list(model.feature_names_out_),
-        "impute": {"columns": list(impute.feature_names_in_), "medians": impute.medians_,
-                   "minimum_ratio": impute.minimum_ratio_},
-        "log_columns": list(log.columns),
-        "scale": {"mean": scale.mean_.tolist(), "scale": scale.scale_.tolist(), "var": scale.var_.tolist(),
-                  "n_samples_seen": int(scale.n_samples_seen_)},
+        "pipeline": [_step_entry(name, step) for name, step in model.pipeline_.steps],
         "centers": model.cluster_centers_.tolist(),
-        "inertia": model.inertia_,
+        "inertia": float(model.inertia_),
         "segment_names": list(segment_names),
     }
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "model_id": model_id(body), **body}
+
+
+def _step_entry(name: str, step) -> dict:
+    kind = type(step).__name__
+    if STEP_TYPES.get(kind) is not type(step):
+        raise TypeError(f"pipeline step '{name}' is a {kind}, which is not in custseg.features.STEP_TYPES "
+                        "and so could not be loaded again")
+    return {"step": name, "class": kind, "state": step.get_state()}
 
 
 def save_model(path: str | Path, model: Segmenter, *, segment_names: list[str], training: dict) -> None:
@@ -81,64 +112,206 @@ def save_model(path: str | Path, model: Segmenter, *, segment_names: list[str], 
 
 
 def load_model(path: str | Path) -> tuple[Segmenter, dict]:
-    """Rebuild a segmenter from a model file; returns it and the file's full state.
+    """Check a model file as a whole and rebuild its segmenter; returns it and the file's state.
+
+    Checked before anything is used: that the file is JSON text of sane size and
+    depth, without ``NaN``/``Infinity`` or repeated keys; its format and version;
+    every required key and no unknown one; the parameters (known, none null); the
+    feature names; every step's state (lengths, finite numbers, positive scales);
+    that the steps' output names are the model inputs; the centres (one row per
+    segment name, one finite number per input); and that the content still matches
+    its ``model_id``.
 
     Raises
     ------
     ModelError
-        The file is missing, not JSON, not a custseg model, or inconsistent.
+        Naming the file and what is wrong with it.
     """
     path = Path(path)
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such model file.") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path} is not a custseg model file (not JSON: {exc}).") from None
+    state = _parse(path, _read_text(path))
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ModelError(f"{path} is not a custseg model file (its 'format' field is missing or different).")
-    if state.get("format_version") != FORMAT_VERSION:
-        raise ModelError(f"{path} is model format version {state.get('format_version')}; this custseg reads "
-                         f"version {FORMAT_VERSION}.")
+    version = state.get("format_version")
+    if version not in READS or isinstance(version, bool):
+        raise ModelError(f"{path} is model format version {version!r}; this custseg reads versions "
+                         f"{' and '.join(map(str, READS))}. Use the custseg that wrote it, or refit: {RERUN}")
     try:
-        return _rebuild(state), state
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{path} is damaged or incomplete ({type(exc).__name__}: {exc}).") from None
+        if version == 1:
+            state = _upgrade_v1(state)
+        model = _rebuild(state)
+    except (ValueError, CustsegError) as exc:
+        raise ModelError(f"{path} is damaged or incomplete: {exc}. {RERUN}") from None
+    if state["model_id"] != model_id(state):
+        raise ModelError(f"{path} is damaged or was edited after it was saved: its content does not match its "
+                         f"model_id {str(state['model_id'])[:64]!r}, so it is not the model that was fitted. {RERUN}")
+    return model, state
+
+
+def _read_text(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file.") from None
+    if path.is_dir():
+        raise ModelError(f"{path} is a folder; give the model.json that `custseg run` wrote.")
+    if size == 0:
+        raise ModelError(f"{path} is empty (0 bytes), so it holds no model. {RERUN}")
+    if size > MAX_BYTES:
+        raise ModelError(f"{path} is {size:,} bytes, far larger than any model file (at most {MAX_BYTES:,}); "
+                         "it is not a custseg model.")
+    raw = path.read_bytes()
+    if raw.startswith(PICKLE_START):
+        raise ModelError(f"{path} looks like a Python pickle, not a custseg model file; custseg never unpickles "
+                         "files, because opening a pickle can run any code. Give the model.json that "
+                         "`custseg run` wrote.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelError(f"{path} is not a custseg model file (not UTF-8 text; it looks binary).") from None
+
+
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _depth(text: str) -> int:
+    """Deepest nesting of ``[`` and ``{`` outside strings, found without parsing."""
+    steps = [1 if b in "[{" else -1 for b in _BRACKET.findall(_STRING.sub("", text))]
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _parse(path: Path, text: str):
+    if _depth(text) > MAX_DEPTH:
+        raise ModelError(f"{path} is not a custseg model file: its JSON is nested more than {MAX_DEPTH} levels "
+                         "deep (a model needs 5).")
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_refuse_repeats)
+    except ValueError as exc:  # JSONDecodeError is a ValueError, as are the hooks' refusals
+        raise ModelError(f"{path} is not a custseg model file (not valid JSON: {exc}).") from None
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _refuse_repeats(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen = [k for k, _ in pairs]
+        raise ValueError(f"the key {next(k for k in seen if seen.count(k) > 1)!r} appears twice in one object")
+    return out
 
 
 def _rebuild(state: dict) -> Segmenter:
-    features = resolve_features(state["features"])
-    pipeline = make_pipeline(features)
-    impute: DomainImputer = pipeline.named_steps["impute"]
-    impute.feature_names_in_ = np.asarray(state["impute"]["columns"], dtype=object)
-    impute.n_features_in_ = len(impute.feature_names_in_)
-    impute.medians_ = {k: float(v) for k, v in state["impute"]["medians"].items()}
-    impute.minimum_ratio_ = float(state["impute"]["minimum_ratio"])
-    derive: DeriveBehaviour = pipeline.named_steps["derive"]
-    derive.feature_names_in_ = impute.feature_names_in_
-    derive.n_features_in_ = impute.n_features_in_
-    derive.features_ = features
-    log: LogTransform = pipeline.named_steps["log"]
-    log.columns = tuple(state["log_columns"])
-    log.feature_names_in_ = np.asarray(features, dtype=object)
-    log.n_features_in_ = len(features)
-    scale: StandardScaler = pipeline.named_steps["scale"]
-    scale.mean_ = np.asarray(state["scale"]["mean"], dtype=np.float64)
-    scale.scale_ = np.asarray(state["scale"]["scale"], dtype=np.float64)
-    scale.var_ = np.asarray(state["scale"]["var"], dtype=np.float64)
-    scale.n_samples_seen_ = int(state["scale"]["n_samples_seen"])
-    scale.feature_names_in_ = log.get_feature_names_out()
-    scale.n_features_in_ = len(features)
-    centers = np.asarray(state["centers"], dtype=np.float64)
-    if centers.ndim != 2 or centers.shape[1] != len(features):
-        raise ValueError(f"centres have shape {centers.shape} but there are {len(features)} features")
-    params = {k: v for k, v in state["params"].items() if k in Segmenter().get_params()}
+    """Check every part of a version-2 state (ValueError naming the part) and build its segmenter."""
+    state_keys(state, KEYS, "the model")
+    _check_versions(state["versions"])
+    if not isinstance(state["training"], dict):
+        raise ValueError("'training' must be a JSON object")
+    features = state_names(state["features"], "'features'", unique=True)
+    unknown = [f for f in features if f not in FEATURES]
+    if unknown:
+        raise ValueError(f"'features' names unknown feature(s) {', '.join(unknown)}")
+    params = _params(state["params"], features)
+    columns = required_columns(features)
+    _check_schema(state["schema"], columns)
+    pipeline = _pipeline(state["pipeline"], columns)
+    inputs = state_names(state["model_inputs"], "'model_inputs'", unique=True)
+    produced = list(pipeline.get_feature_names_out())
+    if inputs != produced:
+        raise ValueError(f"'model_inputs' ({', '.join(inputs)}) are not what the pipeline produces "
+                         f"({', '.join(produced)})")
+    centers = _centers(state["centers"], len(inputs))
+    names = state_names(state["segment_names"], "'segment_names'", length=len(centers))
+    inertia = float(state_floats([state["inertia"]], "'inertia'", lower=0.0)[0])
     model = Segmenter(**params)
     model.pipeline_ = pipeline
-    model.required_columns_ = tuple(c for c in impute.feature_names_in_)
+    model.required_columns_ = columns
     model.cluster_centers_ = centers
-    model.n_clusters_ = centers.shape[0]
-    model.inertia_ = float(state["inertia"])
-    model.feature_names_out_ = np.asarray(state["model_inputs"], dtype=object)
-    model.n_features_in_ = len(model.required_columns_)
+    model.n_clusters_ = len(names)
+    model.inertia_ = inertia
+    model.feature_names_out_ = np.asarray(inputs, dtype=object)
+    model.n_features_in_ = len(columns)
     return model
+
+
+def _check_versions(value) -> None:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and v
+                                              for k, v in value.items()):
+        raise ValueError("'versions' must map each library to its version as text")
+
+
+def _params(params, features: list[str]) -> dict:
+    if not isinstance(params, dict):
+        raise ValueError("'params' must be a JSON object")
+    known = Segmenter().get_params()
+    unknown = [k for k in params if k not in known]
+    if unknown:
+        raise ValueError(f"'params' has unknown parameter(s) {', '.join(unknown)}")
+    nulls = [k for k, v in params.items() if v is None]
+    if nulls:
+        raise ValueError(f"'params' has no value (null) for {', '.join(nulls)}")
+    if "features" in params:
+        try:
+            chosen = resolve_features(params["features"])
+        except (CustsegError, TypeError):
+            raise ValueError(f"'params' has an unknown feature set {params['features']!r}") from None
+        if list(chosen) != features:
+            raise ValueError("the feature set in 'params' is not the one in 'features'")
+    return params
+
+
+def _check_schema(entries, columns: tuple[str, ...]) -> None:
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ValueError("'schema' must be a list of columns")
+    names = [e.get("name") for e in entries]
+    expected = [schema.ID, *columns]
+    if names != expected:
+        raise ValueError(f"'schema' lists the columns {', '.join(map(str, names))} but the features need "
+                         f"{', '.join(expected)}")
+
+
+def _pipeline(entries, columns: tuple[str, ...]) -> Pipeline:
+    """The fitted feature pipeline, each step rebuilt from its own state for the names the step before gives."""
+    if not isinstance(entries, list) or not entries:
+        raise ValueError("'pipeline' must be a non-empty list of steps")
+    steps, names_in = [], columns
+    for number, entry in enumerate(entries, 1):
+        state_keys(entry, ("step", "class", "state"), f"pipeline step {number}")
+        name, kind = entry["step"], entry["class"]
+        if not isinstance(name, str) or not name or name in dict(steps):
+            raise ValueError(f"pipeline step {number} has no name, or one already used")
+        cls = STEP_TYPES.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            raise ValueError(f"pipeline step '{name}' names the class {kind!r}, which is not a custseg step "
+                             f"(known: {', '.join(STEP_TYPES)})")
+        try:
+            step = cls.from_state(entry["state"], names_in)
+        except ValueError as exc:
+            raise ValueError(f"pipeline step '{name}' ({kind}): {exc}") from None
+        steps.append((name, step))
+        names_in = tuple(step.get_feature_names_out())
+    return Pipeline(steps).set_output(transform="pandas")
+
+
+def _centers(rows, width: int) -> np.ndarray:
+    if not isinstance(rows, list) or not rows:
+        raise ValueError("'centers' must be a non-empty list of segment centres")
+    return np.vstack([state_floats(row, f"'centers' row {i}", length=width) for i, row in enumerate(rows, 1)])
+
+
+def _upgrade_v1(state: dict) -> dict:
+    """A version-1 state (steps' states under fixed keys, no id) in the version-2 layout."""
+    old = dict(state)
+    try:
+        pipeline = [
+            {"step": "impute", "class": "DomainImputer", "state": old.pop("impute")},
+            {"step": "derive", "class": "DeriveBehaviour", "state": {"features": old.get("features")}},
+            {"step": "log", "class": "LogTransform", "state": {"columns": old.pop("log_columns")}},
+            {"step": "scale", "class": "Standardise", "state": old.pop("scale")},
+        ]
+    except KeyError as exc:
+        raise ValueError(f"the model lacks {exc}") from None
+    body = {k: v for k, v in old.items() if k not in ("format", "format_version")}
+    body["pipeline"] = pipeline
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "model_id": model_id(body), **body}

@@ -19,9 +19,10 @@ def score(model_path: str | Path, data, *, with_report: bool = False):
     Parameters
     ----------
     model_path : path
-        A ``model.json`` written by ``custseg run``.
-    data : path or DataFrame
-        The customers to score; validated exactly as in training.
+        A ``model.json`` written by ``custseg run``; checked as a whole before use.
+    data : path, DataFrame or source
+        The customers to score, anything :func:`custseg.load.load` reads; validated
+        exactly as in training.
     with_report : bool
         Also return the data-quality report of ``data``.
 
@@ -29,6 +30,13 @@ def score(model_path: str | Path, data, *, with_report: bool = False):
     -------
     DataFrame
         ``customer_id``, ``segment`` (1-based), ``segment_name``, ``distance_to_centre``.
+
+    Raises
+    ------
+    ModelError
+        The model file is missing, damaged or not a custseg model.
+    DataError
+        ``data`` cannot be scored (unreadable, lacking a column the model needs, ...).
     """
     model, state = load_model(model_path)
     portfolio, report = validate(load(data), required=model.required_columns_)

@@ -21,6 +21,7 @@ import re
 import stat
 import tempfile
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +37,8 @@ HEAD_BYTES = 1 << 20
 #: Widest header accepted: far above any portfolio export; a wider first line is a file
 #: that is not a customer table (or one without line breaks).
 MAX_COLUMNS = 10_000
-#: Data rows whose values decide the number format.
-FORMAT_ROWS = 2_000
+#: Data rows that decide the dialect (DuckDB's sniffer) and the number format.
+SAMPLE_ROWS = 2_000
 #: Longest piece of a user's file quoted in a message.
 QUOTE_CHARS = 60
 
@@ -53,6 +54,8 @@ _NOT_TABLES = (  # magic bytes of files people mistake for a CSV export
     (b"\xfd7zXZ\x00", "xz-compressed; decompress it or compress it with gzip instead"),
     (b"%PDF", "a PDF document, not a table"),
 )
+# an object's first key or an array's first value; not a CSV header such as "[id],[balance]"
+_JSON_START = re.compile(r'[\ufeff\s]*(\{\s*["}]|\[\s*[\[{"\]\d.-])')
 _SEPARATOR_NOTES = {";": "semicolons", "\t": "tabs", "|": "pipes (|)"}
 
 
@@ -104,18 +107,18 @@ class FileSource(Source):
 
 def _open_file(path: Path, label: str, notes: list[str]) -> _CsvReader | _ParquetReader:
     try:
-        mode = path.stat().st_mode
+        info = path.stat()
     except FileNotFoundError:
         raise DataError(f"{label}: no such file.") from None
     except OSError as exc:
         raise DataError(f"{label} cannot be opened ({exc.strerror}).") from None
-    if stat.S_ISDIR(mode):
+    if stat.S_ISDIR(info.st_mode):
         raise DataError(f"{label} is a folder; give the path of a CSV or Parquet file.")
     data = None
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(info.st_mode):
         data = _read_stream(path, label)
         notes.append(f"read from a pipe ({len(data):,} bytes)")
-    elif os.stat(path).st_size == 0:
+    elif info.st_size == 0:
         raise DataError(f"{label} is empty (0 bytes): there is no header and no customer to segment.")
     start = data[:16] if data is not None else _first_bytes(path, 16)
     if path.suffix.lower() in _PARQUET_SUFFIXES or start.startswith(_PARQUET_MAGIC):
@@ -154,6 +157,7 @@ class _ParquetReader:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        self._label = label
         try:
             self._file = pq.ParquetFile(pa.BufferReader(data) if data is not None else path)
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
@@ -164,13 +168,19 @@ class _ParquetReader:
         self.header = [n for n in self._file.schema_arrow.names if n not in index]
 
     def read(self, columns: Sequence[str] | None) -> pd.DataFrame:
-        cols = self.header if columns is None else list(columns)
-        return self._file.read(columns=cols).to_pandas()
+        return self._file.read(columns=self._known(columns)).to_pandas()
 
     def batches(self, columns: Sequence[str] | None, rows: int) -> Iterator[pd.DataFrame]:
-        cols = None if columns is None else list(columns)
-        for batch in self._file.iter_batches(batch_size=rows, columns=cols):
+        for batch in self._file.iter_batches(batch_size=rows, columns=self._known(columns)):
             yield batch.to_pandas()
+
+    def _known(self, columns: Sequence[str] | None) -> list[str]:
+        if columns is None:
+            return self.header
+        unknown = [c for c in columns if c not in self.header]
+        if unknown:
+            raise DataError(f"{self._label} has no column {', '.join(map(_quote, unknown))}.")
+        return list(columns)
 
     def count(self) -> int:
         return self._file.metadata.num_rows
@@ -226,27 +236,32 @@ class _CsvReader:
         _refuse_non_tables(path, text, label)
         if not whole:
             text = text[:text.rfind("\n") + 1] or text
-        sep, quotechar, skiprows = _sniff(text, label)
         lines = text.splitlines()
+        sep, quotechar, skiprows = _sniff(lines[:SAMPLE_ROWS], label)
         skipped = lines[:skiprows]
         _note_skipped(skipped, notes)
         if sep in _SEPARATOR_NOTES:
             notes.append(f"columns are separated by {_SEPARATOR_NOTES[sep]}")
-        records = csv.reader(io.StringIO("\n".join(lines[skiprows:skiprows + FORMAT_ROWS + 1])),
+        records = csv.reader(io.StringIO("\n".join(lines[skiprows:skiprows + SAMPLE_ROWS + 1])),
                              delimiter=sep, quotechar=quotechar, skipinitialspace=True)
         header = [h if h != "" else f"Unnamed: {i}" for i, h in enumerate(next(records, []))]
         decimal, thousands = _number_format(records, notes)
         dialect = _Dialect(encoding, compression, sep, quotechar, skiprows, decimal, thousands)
         return cls(path, label, data, dialect, header)
 
+    # Rows are parsed whole and the columns picked afterwards: with ``usecols`` pandas
+    # silently drops the extra fields of a row that has more than the header.
+
     def read(self, columns: Sequence[str] | None) -> pd.DataFrame:
+        positions = self._positions(columns)
         with self._errors():
-            return self._fix_names(self._read_csv(columns), columns)
+            return self._pick(self._read_csv(), positions)
 
     def batches(self, columns: Sequence[str] | None, rows: int) -> Iterator[pd.DataFrame]:
-        with self._errors(), self._read_csv(columns, chunksize=rows) as chunks:
+        positions = self._positions(columns)
+        with self._errors(), self._read_csv(chunksize=rows) as chunks:
             for chunk in chunks:
-                yield self._fix_names(chunk.reset_index(drop=True), columns)
+                yield self._pick(chunk, positions).reset_index(drop=True)
 
     def _positions(self, columns: Sequence[str] | None) -> list[int]:
         if columns is None:
@@ -259,20 +274,20 @@ class _CsvReader:
             raise DataError(f"{self._label} has no column {', '.join(map(_quote, unknown))}.")
         return [first[c] for c in columns]
 
-    def _read_csv(self, columns: Sequence[str] | None, chunksize: int | None = None):
-        positions = self._positions(columns)
+    def _read_csv(self, chunksize: int | None = None):
         # ids are read as text so leading zeros survive and integer ids need no special case
-        ids = {self.header[i]: "string" for i in positions if schema.canonical_name(self.header[i]) == schema.ID}
+        ids = {h: "string" for h in self.header if schema.canonical_name(h) == schema.ID}
         where = io.BytesIO(self._data) if self._data is not None else self._path
-        return pd.read_csv(where, usecols=sorted(set(positions)), dtype=ids or None, low_memory=False,
-                           skipinitialspace=True, chunksize=chunksize, **self.dialect.read_csv_kwargs())
+        return pd.read_csv(where, dtype=ids or None, low_memory=False, skipinitialspace=True,
+                           chunksize=chunksize, **self.dialect.read_csv_kwargs())
 
     @contextlib.contextmanager
     def _errors(self):
         try:
             yield
         except UnicodeDecodeError as exc:
-            raise DataError(f"{self._label} is not {self.dialect.encoding.upper()} text throughout (a byte "
+            encoding = {"utf-8-sig": "UTF-8", "cp1252": "Windows-1252"}.get(self.dialect.encoding, "UTF-16")
+            raise DataError(f"{self._label} is not {encoding} text throughout (a byte "
                             f"at position {exc.start} of a later block cannot be decoded); save it as UTF-8.") from None
         except (zlib.error, EOFError, gzip.BadGzipFile) as exc:
             raise DataError(f"{self._label} is gzip-compressed but cannot be decompressed ({exc}).") from None
@@ -280,16 +295,20 @@ class _CsvReader:
             raise DataError(f"{self._label} holds no table (no header line).") from None
         except pd.errors.ParserError as exc:
             raise DataError(f"{self._label} is not a well-formed table separated by "
-                            f"{_SEPARATOR_NOTES.get(self.dialect.sep, 'commas')}: {str(exc)[:200]}") from None
+                            f"{_SEPARATOR_NOTES.get(self.dialect.sep, 'commas')}: {str(exc).strip()[:200]}") from None
 
-    def _fix_names(self, frame: pd.DataFrame, columns: Sequence[str] | None) -> pd.DataFrame:
-        """Source spellings (pandas renames duplicates and blanks), in the order asked for."""
-        positions = self._positions(columns)
-        frame.columns = [self.header[i] for i in sorted(set(positions))]
-        if columns is None:
-            return frame
-        order = sorted(set(positions))
-        return frame.iloc[:, [order.index(p) for p in positions]]
+    def _pick(self, frame: pd.DataFrame, positions: list[int]) -> pd.DataFrame:
+        """The columns at ``positions``, named as the file spells them (pandas renames repeats and blanks)."""
+        if frame.shape[1] != len(self.header):
+            raise DataError(f"{self._label}: its header reads as {len(self.header)} columns but pandas finds "
+                            f"{frame.shape[1]}; check the quotes in the header line.")
+        if not isinstance(frame.index, pd.RangeIndex):
+            raise DataError(f"{self._label}: the rows have more fields than the header names "
+                            f"({len(self.header)}); pandas would take the first field as a row label. "
+                            "Remove the delimiter at the end of each row, or name every column in the header.")
+        picked = frame.iloc[:, positions]
+        picked.columns = [self.header[i] for i in positions]
+        return picked
 
 
 def _gunzip_head(path: Path, label: str, data: bytes | None) -> bytes:
@@ -302,6 +321,9 @@ def _gunzip_head(path: Path, label: str, data: bytes | None) -> bytes:
 
 def _decode(raw: bytes, label: str, notes: list[str], whole: bool) -> tuple[str, str]:
     """The text of the head and the encoding pandas must read the whole file with."""
+    magic = next((what for m, what in _NOT_TABLES if raw.startswith(m)), None)
+    if magic:
+        raise DataError(f"{label} is {magic}.")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or _utf16_without_bom(raw):
         encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else (
             "utf-16-le" if raw[1:2] == b"\x00" else "utf-16-be")
@@ -312,10 +334,8 @@ def _decode(raw: bytes, label: str, notes: list[str], whole: bool) -> tuple[str,
                             "save it as UTF-8 CSV or as Parquet.")
         notes.append("the file is UTF-16 text" + ("" if encoding == "utf-16" else " without a byte-order mark"))
         return text, encoding
-    magic = next((what for m, what in _NOT_TABLES if raw.startswith(m)), None)
-    if magic or b"\x00" in raw:
-        what = magic or "a binary file, not a CSV text table; export the portfolio as CSV or Parquet"
-        raise DataError(f"{label} is {what}.")
+    if b"\x00" in raw:
+        raise DataError(f"{label} is a binary file, not a CSV text table; export the portfolio as CSV or Parquet.")
     if raw.startswith(b"\xef\xbb\xbf"):
         notes.append("the file starts with a UTF-8 byte-order mark (ignored)")
     body = raw if whole else raw[:raw.rfind(b"\n") + 1] or raw
@@ -341,50 +361,65 @@ def _utf16_without_bom(raw: bytes) -> bool:
 
 
 def _mostly_ascii(text: str) -> bool:
-    """A CSV's headers, delimiters and numbers are ASCII whatever its encoding."""
+    """A CSV's headers, delimiters and numbers are printable ASCII whatever its encoding."""
     head = text[:4096]
-    return sum(c < "\x80" for c in head) > 0.5 * len(head)
+    return "\x00" not in head and sum(" " <= c < "\x7f" or c in "\t\r\n" for c in head) > 0.5 * len(head)
 
 
 def _refuse_non_tables(path: Path, text: str, label: str) -> None:
-    start = text.lstrip("\ufeff \t\r\n")[:1]
-    if path.suffix.lower() in _JSON_SUFFIXES or start in ("{", "["):
+    if path.suffix.lower() in _JSON_SUFFIXES or _JSON_START.match(text):
         raise DataError(f"{label} is JSON, not a CSV table; export the portfolio as CSV or Parquet, or read it "
                         "with pandas.read_json and pass the DataFrame.")
     if not text.strip():
         raise DataError(f"{label} has no header line; the first line must name the columns.")
     first = text.lstrip("\r\n").split("\n", 1)[0]
-    if not any(c in text for c in "\r\n") and len(text) >= HEAD_BYTES // 2:
-        raise DataError(f"{label} has no line break in its first {len(text) // 1024:,} KB (it starts "
-                        f"{_quote(first)}); a CSV has one customer per line.")
+    unbroken = not any(c in text for c in "\r\n") and len(text) >= HEAD_BYTES // 2
     widest = max(first.count(d) for d in (",", ";", "\t", "|")) + 1
     if widest > MAX_COLUMNS:
-        raise DataError(f"{label}: the first line has about {widest:,} columns (it starts {_quote(first)}); "
-                        f"a portfolio has one column per measure ({len(schema.COLUMNS)} in the schema). "
-                        "Check that this is the right file and that each customer is on its own line.")
+        raise DataError(f"{label}: the first line has {'at least ' if unbroken else 'about '}{widest:,} columns "
+                        f"(it starts {_quote(first)}); a portfolio has one column per measure "
+                        f"({len(schema.COLUMNS)} in the schema). Check that this is the right file and that "
+                        "each customer is on its own line.")
+    if unbroken:
+        raise DataError(f"{label} has no line break in its first {len(text) // 1024:,} KB (it starts "
+                        f"{_quote(first)}); a CSV has one customer per line.")
 
 
-def _sniff(text: str, label: str) -> tuple[str, str, int]:
-    """Delimiter, quote character and lines above the header, from DuckDB's CSV sniffer."""
+def _sniff(lines: list[str], label: str) -> tuple[str, str, int]:
+    """Delimiter, quote character and lines above the header, from DuckDB's CSV sniffer.
+
+    A ragged table (a row with more fields than the header) can make the sniffer
+    settle on a delimiter its header does not contain, i.e. one wide column; it is
+    then asked again allowing ragged rows, so that the parser names the bad line.
+    """
     import duckdb
 
-    declared = re.fullmatch(r"\s*sep=(.)\s*", text.split("\n", 1)[0])
+    declared = re.fullmatch(r"\s*sep=(.)\s*", lines[0])
     with tempfile.TemporaryDirectory(prefix="custseg-sniff-") as tmp:
         sample = Path(tmp) / "sample.csv"
-        sample.write_text(text.lstrip("\ufeff"), encoding="utf-8")
+        sample.write_text("\n".join(lines).lstrip("\ufeff") + "\n", encoding="utf-8")
         con = duckdb.connect()
         try:
             con.execute("SET enable_progress_bar = false")
-            options = f", delim = '{declared.group(1)}', skip = 1" if declared and declared.group(1) != "'" else ""
-            sep, quote, skip = con.execute(
-                f"SELECT Delimiter, Quote, SkipRows FROM sniff_csv(?, sample_size = -1{options})",
-                [str(sample)]).fetchone()
+            if declared and declared.group(1) != "'":
+                return _ask_sniffer(con, sample, f", delim = '{declared.group(1)}', skip = 1")
+            sep, quote, skip = _ask_sniffer(con, sample, "")
+            header = lines[skip] if skip < len(lines) else ""
+            if sep not in header:
+                ragged = _ask_sniffer(con, sample, ", null_padding = true")
+                if ragged[0] in header:
+                    return ragged
+            return sep, quote, skip
         except duckdb.Error as exc:
-            first = text.split("\n", 1)[0]
             raise DataError(f"{label} cannot be read as a table (the CSV sniffer says: "
-                            f"{str(exc).splitlines()[0][:200]}); its first line is {_quote(first)}.") from None
+                            f"{str(exc).splitlines()[0][:200]}); its first line is {_quote(lines[0])}.") from None
         finally:
             con.close()
+
+
+def _ask_sniffer(con, sample: Path, options: str) -> tuple[str, str, int]:
+    sep, quote, skip = con.execute(f"SELECT Delimiter, Quote, SkipRows FROM sniff_csv(?, sample_size = -1{options})",
+                                   [str(sample)]).fetchone()
     return sep if len(sep) == 1 else ",", quote if len(quote) == 1 else '"', int(skip)
 
 
@@ -396,11 +431,12 @@ def _note_skipped(skipped: list[str], notes: list[str]) -> None:
             notes.append(f"a line above the header was skipped: {_quote(line.strip())}")
 
 
-_EU_GROUPED = re.compile(r"[-+]?[1-9]\d{0,2}(\.\d{3})+(,\d+)?")
-_US_GROUPED = re.compile(r"[-+]?[1-9]\d{0,2}(,\d{3})+(\.\d+)?")
-_COMMA_DECIMAL = re.compile(r"[-+]?\d*,\d+")
-_DOT_DECIMAL = re.compile(r"[-+]?\d*\.\d+")
-_ONE_GROUP = re.compile(r"[-+]?[1-9]\d{0,2}[.,]\d{3}")  # 1.234 / 1,234: a group or three decimals
+_NUMBER_SHAPES = re.compile(
+    r"[-+]?(?:(?P<one_group>[1-9]\d{0,2}[.,]\d{3})"  # 1.234 / 1,234: a group or three decimals
+    r"|(?P<dot_groups>[1-9]\d{0,2}(?:\.\d{3})+(?:,\d+)?)"
+    r"|(?P<comma_groups>[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?)"
+    r"|(?P<comma_decimal>\d*,\d+)"
+    r"|(?P<dot_decimal>\d*\.\d+))")
 
 
 def _number_format(records, notes: list[str]) -> tuple[str, str | None]:
@@ -410,23 +446,17 @@ def _number_format(records, notes: list[str]) -> tuple[str, str | None]:
     decimal comma, ``0.5`` or ``1,234.56`` a decimal point; ``1,234`` alone could be
     either. Mixed evidence keeps pandas' defaults, so validation names the odd values.
     """
-    comma = point = 0
-    dot_groups = comma_groups = one_dot = one_comma = False
+    shapes = Counter()
     for row in records:
         for value in row:
-            value = value.strip()
-            if not value or not (value[0].isdigit() or value[0] in "+-.,"):
-                continue
-            if _ONE_GROUP.fullmatch(value):
-                one_dot, one_comma = one_dot or "." in value, one_comma or "," in value
-            elif _EU_GROUPED.fullmatch(value):
-                comma, dot_groups = comma + 1, True
-            elif _US_GROUPED.fullmatch(value):
-                point, comma_groups = point + 1, True
-            elif _COMMA_DECIMAL.fullmatch(value):
-                comma += 1
-            elif _DOT_DECIMAL.fullmatch(value):
-                point += 1
+            match = _NUMBER_SHAPES.fullmatch(value.strip())
+            if match:
+                shape = match.lastgroup
+                shapes[shape + ("_dot" if shape == "one_group" and "." in value else "")] += 1
+    comma = shapes["dot_groups"] + shapes["comma_decimal"]
+    point = shapes["comma_groups"] + shapes["dot_decimal"]
+    dot_groups, comma_groups = shapes["dot_groups"] > 0, shapes["comma_groups"] > 0
+    one_dot, one_comma = shapes["one_group_dot"] > 0, shapes["one_group"] > 0
     if comma and not point:
         grouped = dot_groups or one_dot
         notes.append("numbers use a decimal comma" + (" and dots between thousands (1.234,56)" if grouped else " (0,5)"))

@@ -240,6 +240,7 @@ def test_a_terminal_is_refused_instead_of_waiting(tmp_path):
     ("a.json", b'[{"CUST_ID": "C1", "BALANCE": 1.0}]' * 8000, "JSON"),
     ("a.csv", b'{"rows": [' + b'{"CUST_ID": "C1", "BALANCE": 1.0}, ' * 8000 + b"]}", "JSON"),
     ("w.csv", (",".join(f"c{i}" for i in range(200_000)) + "\n" + "1," * 199_999 + "1\n").encode(), "columns"),
+    ("v.csv", ("a;" * 199_999 + "a\n" + "1;" * 199_999 + "1\n").encode(), "about 200,000 columns"),
     ("x.xlsx", b"PK\x03\x04" + b"\x00" * 100, "Excel"),
     ("b.csv", bytes(range(256)) * 4, "binary"),
     ("u.csv", b"\xff\xfe\xfa\xfb\xfc\xfd\xfe\xd8\xff\xdb", "UTF-16"),

@@ -134,8 +134,8 @@ def _read_stream(path: Path, label: str) -> bytes:
                             "< cards.csv) or give the file's path.")
         data = fh.read()
     if not data:
-        raise DataError(f"{label} is a pipe that delivered no data; check the command that feeds it, "
-                        "or give the file's path instead.")
+        raise DataError(f"{label} delivered no data (it is a pipe or a device, not a file); check the command "
+                        "that feeds it, or give the file's path instead.")
     return data
 
 

@@ -56,6 +56,22 @@ class Source(abc.ABC):
         for start in range(0, len(frame), rows):
             yield frame.iloc[start:start + rows].reset_index(drop=True)
 
+    def empty_columns(self, columns: Sequence[str]) -> list[str]:
+        """Those of ``columns`` that hold no value at all (missing or blank text in every row).
+
+        Spreadsheet exports carry such debris columns; the data-quality report lists
+        them apart from columns that hold something. The default streams the batches;
+        a database can answer with one aggregate query.
+        """
+        if not columns:
+            return []
+        unique = list(dict.fromkeys(columns))
+        empty = dict.fromkeys(unique, True)
+        for batch in self.batches(unique):
+            for i, name in enumerate(unique):
+                empty[name] = empty[name] and _blank(batch.iloc[:, i])
+        return [c for c in columns if empty[c]]
+
     def count(self) -> int:
         """Number of rows."""
         return sum(len(b) for b in self.batches(self.columns()[:1]))
@@ -80,3 +96,11 @@ class Source(abc.ABC):
         if not parts:
             return self.read(columns).iloc[:0]
         return pd.concat(parts, ignore_index=True)
+
+
+def _blank(values: pd.Series) -> bool:
+    if values.isna().all():
+        return True
+    if values.dtype.kind in "fiub":
+        return False
+    return bool(values.astype("string").str.strip().fillna("").eq("").all())

@@ -176,7 +176,9 @@ def _require_columns(portfolio: Portfolio, required) -> None:
         if near:
             original = next(o for o in offered if o.lower() == near[0])
             hints.append(f"'{original}' looks close to {col} but was not recognised")
-    found = ", ".join(map(str, portfolio.frame.columns.tolist() + offered)) or "none"
+    columns = [str(c) for c in portfolio.frame.columns.tolist() + offered]
+    found = ", ".join(c[:40] for c in columns[:20]) + (f" and {len(columns) - 20} more" if len(columns) > 20 else "")
+    found = found or "none"
     raise DataError(
         f"{portfolio.source} lacks required column{'s' if len(absent) > 1 else ''} {', '.join(absent)} "
         f"(columns found: {found})." + (f" {'; '.join(hints)}; rename it and run again." if hints else

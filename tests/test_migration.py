@@ -207,3 +207,9 @@ def test_bad_input_writes_nothing(tmp_path):
     with pytest.raises(DataError):
         migration.write_migration(migration.compare_assignments(a, b), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_bad_segment_numbers_are_refused():
+    a = pd.DataFrame({"customer_id": ["a", "b"], "segment": [1, None]})
+    with pytest.raises(DataError, match="line"):
+        migration.compare_assignments(a, a, before_label="s.csv")

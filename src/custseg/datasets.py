@@ -33,7 +33,7 @@ from .atomic import temp_beside
 from .errors import CustsegError
 
 __all__ = ["Archetype", "ARCHETYPES", "DEFAULT_WEIGHTS", "CHUNK_ROWS", "SEPARATED", "Months", "generate",
-           "generate_months", "write_months", "write_sample"]
+           "generate_months", "month_file", "write_months", "write_sample"]
 
 #: Rows generated per chunk; constant so outputs are byte-identical per (rows, seed).
 CHUNK_ROWS = 500_000

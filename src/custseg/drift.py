@@ -42,6 +42,8 @@ WATCH_AT = 0.1
 DRIFT_AT = 0.25
 #: Percentile of training distances beyond which a customer counts as far from every centre.
 FAR_PERCENTILE = 99.0
+#: Far share from which :meth:`DriftReport.warnings` warns: five times the 1 % expected without drift.
+FAR_WARN_SHARE = 0.05
 BINS_FORMAT = 1
 
 
@@ -186,7 +188,7 @@ class DriftReport:
             "n_customers": self.n_customers,
             "thresholds": {"watch": WATCH_AT, "drift": DRIFT_AT, "epsilon": EPSILON},
             "far_from_centres": {"share": self.far_share, "distance_p99": self.distance_p99,
-                                 "expected_share": 1 - FAR_PERCENTILE / 100},
+                                 "expected_share": 1 - FAR_PERCENTILE / 100, "warn_at": FAR_WARN_SHARE},
             "columns": [{"name": i.name, "psi": i.psi, "level": i.level} for i in self.items if i.kind == "column"],
             "features": [{"name": i.name, "psi": i.psi, "level": i.level} for i in self.items
                          if i.kind == "feature"],
@@ -201,7 +203,7 @@ class DriftReport:
                     kind = "column" if i.kind == "column" else "feature"
                     limit = DRIFT_AT if lvl == "drift" else WATCH_AT
                     lines.append(f"{label}: {kind} {i.name} PSI {i.psi:.2f} (≥ {limit:g})")
-        if self.far_share is not None and self.far_share >= 5 * (1 - FAR_PERCENTILE / 100):
+        if self.far_share is not None and self.far_share >= FAR_WARN_SHARE:
             lines.append(f"DRIFT: {self.far_share:.1%} of customers are farther from every segment centre than "
                          f"99 % of the training customers (expected about 1 %)")
         if any(line.startswith("DRIFT") for line in lines):

@@ -132,12 +132,6 @@ def _read_table(path: Path) -> pd.DataFrame:
     if absent:
         raise DataError(f"{path} lacks column(s) {', '.join(absent)}; give a segments.csv from custseg run or "
                         "the output of custseg predict.")
-    segment = pd.to_numeric(table["segment"], errors="coerce")
-    bad = segment.isna() | (segment != np.round(segment)) | (segment < 1)
-    if bad.any():
-        rows = ", ".join(str(i + 2) for i in np.flatnonzero(bad.to_numpy())[:5])
-        raise DataError(f"{path}: column 'segment' must hold segment numbers (1, 2, …); see line(s) {rows}.")
-    table["segment"] = segment.astype("int64")
     return table
 
 
@@ -187,9 +181,13 @@ def _check(table: pd.DataFrame, label: str) -> pd.DataFrame:
     if dup.any():
         ids = ", ".join(map(str, table.loc[dup, "customer_id"].unique()[:5]))
         raise DataError(f"{label} lists customer(s) {ids} more than once; one row per customer is needed.")
-    out = table[["customer_id", "segment"]].copy()
-    out["customer_id"] = out["customer_id"].astype("str")
-    out["segment"] = out["segment"].astype("int64")
+    segment = pd.to_numeric(table["segment"], errors="coerce")
+    bad = segment.isna() | (segment != np.round(segment)) | (segment < 1)
+    if bad.any():
+        rows = ", ".join(str(i + 2) for i in np.flatnonzero(bad.to_numpy())[:5])
+        raise DataError(f"{label}: column 'segment' must hold segment numbers (1, 2, …); see line(s) {rows} "
+                        "(counting the header as line 1).")
+    out = pd.DataFrame({"customer_id": table["customer_id"].astype("str"), "segment": segment.astype("int64")})
     if "segment_name" in table.columns:
         out["segment_name"] = table["segment_name"].astype("str")
     return out

@@ -213,3 +213,13 @@ def test_bad_segment_numbers_are_refused():
     a = pd.DataFrame({"customer_id": ["a", "b"], "segment": [1, None]})
     with pytest.raises(DataError, match="line"):
         migration.compare_assignments(a, a, before_label="s.csv")
+
+
+def test_outputs_are_byte_identical(tmp_path, scored):
+    _, _, result = scored
+    for name in ("one", "two"):
+        migration.write_migration(result, tmp_path / name)
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert len(files) == 9
+    for f in files:
+        assert (tmp_path / "one" / f).read_bytes() == (tmp_path / "two" / f).read_bytes(), f

@@ -316,3 +316,120 @@ def test_calibrated_to_real_file(real_data_path, capsys):
     bad = table[~table.ok]
     assert bad.empty, f"quantiles outside tolerance:\n{bad.to_string(index=False)}"
     assert worst.iloc[0] <= SPEARMAN_TOL, f"worst Spearman gap {worst.index[0]}: {worst.iloc[0]:.3f}"
+
+
+# ------------------------------------------------------------------ months
+MONTHS_ARGS = dict(seed=5, move_share=0.1, join_share=0.03, leave_share=0.02)
+
+
+@pytest.fixture(scope="module")
+def months():
+    return datasets.generate_months(2000, 3, **MONTHS_ARGS)
+
+
+def test_months_counts_and_ids(months):
+    assert len(months.frames) == len(months.truth) == 3
+    previous = months.frames[0]
+    assert len(previous) == 2000 and previous[schema.ID].iloc[0] == "C10001"
+    for m in (2, 3):
+        frame, events = months.frames[m - 1], months.moves(m)
+        counts = events.event.value_counts()
+        left = round(0.02 * len(previous))
+        assert counts["leave"] == left
+        assert counts["move"] == round(0.1 * (len(previous) - left))
+        assert counts["join"] == round(0.03 * 2000)
+        ids, before = set(frame[schema.ID]), set(previous[schema.ID])
+        assert ids == (before - set(events.customer_id[events.event == "leave"])) \
+            | set(events.customer_id[events.event == "join"])
+        assert not set(events.customer_id[events.event == "join"]) & before
+        assert frame[schema.ID].is_unique and list(frame.columns) == COLS
+        previous = frame
+
+
+def test_months_truth_follows_the_events(months):
+    for m in (2, 3):
+        before = months.truth[m - 2].set_axis(months.frames[m - 2][schema.ID])
+        after = months.truth[m - 1].set_axis(months.frames[m - 1][schema.ID])
+        events = months.moves(m)
+        moved = events[events.event == "move"]
+        assert (moved.from_archetype != moved.to_archetype).all()
+        assert (before[moved.customer_id].astype(str).to_numpy() == moved.from_archetype.to_numpy()).all()
+        assert (after[moved.customer_id].astype(str).to_numpy() == moved.to_archetype.to_numpy()).all()
+        joined = events[events.event == "join"]
+        assert (after[joined.customer_id].astype(str).to_numpy() == joined.to_archetype.to_numpy()).all()
+        stay = after.index.intersection(before.index).difference(pd.Index(moved.customer_id))
+        assert (before[stay].to_numpy() == after[stay].to_numpy()).all()
+
+
+def test_months_stayers_keep_their_row_and_movers_are_redrawn(months):
+    f1, f2 = (f.set_index(schema.ID) for f in months.frames[:2])
+    events = months.moves(2)
+    movers = pd.Index(events.customer_id[events.event == "move"])
+    stay = f1.index.intersection(f2.index).difference(movers)
+    pd.testing.assert_frame_equal(f1.loc[stay], f2.loc[stay])
+    assert (f1.loc[movers, "TENURE"] == f2.loc[movers, "TENURE"]).all()
+    changed = (f1.loc[movers].fillna(-1) != f2.loc[movers].fillna(-1)).any(axis=1)
+    assert changed.all()
+
+
+def test_months_obey_the_schema_logic(months):
+    for frame in months.frames:
+        diff = frame.PURCHASES - frame.ONEOFF_PURCHASES - frame.INSTALLMENTS_PURCHASES
+        assert diff.abs().max() < 0.011
+        for c in FREQ:
+            assert frame[c].between(0, 1).all(), c
+        assert ((frame.PURCHASES_TRX == 0) == (frame.PURCHASES == 0)).all()
+
+
+def test_months_deterministic_and_seeded(months):
+    again = datasets.generate_months(2000, 3, **MONTHS_ARGS)
+    for a, b in zip(months.frames, again.frames):
+        pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(months.events, again.events)
+    other = datasets.generate_months(2000, 3, **{**MONTHS_ARGS, "seed": 6})
+    assert not months.frames[0].equals(other.frames[0])
+
+
+def test_move_destinations_follow_the_weights():
+    months = datasets.generate_months(3000, 2, seed=0, move_share=0.5,
+                                      weights={"premium": 1, "dormant": 1, "revolver": 0})
+    moved = months.moves(2).query("event == 'move'")
+    assert set(moved.from_archetype) | set(moved.to_archetype) == {"premium", "dormant"}
+
+
+@pytest.mark.parametrize("kwargs", [dict(move_share=1.5), dict(join_share=-0.1), dict(leave_share=1.0),
+                                    dict(months=0), dict(n=0), dict(weights={"premium": 1})])
+def test_months_bad_arguments(kwargs):
+    args = {"n": 100, "months": 2, **kwargs}
+    with pytest.raises(CustsegError):
+        datasets.generate_months(args.pop("n"), args.pop("months"), **args)
+
+
+def test_write_months_files_round_trip_and_bytes(tmp_path):
+    written = datasets.write_months(tmp_path / "a", 500, 2, seed=1)
+    datasets.write_months(tmp_path / "b", 500, 2, seed=1)
+    names = ["month_01.csv", "month_02.csv", "truth_archetypes.csv", "truth_moves.csv"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == names
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    back = pd.read_csv(tmp_path / "a" / "month_02.csv", dtype={schema.ID: "str"})
+    pd.testing.assert_frame_equal(back, written.frames[1], check_dtype=False)
+    moves = pd.read_csv(tmp_path / "a" / "truth_moves.csv", dtype=str, keep_default_na=False)
+    assert len(moves) == len(written.events)
+    assert moves.customer_id.tolist() == written.events.customer_id.tolist()
+
+
+def test_write_months_failure_leaves_nothing(tmp_path, monkeypatch):
+    calls = []
+    original = pd.DataFrame.to_csv
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", failing)
+    with pytest.raises(OSError):
+        datasets.write_months(tmp_path, 300, 2, seed=0)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,256 @@
+"""Drift: is the population being scored still the one the model was trained on?
+
+At training, :func:`training_bins` stores, for every input column and model feature,
+quantile bin edges and the share of training customers in each bin (plus the share
+missing), and the 99th percentile of the training customers' distance to their
+centre. At scoring, :func:`drift_report` computes the population stability index
+
+    PSI = sum over bins of (new share - training share) x ln(new share / training share)
+
+per column and feature, and the share of new customers farther from every centre
+than that 99th percentile (about 1 % when nothing changed).
+
+Levels follow the convention of credit-risk model monitoring: PSI below 0.1 is
+*ok*, from 0.1 *watch* (a moderate shift), from 0.25 *drift* (a major shift: the
+segments were fitted to a different population; re-segment).
+
+Bins: interior edges are the training deciles (for ``n_bins=10``), duplicates
+removed, so a column with many equal values (zeros) gets fewer, wider bins and a
+constant column gets two (at most the constant, above it). A value ``v`` falls in
+bin ``i`` when ``edge[i-1] < v <= edge[i]``. Shares are floored at
+:data:`EPSILON` (1e-4) before the logarithm, so a bin empty on one side adds a
+finite amount — (0.01 - 0.0001) x ln(100) ≈ 0.046 for 1 % of new customers in a
+bin no training customer was in — instead of infinity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .errors import ModelError
+
+#: Floor on bin shares before the logarithm (see the module docstring).
+EPSILON = 1e-4
+#: PSI from which a column is worth watching.
+WATCH_AT = 0.1
+#: PSI from which a column has drifted.
+DRIFT_AT = 0.25
+#: Percentile of training distances beyond which a customer counts as far from every centre.
+FAR_PERCENTILE = 99.0
+#: Far share from which :meth:`DriftReport.warnings` warns: five times the 1 % expected without drift.
+FAR_WARN_SHARE = 0.05
+BINS_FORMAT = 1
+
+
+def _edges(values: np.ndarray, n_bins: int) -> list[float]:
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return []
+    qs = np.quantile(finite, np.arange(1, n_bins) / n_bins) if n_bins > 1 else np.array([])
+    return [float(e) for e in np.unique(np.concatenate([qs, [finite.min()]]))]
+
+
+def _shares(values: np.ndarray, edges: list[float]) -> tuple[list[float], float]:
+    """Share of values per bin (``len(edges) + 1`` bins) and the share missing."""
+    values = np.asarray(values, dtype=np.float64)
+    n = values.size
+    if n == 0:
+        return [0.0] * (len(edges) + 1), 0.0
+    finite = np.isfinite(values)
+    counts = np.bincount(np.searchsorted(np.asarray(edges), values[finite], side="left"),
+                         minlength=len(edges) + 1)
+    return (counts / n).tolist(), float((~finite).sum() / n)
+
+
+def _numeric(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {str(c): pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64)
+            for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])}
+
+
+def training_bins(frame_columns: pd.DataFrame, features: pd.DataFrame, n_bins: int = 10, *,
+                  distances=None) -> dict:
+    """The training distribution of every numeric input column and model feature, JSON-safe.
+
+    Parameters
+    ----------
+    frame_columns : DataFrame
+        The training portfolio's input columns (non-numeric ones, like the id, are skipped).
+    features : DataFrame
+        The model features of the same customers (e.g. ``Segmenter.embed`` with
+        ``feature_names_out_`` as columns).
+    n_bins : int, default 10
+        Quantile bins per column (fewer when values repeat).
+    distances : array-like, optional
+        Training customers' distance to their centre; its 99th percentile is stored.
+
+    Returns
+    -------
+    dict
+        ``{"format", "n_bins", "columns": {name: {"edges", "shares", "missing"}},
+        "features": {...}, "distance_p99"}``, for storing in ``model.json``.
+    """
+    if int(n_bins) != n_bins or n_bins < 2:
+        raise ValueError(f"n_bins must be an integer of at least 2 (got {n_bins!r})")
+
+    def describe(values: np.ndarray) -> dict:
+        edges = _edges(values, int(n_bins))
+        shares, missing = _shares(values, edges)
+        return {"edges": edges, "shares": shares, "missing": missing}
+
+    out = {
+        "format": BINS_FORMAT,
+        "n_bins": int(n_bins),
+        "columns": {name: describe(v) for name, v in _numeric(frame_columns).items()},
+        "features": {name: describe(v) for name, v in _numeric(features).items()},
+        "distance_p99": None,
+    }
+    if distances is not None:
+        d = np.asarray(distances, dtype=np.float64)
+        out["distance_p99"] = float(np.percentile(d, FAR_PERCENTILE)) if d.size else None
+    return out
+
+
+def psi(bins: Mapping, new_values) -> float:
+    """Population stability index of ``new_values`` against one stored column's bins.
+
+    Missing values form their own bin. Returns NaN when there are no new values.
+    """
+    try:
+        edges = [float(e) for e in bins["edges"]]
+        expected = np.append(np.asarray(bins["shares"], dtype=np.float64), float(bins["missing"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"the stored training distribution is damaged ({type(exc).__name__}: {exc})") from None
+    if expected.size != len(edges) + 2:
+        raise ModelError("the stored training distribution is damaged (edges and shares disagree)")
+    values = np.asarray(new_values, dtype=np.float64)
+    if values.size == 0:
+        return math.nan
+    shares, missing = _shares(values, edges)
+    actual = np.append(np.asarray(shares), missing)
+    e, a = np.maximum(expected, EPSILON), np.maximum(actual, EPSILON)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def level(value: float) -> str:
+    """``"drift"`` (PSI ≥ 0.25), ``"watch"`` (≥ 0.1) or ``"ok"``."""
+    if value >= DRIFT_AT:
+        return "drift"
+    if value >= WATCH_AT:
+        return "watch"
+    return "ok"
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """PSI of one input column (``kind="column"``) or model feature (``kind="feature"``)."""
+
+    name: str
+    kind: str
+    psi: float
+    level: str
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Drift of a scored population against the training one.
+
+    Attributes
+    ----------
+    items : tuple of ColumnDrift
+        Columns first, then features, each in stored order.
+    far_share : float or None
+        Share of new customers beyond the training 99th percentile of distance.
+    distance_p99 : float or None
+        That percentile.
+    n_customers : int
+    """
+
+    items: tuple
+    far_share: float | None
+    distance_p99: float | None
+    n_customers: int
+
+    def at(self, lvl: str, kind: str | None = None) -> list[str]:
+        """Names at a level (``"ok"``, ``"watch"``, ``"drift"``), optionally of one kind."""
+        return [i.name for i in self.items if i.level == lvl and (kind is None or i.kind == kind)]
+
+    @property
+    def drifted(self) -> bool:
+        return any(i.level != "ok" for i in self.items)
+
+    def to_dict(self) -> dict:
+        return {
+            "n_customers": self.n_customers,
+            "thresholds": {"watch": WATCH_AT, "drift": DRIFT_AT, "epsilon": EPSILON},
+            "far_from_centres": {"share": self.far_share, "distance_p99": self.distance_p99,
+                                 "expected_share": 1 - FAR_PERCENTILE / 100, "warn_at": FAR_WARN_SHARE},
+            "columns": [{"name": i.name, "psi": i.psi, "level": i.level} for i in self.items if i.kind == "column"],
+            "features": [{"name": i.name, "psi": i.psi, "level": i.level} for i in self.items
+                         if i.kind == "feature"],
+        }
+
+    def warnings(self) -> list[str]:
+        """Lines for standard error: one per drifted or watched column/feature, then a hint; none if all ok."""
+        lines = []
+        for lvl, label in (("drift", "DRIFT"), ("watch", "watch")):
+            for i in self.items:
+                if i.level == lvl:
+                    kind = "column" if i.kind == "column" else "feature"
+                    limit = DRIFT_AT if lvl == "drift" else WATCH_AT
+                    lines.append(f"{label}: {kind} {i.name} PSI {i.psi:.2f} (≥ {limit:g})")
+        if self.far_share is not None and self.far_share >= FAR_WARN_SHARE:
+            lines.append(f"DRIFT: {self.far_share:.1%} of customers are farther from every segment centre than "
+                         f"99 % of the training customers (expected about 1 %)")
+        if any(line.startswith("DRIFT") for line in lines):
+            lines.append("hint: the population has shifted since training; re-segment "
+                         "(custseg run NEW --reference OLD_MODEL) to keep the segments meaningful")
+        elif lines:
+            lines.append("hint: moderate shifts; compare again next month, re-segment if they grow")
+        return lines
+
+
+def drift_report(bins: Mapping, new_frame: pd.DataFrame, new_features: pd.DataFrame, distances=None,
+                 train_distance_p99: float | None = None) -> DriftReport:
+    """PSI per stored column and feature, and the share of customers far from every centre.
+
+    Parameters
+    ----------
+    bins : mapping
+        :func:`training_bins` output (from the model file).
+    new_frame : DataFrame
+        The scored customers' input columns.
+    new_features : DataFrame
+        Their model features, same names as at training.
+    distances : array-like, optional
+        Their distance to the nearest centre.
+    train_distance_p99 : float, optional
+        Overrides ``bins["distance_p99"]``.
+
+    Raises
+    ------
+    ModelError
+        When the stored distribution is damaged or names a column the new data lack.
+    """
+    if not isinstance(bins, Mapping) or not isinstance(bins.get("columns"), Mapping) \
+            or not isinstance(bins.get("features"), Mapping):
+        raise ModelError("the model file's training distribution is damaged (no 'columns'/'features' tables)")
+    items = []
+    for kind, table, data in (("column", bins["columns"], new_frame), ("feature", bins["features"], new_features)):
+        absent = [name for name in table if name not in data.columns]
+        if absent:
+            raise ModelError(f"the training distribution has {kind}(s) {', '.join(absent)} that the new data lack")
+        for name, stored in table.items():
+            value = psi(stored, pd.to_numeric(data[name], errors="coerce").to_numpy(dtype=np.float64))
+            items.append(ColumnDrift(name, kind, value, level(value) if np.isfinite(value) else "ok"))
+    p99 = train_distance_p99 if train_distance_p99 is not None else bins.get("distance_p99")
+    far = None
+    if distances is not None and p99 is not None:
+        d = np.asarray(distances, dtype=np.float64)
+        far = float(np.mean(d > float(p99))) if d.size else None
+    return DriftReport(items=tuple(items), far_share=far, distance_p99=None if p99 is None else float(p99),
+                       n_customers=len(new_frame))

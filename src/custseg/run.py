@@ -16,11 +16,12 @@ import pandas as pd
 from . import schema
 from .features import required_columns
 from .atomic import replacing
+from .description import Description, describe, to_dict
 from .errors import CustsegError
-from .jsonio import jsonable, write_json
+from .jsonio import write_json
 from .load import Portfolio, load
 from .naming import SegmentName, name_segments
-from .persist import fingerprint, save_model, versions
+from .persist import fingerprint, save_model
 from .profiles import Profiles, profile
 from .progress import Progress, tick
 from .progress import describe as describe_progress
@@ -80,28 +81,9 @@ class RunResult:
         return {"chosen_k": self.model.n_clusters_, "selection": self.model.selection_.to_dict(),
                 "stability": self.stability.to_dict(), "inertia": self.model.inertia_}
 
-    def describe(self) -> dict:
-        """Every number the report shows, as plain data (description.json)."""
-        stab = self.stability.segments
-        segments = []
-        for n, prof in zip(self.names, self.profiles.to_dict()["segments"]):
-            s = n.segment - 1
-            segments.append({**prof, "name": n.name, "description": n.description, "traits": list(n.traits),
-                             "stability": {"jaccard_mean": stab.at[s, "jaccard_mean"],
-                                           "jaccard_sd": stab.at[s, "jaccard_sd"],
-                                           "status": stab.at[s, "status"]},
-                             "centre": dict(zip(self.model.feature_names_out_,
-                                                self.model.cluster_centers_[s].tolist()))})
-        return jsonable({
-            "custseg": {"versions": versions(), "config": self.config.to_dict()},
-            "training": self.training_info(),
-            "data_quality": self.quality.to_dict(),
-            "features": list(self.model.feature_names_out_),
-            "metrics": self.metrics(),
-            "segments": segments,
-            "portfolio": self.profiles.to_dict()["portfolio"],
-            "projection": self.projection,
-        })
+    def describe(self) -> Description:
+        """Every number the report shows, as typed data (description.json)."""
+        return describe(self)
 
 
 def segment(source, config: RunConfig | None = None, *, name: str | None = None,
@@ -149,11 +131,11 @@ def write_run_files(result: RunResult, folder: Path) -> None:
     result.segments_table().to_csv(folder / "segments.csv", index=False, lineterminator="\n")
     profiles_csv(result).to_csv(folder / "profiles.csv", float_format="%.6g", lineterminator="\n")
     description = result.describe()
-    write_json(folder / "profiles.json", {"segments": description["segments"],
-                                          "portfolio": description["portfolio"]})
-    write_json(folder / "metrics.json", description["metrics"])
-    write_json(folder / "data_quality.json", description["data_quality"])
-    write_json(folder / "description.json", description)
+    data = to_dict(description)
+    write_json(folder / "profiles.json", {"segments": data["segments"], "portfolio": data["portfolio"]})
+    write_json(folder / "metrics.json", data["metrics"])
+    write_json(folder / "data_quality.json", data["data_quality"])
+    write_json(folder / "description.json", data)
     save_model(folder / MODEL_FILE, result.model, segment_names=[n.name for n in result.names],
                training=result.training_info())
     render_all(description, folder)

@@ -266,8 +266,9 @@ def describe(result: RunResult) -> Description:
 
 def _stability(stability) -> StabilitySummary:
     d = jsonable(stability.to_dict())
-    # the bootstrap keys segments by the estimator's labels (from 0); outputs number them from 1
-    rows = [SegmentStability(**{**row, "segment": row["segment"] + 1}) for row in d["segments"]]
+    # one row per segment in ascending label order, keyed by the labels it was given (the estimator's,
+    # from 0); outputs number segments from 1
+    rows = [SegmentStability(**{**row, "segment": number}) for number, row in enumerate(d["segments"], start=1)]
     return StabilitySummary(n_boot=d["n_boot"], mean_ari=d["mean_ari"], thresholds=Thresholds(**d["thresholds"]),
                             segments=rows)
 

@@ -129,7 +129,8 @@ def test_other_schema_versions_are_refused(description, version):
 @pytest.mark.parametrize(("change", "where"), [
     (lambda d: d["segments"][0].update(size="many"), r"description\.segments\[0\]\.size should be an integer"),
     (lambda d: d["metrics"]["selection"].update(clear_structure=1), r"clear_structure should be true or false"),
-    (lambda d: d["segments"][1]["variables"]["BALANCE"].update(ratio="2x"), r"BALANCE\.ratio should be a number"),
+    (lambda d: d["segments"][1]["variables"]["BALANCE"].update(ratio="2x"), r"BALANCE\.ratio should be a finite"),
+    (lambda d: d["metrics"].update(inertia=float("nan")), r"metrics\.inertia should be a finite number, not nan"),
     (lambda d: d["training"].update(n_customers=None), r"training\.n_customers should be an integer"),
     (lambda d: d["metrics"]["stability"].pop("thresholds"), r"metrics\.stability has missing field\(s\) thresholds"),
     (lambda d: d["segments"][0].update(colour="red"), r"segments\[0\] has unknown field\(s\) colour"),

@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -234,19 +235,8 @@ def describe(result: RunResult) -> Description:
     """The description of a computed run (a :class:`custseg.run.RunResult`)."""
     model = result.model
     features = [str(f) for f in model.feature_names_out_]
-    centres = jsonable(model.cluster_centers_)
     stability = _stability(result.stability)
-    scores = {row.segment: row for row in stability.segments}
     profiles = jsonable(result.profiles.to_dict())
-    segments = []
-    for name, prof in zip(result.names, profiles["segments"]):
-        score = scores[name.segment]
-        segments.append(SegmentDescription(
-            segment=prof["segment"], size=prof["size"], share=prof["share"],
-            variables={var: Statistic(**stats) for var, stats in prof["variables"].items()},
-            name=name.name, description=name.description, traits=list(name.traits),
-            stability=StabilityScore(score.jaccard_mean, score.jaccard_sd, score.status),
-            centre=dict(zip(features, centres[name.segment - 1]))))
     quality = jsonable(result.quality.to_dict())
     selection = jsonable(model.selection_.to_dict())
     return Description(
@@ -258,10 +248,26 @@ def describe(result: RunResult) -> Description:
                         selection=Selection(**{**selection, "baseline": Baseline(**selection["baseline"]),
                                                "table": [EvidenceRow(**r) for r in selection["table"]]}),
                         stability=stability, inertia=jsonable(model.inertia_)),
-        segments=segments,
+        segments=_segments(result, profiles["segments"], stability, features),
         portfolio={var: PortfolioStatistic(**stats) for var, stats in profiles["portfolio"].items()},
         projection=Projection(**jsonable(result.projection)) if result.projection else None,
     )
+
+
+def _segments(result: RunResult, profiles: list[dict], stability: StabilitySummary,
+              features: list[str]) -> list[SegmentDescription]:
+    scores = {row.segment: row for row in stability.segments}
+    centres = jsonable(result.model.cluster_centers_)
+    segments = []
+    for name, prof in zip(result.names, profiles):
+        score = scores[name.segment]
+        segments.append(SegmentDescription(
+            segment=prof["segment"], size=prof["size"], share=prof["share"],
+            variables={var: Statistic(**stats) for var, stats in prof["variables"].items()},
+            name=name.name, description=name.description, traits=list(name.traits),
+            stability=StabilityScore(score.jaccard_mean, score.jaccard_sd, score.status),
+            centre=dict(zip(features, centres[name.segment - 1]))))
+    return segments
 
 
 def _stability(stability) -> StabilitySummary:
@@ -298,7 +304,14 @@ def from_dict(data: Mapping, *, source: str = "the description") -> Description:
     return _parse(Description, data, source, "description")
 
 
-_SCALARS = {bool: "true or false", int: "an integer", float: "a number", str: "text"}
+#: What a JSON scalar of each type must be: (as said in messages, test).
+_SCALARS = {
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a finite number",
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)),
+    str: ("text", lambda v: isinstance(v, str)),
+}
 
 
 def _parse(tp, value, source: str, where: str):
@@ -319,11 +332,8 @@ def _parse(tp, value, source: str, where: str):
     if origin is dict:
         _expect(isinstance(value, Mapping), "an object", value, source, where)
         return {str(k): _parse(args[1], v, source, f"{where}.{k}") for k, v in value.items()}
-    ok = {bool: lambda v: isinstance(v, bool),
-          int: lambda v: isinstance(v, int) and not isinstance(v, bool),
-          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-          str: lambda v: isinstance(v, str)}[tp]
-    _expect(ok(value), _SCALARS[tp], value, source, where)
+    expected, test = _SCALARS[tp]
+    _expect(test(value), expected, value, source, where)
     return value
 
 

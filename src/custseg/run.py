@@ -76,11 +76,6 @@ class RunResult:
         frame = self.portfolio.frame
         return {"source": self.portfolio.source, "n_customers": len(frame), "fingerprint": fingerprint(frame)}
 
-    def metrics(self) -> dict:
-        """Evidence per k, the choice, and stability (metrics.json)."""
-        return {"chosen_k": self.model.n_clusters_, "selection": self.model.selection_.to_dict(),
-                "stability": self.stability.to_dict(), "inertia": self.model.inertia_}
-
     def describe(self) -> Description:
         """Every number the report shows, as typed data (description.json)."""
         return describe(self)

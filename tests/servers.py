@@ -6,8 +6,8 @@ run as root, so as root the server runs as the ``postgres`` user that Debian's
 package creates. Without PostgreSQL the tests that need it skip, except under
 ``CI=true`` where they fail (``scripts/ci-system-deps.sh`` installs it).
 
-Use the ``postgres_url`` fixture (one server per test session, a fresh database per
-test) after ``from servers import postgres_server, postgres_url  # noqa: F401``.
+``tests/conftest.py`` makes the fixtures visible to every test module: ``postgres_url``
+gives a fresh database per test on the one server of the session.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from helpers import tiny_portfolio
-from servers import PASSWORD, PostgresServer, free_port, postgres_server, postgres_url  # noqa: F401
+from servers import PASSWORD, PostgresServer, free_port
 
 from custseg import schema
 from custseg.credentials import resolve_url

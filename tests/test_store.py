@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from helpers import tiny_portfolio
-from servers import PASSWORD, postgres_server, postgres_url  # noqa: F401
+from servers import PASSWORD
 
 import custseg
 from custseg.errors import CustsegError

@@ -74,7 +74,7 @@ def _parse(text: str) -> URL:
         return URL.create(kind, database=str(Path(text).expanduser()))
     try:
         return sa.engine.make_url(text)
-    except sa.exc.ArgumentError:
+    except (sa.exc.ArgumentError, ValueError):
         raise CustsegError(f"'{mask_text(text)}' is not a valid database URL; write it as "
                            "dialect://user@host:port/database.") from None
 

@@ -203,3 +203,17 @@ def test_bigquery_without_credentials_is_a_clear_error(monkeypatch, tmp_path):
         SQLSource("bigquery://my-project/my_dataset", table="credit-card-information").columns()
     assert str(err.value).startswith("bigquery://my-project/my_dataset table credit-card-information:")
     assert "missing-key.json" in str(err.value)
+
+
+def test_segments_from_sql_equal_segments_from_the_csv(tmp_path):
+    """CSV → load_table → SQLSource gives the same segments.csv table as the CSV itself."""
+    import custseg
+
+    csv = tmp_path / "cards.csv"
+    tiny_portfolio(150, seed=3).to_csv(csv, index=False)
+    url = f"duckdb:///{tmp_path / 'cards.duckdb'}"
+    load_table(csv, url, "cards")
+    config = custseg.RunConfig(k=3, n_boot=2, n_init=2)
+    from_csv = custseg.segment(csv, config).segments_table()
+    from_sql = custseg.segment(SQLSource(url, table="cards").read(), config).segments_table()
+    pd.testing.assert_frame_equal(from_sql, from_csv)

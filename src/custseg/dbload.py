@@ -78,19 +78,12 @@ def _batches(source, rows: int) -> Iterator[pd.DataFrame]:
         return
     if not isinstance(source, Source):
         source = _file_source(source)
-        if isinstance(source, pd.DataFrame):
-            yield from _batches(source, rows)
-            return
     yield from source.batches(None, rows)
 
 
-def _file_source(path) -> Source | pd.DataFrame:
-    try:
-        from .sources import open_source
-    except ImportError:  # TODO(lead): remove once the file sources (branch h-sources) are merged
-        from .load import load
+def _file_source(path) -> Source:
+    from .sources import open_source
 
-        return load(path).frame
     return open_source(path)
 
 

@@ -32,11 +32,12 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from numba import njit
 from sklearn.cluster import kmeans_plusplus
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 #: Rows per block: ``BLOCK_ROWS × n_features`` values of X plus ``BLOCK_ROWS × k`` of G stay in L2.
 BLOCK_ROWS = 8192
@@ -73,21 +74,31 @@ def check_matrix(X) -> np.ndarray:
 
 # ------------------------------------------------------------------ compiled kernels
 @njit(nogil=True, cache=True)
-def _accumulate(X, G, cn, sums, counts, with_squares):  # pragma: no cover - compiled
-    m, p = X.shape
-    k = cn.shape[0]
-    squares = 0.0
+def _argmin(G, cn, labels):  # pragma: no cover - compiled
+    # Selects instead of branches: which centre wins is unpredictable, and mispredicted
+    # branches cost more than the arithmetic (measured 1.4x slower per pass).
+    m, k = G.shape
     for r in range(m):
         best = 0
         low = G[r, 0] + cn[0]
         for j in range(1, k):
             v = G[r, j] + cn[j]
-            if v < low:
-                low = v
-                best = j
+            closer = v < low
+            best = j if closer else best
+            low = v if closer else low
+        labels[r] = best
+
+
+@njit(nogil=True, cache=True)
+def _accumulate(X, G, cn, labels, sums, counts, with_squares):  # pragma: no cover - compiled
+    m, p = X.shape
+    _argmin(G, cn, labels)
+    for r in range(m):
+        best = labels[r]
         for f in range(p):
             sums[best, f] += X[r, f]
         counts[best] += 1
+    squares = 0.0
     if with_squares:
         for r in range(m):
             for f in range(p):
@@ -99,20 +110,13 @@ def _accumulate(X, G, cn, sums, counts, with_squares):  # pragma: no cover - com
 @njit(nogil=True, cache=True)
 def _nearest(X, G, cn, C, labels, dist):  # pragma: no cover - compiled
     m, p = X.shape
-    k = cn.shape[0]
+    _argmin(G, cn, labels)
     for r in range(m):
-        best = 0
-        low = G[r, 0] + cn[0]
-        for j in range(1, k):
-            v = G[r, j] + cn[j]
-            if v < low:
-                low = v
-                best = j
+        best = labels[r]
         d = 0.0
         for f in range(p):
             diff = np.float64(X[r, f]) - C[best, f]
             d += diff * diff
-        labels[r] = best
         dist[r] = np.sqrt(d)
 
 
@@ -142,11 +146,12 @@ def _segment_sums_blocks(X: np.ndarray, prep: _Prepared, with_squares: bool):
     counts = np.zeros(k, dtype=np.int64)
     squares = 0.0
     G = np.empty((min(BLOCK_ROWS, len(X)), k), dtype=X.dtype)
+    labels = np.empty(len(G), dtype=np.int64)
     for lo in range(0, len(X), BLOCK_ROWS):
         block = X[lo:lo + BLOCK_ROWS]
         g = G[:len(block)]
         np.matmul(block, prep.c2t, out=g)
-        squares += _accumulate(block, g, prep.cn, sums, counts, with_squares)
+        squares += _accumulate(block, g, prep.cn, labels[:len(block)], sums, counts, with_squares)
     return sums, counts, squares
 
 
@@ -171,7 +176,7 @@ class Pool:
         self.n_threads = n_threads
 
     def __enter__(self) -> Pool:
-        self._limits = threadpool_limits(limits=1, user_api="blas")
+        self._limits = _controller().limit(limits=1, user_api="blas")
         self._executor = ThreadPoolExecutor(max_workers=self.n_threads or default_threads())
         return self
 
@@ -181,6 +186,12 @@ class Pool:
 
     def map(self, fn, items):
         return list(self._executor.map(fn, items))
+
+
+@lru_cache(maxsize=1)
+def _controller() -> ThreadpoolController:
+    # Finding the loaded BLAS libraries costs milliseconds; do it once per process.
+    return ThreadpoolController()
 
 
 def pass_sums(X: np.ndarray, centres: np.ndarray, pool: Pool, *, with_squares: bool = False):

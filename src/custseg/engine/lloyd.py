@@ -22,8 +22,8 @@ on a uniform sample of at most :data:`SEED_SAMPLE` rows drawn without
 replacement, so it costs the same at ten million rows as at a hundred thousand.
 
 The heavy part is BLAS (NumPy's OpenBLAS, pinned to one thread per segment) and a
-20-line numba kernel: plain numba loops over rows did not vectorise and measured
-3-4x slower than this split (see ``docs/scale.md``).
+short numba kernel: plain numba loops over rows did not vectorise and measured
+3-8x slower than this split (see ``docs/scale.md``).
 """
 
 from __future__ import annotations
@@ -230,6 +230,8 @@ def lloyd(chunks: Chunks, init: np.ndarray, pool: Pool, *, max_iter: int = 300, 
     table read in batches is many. Stops as scikit-learn's ``KMeans`` does (see the
     module docstring); empty clusters take the rows farthest from their centres.
     """
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be at least 1, got {max_iter}")
     centres = np.array(init, dtype=np.float64, copy=True)
     tol_scaled = None
     for it in range(1, max_iter + 1):

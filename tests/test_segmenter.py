@@ -54,13 +54,13 @@ def test_evidence_on_request_evaluates_the_whole_range(fitted):
     assert model.selection_.chosen_k == 3 and "fixed" in model.selection_.reason
 
 
-def test_auto_chooses_from_the_evidence_and_fits_that_k_once():
+def test_auto_chooses_from_the_evidence_and_refits_only_that_k():
     frame = tiny_portfolio(90)
     model = Segmenter(k_max=4, n_init=3, n_refs=3).fit(frame)
     sel = model.selection_
     assert list(sel.table.index) == [2, 3, 4]
     assert model.n_clusters_ == sel.chosen_k == 3
-    # the final fit is the evidence's fit at that k, renumbered by size
+    # the final fit (same restarts, same seed) finds the evidence's solution at that k, renumbered by size
     centres = sel.evidence.centres[3]
     assert np.allclose(np.sort(model.cluster_centers_, axis=0), np.sort(centres, axis=0))
     assert model.inertia_ == sel.table.at[3, "inertia"]

@@ -10,8 +10,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import seeds
 from .core import KMeansCore
-from .engine import get_engine, single_threaded_kmeans  # noqa: F401  (single_threaded_kmeans: for run.py, cli.py)
+from .engine import get_engine
 from .errors import CustsegError
+from .settings import DEFAULTS
 from .features import make_pipeline, required_columns
 from .load import Portfolio
 from .selection import check_size, fixed_k_without_evidence, select_k
@@ -70,8 +71,10 @@ class Segmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         Canonical columns the data must have.
     """
 
-    def __init__(self, n_clusters="auto", *, k_min=2, k_max=10, features="behaviour", n_init=10,
-                 random_state=0, silhouette_max_n=20_000, n_refs=10, evidence=None, engine="sklearn"):
+    def __init__(self, n_clusters=DEFAULTS.k, *, k_min=DEFAULTS.k_min, k_max=DEFAULTS.k_max,
+                 features=DEFAULTS.features, n_init=DEFAULTS.n_init, random_state=DEFAULTS.seed,
+                 silhouette_max_n=DEFAULTS.silhouette_max_n, n_refs=DEFAULTS.n_refs, evidence=DEFAULTS.evidence,
+                 engine=DEFAULTS.engine):
         self.n_clusters = n_clusters
         self.k_min = k_min
         self.k_max = k_max

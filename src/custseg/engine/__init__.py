@@ -11,10 +11,11 @@ from collections.abc import Callable
 from custseg.errors import CustsegError
 
 from .base import Engine, Fit, Seed
+from .chunked import ChunkedEngine
 from .sklearn import ALTERNATIVES, SklearnEngine, alternative, gaussian_mixture, single_threaded_kmeans
 
 #: Engine factories by name.
-ENGINES: dict[str, Callable[[], Engine]] = {"sklearn": SklearnEngine}
+ENGINES: dict[str, Callable[[], Engine]] = {"sklearn": SklearnEngine, "chunked": ChunkedEngine}
 DEFAULT = "sklearn"
 
 
@@ -41,6 +42,6 @@ def default_engine() -> Engine:
 
 
 __all__ = [
-    "ALTERNATIVES", "DEFAULT", "ENGINES", "Engine", "Fit", "Seed", "SklearnEngine", "alternative",
+    "ALTERNATIVES", "ChunkedEngine", "DEFAULT", "ENGINES", "Engine", "Fit", "Seed", "SklearnEngine", "alternative",
     "default_engine", "gaussian_mixture", "get_engine", "single_threaded_kmeans",
 ]

@@ -44,6 +44,8 @@ from .jsonio import jsonable
 from .load import Portfolio
 
 MAX_EXAMPLES = 5
+#: Columns named in one message about text where numbers belong.
+MAX_COLUMNS_SHOWN = 3
 PURCHASE_SUM_TOLERANCE = 1.0
 #: Above this, a frequency or share is not a rounding overshoot (the real file reaches 1.5) but another scale.
 SHARE_OVERSHOOT = 1.5
@@ -187,6 +189,7 @@ def _require_columns(portfolio: Portfolio, required) -> None:
 
 
 def _to_numbers(frame: pd.DataFrame, cols: list[str], label: str) -> pd.DataFrame:
+    _refuse_repeated_headers(frame, cols, label)
     out = {}
     problems = []
     for col in cols:
@@ -205,9 +208,23 @@ def _to_numbers(frame: pd.DataFrame, cols: list[str], label: str) -> pd.DataFram
                             f"row{'s' if bad.sum() > 1 else ''}: {shown}")
         out[col] = number.astype("float64")
     if problems:
-        raise DataError(f"{label}: " + "; ".join(problems) +
+        more = f"; and so in {len(problems) - MAX_COLUMNS_SHOWN} more columns" if len(problems) > MAX_COLUMNS_SHOWN else ""
+        raise DataError(f"{label}: " + "; ".join(problems[:MAX_COLUMNS_SHOWN]) + more +
                         ". Rows are counted from 1 after the header; fix or remove these values and run again.")
     return pd.DataFrame(out, index=frame.index)
+
+
+def _refuse_repeated_headers(frame: pd.DataFrame, cols: list[str], label: str) -> None:
+    """Rows that spell the column names again: two exports joined into one file."""
+    named = pd.DataFrame({c: frame[c].astype("string").str.strip().map(schema.canonical_name, na_action="ignore")
+                          .eq(c).fillna(False) for c in cols if not pd.api.types.is_numeric_dtype(frame[c])})
+    if named.empty:
+        return
+    rows = np.flatnonzero(named.sum(axis=1).to_numpy() >= min(3, len(cols)))
+    if len(rows):
+        raise DataError(f"{label}: {_rowlist(rows)} repeat{'s' if len(rows) == 1 else ''} the header line (the "
+                        "column names where numbers belong), as when two exports are joined into one file. "
+                        "Remove the repeated header lines and run again.")
 
 
 def _check_footer_rows(frame: pd.DataFrame, numbers: pd.DataFrame, label: str) -> None:
@@ -286,7 +303,7 @@ def _check_ids(frame: pd.DataFrame, label: str) -> None:
 def _rowlist(rows: np.ndarray) -> str:
     shown = ", ".join(str(i + 1) for i in rows[:MAX_EXAMPLES])
     more = f" and {len(rows) - MAX_EXAMPLES} more" if len(rows) > MAX_EXAMPLES else ""
-    return f"rows {shown}{more}"
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
 
 
 def _examples(mask: pd.Series, ids: pd.Series) -> list[str]:

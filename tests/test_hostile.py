@@ -829,8 +829,7 @@ def test_interrupt_while_writing_leaves_nothing(data, tmp_path):
 
 
 def test_piped_input_is_read_and_library_warnings_stay_quiet(real_text, tmp_path):
-    proc = _cli_process("run", "/dev/stdin", "--out", tmp_path / "out", "--k", "3", *FAST, stdin=subprocess.PIPE,
-                        figures=False)
+    proc = _cli_process("run", "/dev/stdin", "--out", tmp_path / "out", "--k", "3", *FAST, stdin=subprocess.PIPE)
     _, err = proc.communicate(real_text.encode(), timeout=300)
     code, err = proc.returncode, err.decode()
     assert code == 0, err

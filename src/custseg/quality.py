@@ -44,6 +44,8 @@ from .jsonio import jsonable
 from .load import Portfolio
 
 MAX_EXAMPLES = 5
+#: Longest cell of the user's file quoted in a message.
+QUOTE_CHARS = 40
 #: Columns named in one message about text where numbers belong.
 MAX_COLUMNS_SHOWN = 3
 PURCHASE_SUM_TOLERANCE = 1.0
@@ -177,7 +179,7 @@ def _require_columns(portfolio: Portfolio, required) -> None:
         near = difflib.get_close_matches(col.lower(), [o.lower() for o in offered], n=1, cutoff=0.6)
         if near:
             original = next(o for o in offered if o.lower() == near[0])
-            hints.append(f"'{original}' looks close to {col} but was not recognised")
+            hints.append(f"{_quote(original)} looks close to {col} but was not recognised")
     columns = [str(c) for c in portfolio.frame.columns.tolist() + offered]
     found = ", ".join(c[:40] for c in columns[:20]) + (f" and {len(columns) - 20} more" if len(columns) > 20 else "")
     found = found or "none"
@@ -203,7 +205,7 @@ def _to_numbers(frame: pd.DataFrame, cols: list[str], label: str) -> pd.DataFram
         bad = number.isna() & text.notna()
         if bad.any():
             where = np.flatnonzero(bad.to_numpy())
-            shown = ", ".join(f"row {i + 1} ('{text.iloc[i]}')" for i in where[:MAX_EXAMPLES])
+            shown = ", ".join(f"row {i + 1} ({_quote(text.iloc[i])})" for i in where[:MAX_EXAMPLES])
             problems.append(f"column {col} holds text where a number is expected in {bad.sum()} "
                             f"row{'s' if bad.sum() > 1 else ''}: {shown}")
         out[col] = number.astype("float64")
@@ -237,7 +239,7 @@ def _check_footer_rows(frame: pd.DataFrame, numbers: pd.DataFrame, label: str) -
                         "Check that the export holds the data and not only the customer ids.")
     if bad.any():
         rows = np.flatnonzero(bad)
-        shown = ", ".join(f"row {i + 1} ('{ids.iloc[i]}')" for i in rows[:MAX_EXAMPLES])
+        shown = ", ".join(f"row {i + 1} ({_quote(ids.iloc[i])})" for i in rows[:MAX_EXAMPLES])
         raise DataError(f"{label}: {len(rows)} row(s) look like a footer or summary line rather than a customer "
                         f"(an id such as 'Total', or no value in any column): {shown}. "
                         "Remove them and run again.")
@@ -295,9 +297,16 @@ def _check_ids(frame: pd.DataFrame, label: str) -> None:
         rows = np.flatnonzero((ids == first).to_numpy())
         raise DataError(
             f"{label}: column {schema.ID} repeats {ids[dup].nunique()} id(s) over {dup.sum()} rows; "
-            f"for example '{first}' is in {_rowlist(rows)}. Each customer must appear once: "
+            f"for example {_quote(first)} is in {_rowlist(rows)}. Each customer must appear once: "
             "remove or merge the duplicates."
         )
+
+
+def _quote(value, marks: str = "'") -> str:
+    """A cell of the user's file as a message shows it: on one line, at most :data:`QUOTE_CHARS` long."""
+    text = "".join(c if c.isprintable() else " " for c in str(value))
+    text = text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "…"
+    return f"{marks}{text}{marks}"
 
 
 def _rowlist(rows: np.ndarray) -> str:
@@ -308,7 +317,7 @@ def _rowlist(rows: np.ndarray) -> str:
 
 def _examples(mask: pd.Series, ids: pd.Series) -> list[str]:
     rows = np.flatnonzero(mask.to_numpy())[:MAX_EXAMPLES]
-    return [f"row {i + 1} ({ids.iloc[i]})" for i in rows]
+    return [f"row {i + 1} ({_quote(ids.iloc[i], marks='')})" for i in rows]
 
 
 def _repair_ranges(numbers: pd.DataFrame, ids: pd.Series, label: str) -> list[Finding]:

@@ -25,6 +25,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +40,8 @@ from .base import Sink
 MARKER = ".custseg-output"
 #: Written into a staging folder with the writing process's id, so a sweep knows it is abandoned.
 STAGING = ".custseg-staging"
+#: Signals held back while an earlier run's folder is swapped for the new one.
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 class FolderSink(Sink):
@@ -254,8 +257,13 @@ def _write_error(out: Path, exc: OSError) -> CustsegError:
 def _swap_in(staging: Path, out: Path) -> None:
     if out.exists():
         old = temp_dir_beside(out)
-        os.replace(out, old / "previous")
-        os.replace(staging, out)
+        # a signal between the two renames would leave no folder at ``out``: hold signals until both are done
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+        try:
+            os.replace(out, old / "previous")
+            os.replace(staging, out)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(staging, out)

@@ -183,6 +183,10 @@ BAD_DATA = {
                          ["every numeric value is empty"]),
     "empty_TENURE": (lambda t: t.fill("TENURE", ""), [], ["TENURE", "no value"]),
     "empty_CREDIT_LIMIT": (lambda t: t.fill("CREDIT_LIMIT", ""), [], ["CREDIT_LIMIT", "no value"]),
+    "every_TENURE_0": (lambda t: t.fill("TENURE", "0"), [], ["TENURE", "no usable value", "below 1"]),
+    "every_CREDIT_LIMIT_0": (lambda t: t.fill("CREDIT_LIMIT", "0"), [], ["CREDIT_LIMIT", "no usable value"]),
+    "debts_as_negatives": (lambda t: [r.__setitem__(1, "-" + r[1]) for r in t.rows if float(r[1])] and t, [],
+                           ["BALANCE", "negative in", "sign"]),
     "footer_total_blank": (lambda t: _footer(t, ["Total"] + [""] * 17), [], ["row 601", "Total", "footer"]),
     "footer_total_sums": (lambda t: _footer(t, ["TOTAL:"] + ["123456.7"] * 17), [], ["row 601", "TOTAL"]),
     "footer_blank_row": (lambda t: _footer(t, [""] * 18), [], ["row 601"]),
@@ -264,7 +268,8 @@ def test_missing_file_and_folder_as_data(tmp_path):
 
 @pytest.mark.parametrize("command", ["predict", "compare-models"])
 @pytest.mark.parametrize("case", ["inf", "Infinity", "all_values_empty", "empty_CREDIT_LIMIT", "short_row",
-                                  "footer_total_blank", "1e308_credit_limit", "missing_column"])
+                                  "footer_total_blank", "1e308_credit_limit", "missing_column", "every_TENURE_0",
+                                  "debts_as_negatives"])
 def test_predict_and_compare_models_validate_as_run_does(command, case, table, model_dir, tmp_path):
     damage, _, words = BAD_DATA[case]
     data = tmp_path / "cards.csv"

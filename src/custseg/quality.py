@@ -19,7 +19,9 @@ footer / summary row (no values, or    fatal       stop (names the rows)
 share on a 0–100 scale (max above      repaired    divided by 100 (counted), when at least 20 %
   1.5 and at most 100)                             of its non-zero values exceed 1; otherwise stop
 frequency/share above 1 or below 0     repaired    clipped to [0, 1]
-negative amount or count               repaired    set to 0
+negative amount or count               repaired    set to 0 (refused when negative in most non-zero
+                                                   rows, at least 10: another sign convention)
+a required column all invalid          fatal       stop (e.g. every TENURE 0: nothing to impute from)
 CREDIT_LIMIT of 0                      repaired    treated as missing, then imputed
 TENURE below 1                         repaired    treated as missing, then imputed
 missing value                          imputed     by the feature pipeline's domain rule
@@ -44,6 +46,9 @@ from .jsonio import jsonable
 from .load import Portfolio
 
 MAX_EXAMPLES = 5
+#: Negative values in at least this many rows, and in most non-zero rows, mean a column's sign convention
+#: differs (debts written as negatives): refused rather than set to 0 row by row.
+NEGATIVE_CONVENTION_ROWS = 10
 #: Longest cell of the user's file quoted in a message.
 QUOTE_CHARS = 40
 #: Columns named in one message about text where numbers belong.
@@ -148,6 +153,7 @@ def validate(portfolio: Portfolio, *, required: tuple[str, ...] | list[str] = sc
     ids = frame[schema.ID]
     missing = {c: int(numbers[c].isna().sum()) for c in numeric_cols}
     findings += _repair_ranges(numbers, ids, label)
+    _check_unusable_columns(numbers, required, findings, label)
     findings += _missing_findings(numbers, ids, missing)
     findings += _consistency_findings(numbers, ids)
     findings += _constant_findings(numbers)
@@ -269,6 +275,16 @@ def _check_empty_columns(numbers: pd.DataFrame, required, label: str) -> None:
                         "or imputed from it. Export the column's values (or choose --features that do not need it).")
 
 
+def _check_unusable_columns(numbers: pd.DataFrame, required, findings: list[Finding], label: str) -> None:
+    """A required column whose every value was invalid (all TENURE 0, all CREDIT_LIMIT 0) is as empty as one
+    without values: imputing all of it would invent the column."""
+    for col in required:
+        if col in numbers and numbers[col].isna().all():
+            rule = next((f.rule for f in findings if f.column == col and f.check == "out_of_range"), "invalid")
+            raise DataError(f"{label}: column {col} has no usable value: every value is invalid ({rule}), so "
+                            "nothing can be learnt or imputed from it. Check the export of this column.")
+
+
 def _check_distinct(numbers: pd.DataFrame, required, min_distinct: int, label: str) -> None:
     cols = [c for c in required if c in numbers]
     if min_distinct <= 1 or not cols:
@@ -337,6 +353,11 @@ def _repair_ranges(numbers: pd.DataFrame, ids: pd.Series, label: str) -> list[Fi
                                         col, _examples(high, ids)))
                 numbers.loc[high, col] = 1.0
         low = values < 0
+        if low.sum() >= NEGATIVE_CONVENTION_ROWS and low.sum() > 0.5 * (values != 0).sum():
+            raise DataError(f"{label}: column {col} is negative in {int(low.sum())} of {int(values.notna().sum())} "
+                            f"rows ({', '.join(_examples(low, ids)[:3])}), but a {spec.kind} is never negative: "
+                            "the export writes it with another sign convention. Flip the sign of the column "
+                            "(or fix the export) and run again.")
         if low.any():
             findings.append(Finding("negative", "repaired", int(low.sum()),
                                     f"negative {col} (min {values.min():g}) set to 0", col, _examples(low, ids)))

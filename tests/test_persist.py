@@ -137,7 +137,7 @@ DAMAGE = {
     "unknown feature name": (_edit(lambda s: s["features"].__setitem__(0, "happiness")), "unknown feature"),
     "params disagree with features": (_edit(lambda s: s["params"].update(features="notebook")), "not the one"),
     "model inputs renamed": (_edit(lambda s: s["model_inputs"].__setitem__(0, "x")), "not what the pipeline"),
-    "schema for other columns": (_edit(lambda s: s["schema"].pop()), "'schema' lists"),
+    "schema for other columns": (_edit(lambda s: s["schema"].pop()), "'schema' does not list"),
     "step of an unknown class": (_edit(lambda s: s["pipeline"][0].update({"class": "os.system"})),
                                  "not a custseg step"),
     "steps out of order": (_edit(lambda s: s["pipeline"].reverse()), "pipeline step 'scale'"),

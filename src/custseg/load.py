@@ -104,14 +104,18 @@ def _match_headers(headers: list[str], label: str) -> tuple[dict[str, str], dict
         if canonical in chosen:
             first = chosen[canonical]
             if first == original:
-                raise DataError(f"{label}: the header '{original}' appears twice (columns "
+                raise DataError(f"{label}: the header {_quoted(original)} appears twice (columns "
                                 f"{headers.index(original) + 1} and {position}); keep one of them and run again.")
-            raise DataError(f"{label}: columns '{first}' and '{original}' both mean {canonical}; "
+            raise DataError(f"{label}: columns {_quoted(first)} and {_quoted(original)} both mean {canonical}; "
                             "keep one of them and run again.")
         chosen[canonical] = original
         if original != canonical:
             renamed[original] = canonical
     return chosen, renamed, ignored
+
+
+def _quoted(header: str) -> str:
+    return repr(header if len(header) <= 40 else header[:40] + "…")
 
 
 def _portfolio(frame: pd.DataFrame, src: Source, renamed: dict[str, str], ignored: list[str],

@@ -44,6 +44,8 @@ NOT_IDENTITY = ("format", "format_version", "model_id", "versions", "training")
 MAX_BYTES = 64 * 2**20
 MAX_DEPTH = 20
 PICKLE_START = b"\x80"
+#: Longest description of what is wrong in a model file, in characters (one short paragraph).
+MAX_DETAIL = 300
 RERUN = "Write a new one with `custseg run`."
 
 
@@ -140,7 +142,8 @@ def load_model(path: str | Path) -> tuple[Segmenter, dict]:
             state = _upgrade_v1(state)
         model = _rebuild(state)
     except (ValueError, CustsegError) as exc:
-        raise ModelError(f"{path} is damaged or incomplete: {exc}. {RERUN}") from None
+        detail = str(exc) if len(str(exc)) <= MAX_DETAIL else str(exc)[:MAX_DETAIL] + "…"
+        raise ModelError(f"{path} is damaged or incomplete: {detail}. {RERUN}") from None
     if state["model_id"] != model_id(state):
         raise ModelError(f"{path} is damaged or was edited after it was saved: its content does not match its "
                          f"model_id {str(state['model_id'])[:64]!r}, so it is not the model that was fitted. {RERUN}")
@@ -219,8 +222,7 @@ def _rebuild(state: dict) -> Segmenter:
     inputs = state_names(state["model_inputs"], "'model_inputs'", unique=True)
     produced = list(pipeline.get_feature_names_out())
     if inputs != produced:
-        raise ValueError(f"'model_inputs' ({', '.join(inputs)}) are not what the pipeline produces "
-                         f"({', '.join(produced)})")
+        raise ValueError(f"'model_inputs' are not what the pipeline produces ({_difference(inputs, produced)})")
     centers = _centers(state["centers"], len(inputs))
     names = state_names(state["segment_names"], "'segment_names'", length=len(centers))
     inertia = float(state_floats([state["inertia"]], "'inertia'", lower=0.0)[0])
@@ -267,8 +269,16 @@ def _check_schema(entries, columns: tuple[str, ...]) -> None:
     names = [e.get("name") for e in entries]
     expected = [schema.ID, *columns]
     if names != expected:
-        raise ValueError(f"'schema' lists the columns {', '.join(map(str, names))} but the features need "
-                         f"{', '.join(expected)}")
+        raise ValueError(f"'schema' does not list the columns the features need ({_difference(names, expected)})")
+
+
+def _difference(found: list, expected: list) -> str:
+    """What a list lacks and has too many of, in a few words (not both lists in full)."""
+    lacking = [str(c)[:40] for c in expected if c not in found]
+    extra = [str(c)[:40] for c in found if c not in expected]
+    parts = [f"{label} {', '.join(items[:5])}{' and more' if len(items) > 5 else ''}"
+             for label, items in (("lacks", lacking), ("has unexpected", extra)) if items]
+    return "; ".join(parts) or "same names, another order or repeated"
 
 
 def _pipeline(entries, columns: tuple[str, ...]) -> Pipeline:

@@ -19,7 +19,9 @@ footer / summary row (no values, or    fatal       stop (names the rows)
 share on a 0–100 scale (max above      repaired    divided by 100 (counted), when at least 20 %
   1.5 and at most 100)                             of its non-zero values exceed 1; otherwise stop
 frequency/share above 1 or below 0     repaired    clipped to [0, 1]
-negative amount or count               repaired    set to 0
+negative amount or count               repaired    set to 0 (refused when negative in most non-zero
+                                                   rows, at least 10: another sign convention)
+a required column all invalid          fatal       stop (e.g. every TENURE 0: nothing to impute from)
 CREDIT_LIMIT of 0                      repaired    treated as missing, then imputed
 TENURE below 1                         repaired    treated as missing, then imputed
 missing value                          imputed     by the feature pipeline's domain rule
@@ -44,6 +46,13 @@ from .jsonio import jsonable
 from .load import Portfolio
 
 MAX_EXAMPLES = 5
+#: Negative values in at least this many rows, and in most non-zero rows, mean a column's sign convention
+#: differs (debts written as negatives): refused rather than set to 0 row by row.
+NEGATIVE_CONVENTION_ROWS = 10
+#: Longest cell of the user's file quoted in a message.
+QUOTE_CHARS = 40
+#: Columns named in one message about text where numbers belong.
+MAX_COLUMNS_SHOWN = 3
 PURCHASE_SUM_TOLERANCE = 1.0
 #: Above this, a frequency or share is not a rounding overshoot (the real file reaches 1.5) but another scale.
 SHARE_OVERSHOOT = 1.5
@@ -144,6 +153,7 @@ def validate(portfolio: Portfolio, *, required: tuple[str, ...] | list[str] = sc
     ids = frame[schema.ID]
     missing = {c: int(numbers[c].isna().sum()) for c in numeric_cols}
     findings += _repair_ranges(numbers, ids, label)
+    _check_unusable_columns(numbers, required, findings, label)
     findings += _missing_findings(numbers, ids, missing)
     findings += _consistency_findings(numbers, ids)
     findings += _constant_findings(numbers)
@@ -175,7 +185,7 @@ def _require_columns(portfolio: Portfolio, required) -> None:
         near = difflib.get_close_matches(col.lower(), [o.lower() for o in offered], n=1, cutoff=0.6)
         if near:
             original = next(o for o in offered if o.lower() == near[0])
-            hints.append(f"'{original}' looks close to {col} but was not recognised")
+            hints.append(f"{_quote(original)} looks close to {col} but was not recognised")
     columns = [str(c) for c in portfolio.frame.columns.tolist() + offered]
     found = ", ".join(c[:40] for c in columns[:20]) + (f" and {len(columns) - 20} more" if len(columns) > 20 else "")
     found = found or "none"
@@ -187,6 +197,7 @@ def _require_columns(portfolio: Portfolio, required) -> None:
 
 
 def _to_numbers(frame: pd.DataFrame, cols: list[str], label: str) -> pd.DataFrame:
+    _refuse_repeated_headers(frame, cols, label)
     out = {}
     problems = []
     for col in cols:
@@ -200,14 +211,28 @@ def _to_numbers(frame: pd.DataFrame, cols: list[str], label: str) -> pd.DataFram
         bad = number.isna() & text.notna()
         if bad.any():
             where = np.flatnonzero(bad.to_numpy())
-            shown = ", ".join(f"row {i + 1} ('{text.iloc[i]}')" for i in where[:MAX_EXAMPLES])
+            shown = ", ".join(f"row {i + 1} ({_quote(text.iloc[i])})" for i in where[:MAX_EXAMPLES])
             problems.append(f"column {col} holds text where a number is expected in {bad.sum()} "
                             f"row{'s' if bad.sum() > 1 else ''}: {shown}")
         out[col] = number.astype("float64")
     if problems:
-        raise DataError(f"{label}: " + "; ".join(problems) +
+        more = f"; and so in {len(problems) - MAX_COLUMNS_SHOWN} more columns" if len(problems) > MAX_COLUMNS_SHOWN else ""
+        raise DataError(f"{label}: " + "; ".join(problems[:MAX_COLUMNS_SHOWN]) + more +
                         ". Rows are counted from 1 after the header; fix or remove these values and run again.")
     return pd.DataFrame(out, index=frame.index)
+
+
+def _refuse_repeated_headers(frame: pd.DataFrame, cols: list[str], label: str) -> None:
+    """Rows that spell the column names again: two exports joined into one file."""
+    named = pd.DataFrame({c: frame[c].astype("string").str.strip().map(schema.canonical_name, na_action="ignore")
+                          .eq(c).fillna(False) for c in cols if not pd.api.types.is_numeric_dtype(frame[c])})
+    if named.empty:
+        return
+    rows = np.flatnonzero(named.sum(axis=1).to_numpy() >= min(3, len(cols)))
+    if len(rows):
+        raise DataError(f"{label}: {_rowlist(rows)} repeat{'s' if len(rows) == 1 else ''} the header line (the "
+                        "column names where numbers belong), as when two exports are joined into one file. "
+                        "Remove the repeated header lines and run again.")
 
 
 def _check_footer_rows(frame: pd.DataFrame, numbers: pd.DataFrame, label: str) -> None:
@@ -220,7 +245,7 @@ def _check_footer_rows(frame: pd.DataFrame, numbers: pd.DataFrame, label: str) -
                         "Check that the export holds the data and not only the customer ids.")
     if bad.any():
         rows = np.flatnonzero(bad)
-        shown = ", ".join(f"row {i + 1} ('{ids.iloc[i]}')" for i in rows[:MAX_EXAMPLES])
+        shown = ", ".join(f"row {i + 1} ({_quote(ids.iloc[i])})" for i in rows[:MAX_EXAMPLES])
         raise DataError(f"{label}: {len(rows)} row(s) look like a footer or summary line rather than a customer "
                         f"(an id such as 'Total', or no value in any column): {shown}. "
                         "Remove them and run again.")
@@ -248,6 +273,16 @@ def _check_empty_columns(numbers: pd.DataFrame, required, label: str) -> None:
         raise DataError(f"{label}: column{'s' if len(empty) > 1 else ''} {', '.join(empty)} "
                         f"{'have' if len(empty) > 1 else 'has'} no value in any row, so nothing can be learnt "
                         "or imputed from it. Export the column's values (or choose --features that do not need it).")
+
+
+def _check_unusable_columns(numbers: pd.DataFrame, required, findings: list[Finding], label: str) -> None:
+    """A required column whose every value was invalid (all TENURE 0, all CREDIT_LIMIT 0) is as empty as one
+    without values: imputing all of it would invent the column."""
+    for col in required:
+        if col in numbers and numbers[col].isna().all():
+            rule = next((f.rule for f in findings if f.column == col and f.check == "out_of_range"), "invalid")
+            raise DataError(f"{label}: column {col} has no usable value: every value is invalid ({rule}), so "
+                            "nothing can be learnt or imputed from it. Check the export of this column.")
 
 
 def _check_distinct(numbers: pd.DataFrame, required, min_distinct: int, label: str) -> None:
@@ -278,20 +313,27 @@ def _check_ids(frame: pd.DataFrame, label: str) -> None:
         rows = np.flatnonzero((ids == first).to_numpy())
         raise DataError(
             f"{label}: column {schema.ID} repeats {ids[dup].nunique()} id(s) over {dup.sum()} rows; "
-            f"for example '{first}' is in {_rowlist(rows)}. Each customer must appear once: "
+            f"for example {_quote(first)} is in {_rowlist(rows)}. Each customer must appear once: "
             "remove or merge the duplicates."
         )
+
+
+def _quote(value, marks: str = "'") -> str:
+    """A cell of the user's file as a message shows it: on one line, at most :data:`QUOTE_CHARS` long."""
+    text = "".join(c if c.isprintable() else " " for c in str(value))
+    text = text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "…"
+    return f"{marks}{text}{marks}"
 
 
 def _rowlist(rows: np.ndarray) -> str:
     shown = ", ".join(str(i + 1) for i in rows[:MAX_EXAMPLES])
     more = f" and {len(rows) - MAX_EXAMPLES} more" if len(rows) > MAX_EXAMPLES else ""
-    return f"rows {shown}{more}"
+    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"
 
 
 def _examples(mask: pd.Series, ids: pd.Series) -> list[str]:
     rows = np.flatnonzero(mask.to_numpy())[:MAX_EXAMPLES]
-    return [f"row {i + 1} ({ids.iloc[i]})" for i in rows]
+    return [f"row {i + 1} ({_quote(ids.iloc[i], marks='')})" for i in rows]
 
 
 def _repair_ranges(numbers: pd.DataFrame, ids: pd.Series, label: str) -> list[Finding]:
@@ -311,6 +353,11 @@ def _repair_ranges(numbers: pd.DataFrame, ids: pd.Series, label: str) -> list[Fi
                                         col, _examples(high, ids)))
                 numbers.loc[high, col] = 1.0
         low = values < 0
+        if low.sum() >= NEGATIVE_CONVENTION_ROWS and low.sum() > 0.5 * (values != 0).sum():
+            raise DataError(f"{label}: column {col} is negative in {int(low.sum())} of {int(values.notna().sum())} "
+                            f"rows ({', '.join(_examples(low, ids)[:3])}), but a {spec.kind} is never negative: "
+                            "the export writes it with another sign convention. Flip the sign of the column "
+                            "(or fix the export) and run again.")
         if low.any():
             findings.append(Finding("negative", "repaired", int(low.sum()),
                                     f"negative {col} (min {values.min():g}) set to 0", col, _examples(low, ids)))

@@ -137,7 +137,8 @@ def _check_features(features) -> None:
         if repeated:
             raise CustsegError(f"The feature list names {', '.join(repeated)} more than once; give each feature once.")
         if len(names) < 2:
-            raise CustsegError(f"The feature list has {len(names)} feature ({', '.join(names) or 'none'}); "
+            raise CustsegError(f"The feature list has {len(names)} feature{'' if len(names) == 1 else 's'} "
+                               f"({', '.join(names) or 'none'}); "
                                "segmenting needs at least two (see custseg run --help for the names).")
     resolve_features(features)
 

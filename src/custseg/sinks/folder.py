@@ -6,7 +6,9 @@ it was. What the sink refuses, and why:
 
 - a folder that is not empty and was not written by custseg (it holds no
   :data:`MARKER` file), even with ``force``: ``--force`` replaces earlier outputs,
-  never a user's files;
+  never a user's files; nor an earlier run's folder that holds files the marker
+  does not list (added by hand since);
+- the current folder or one that holds it (``--out .``, ``--out ..``);
 - a folder that holds the input, a path that is a file, a symbolic link (stated:
   links are refused, not followed, so a run never replaces a folder elsewhere);
 - a target that changed while the run computed: another run wrote it first, so
@@ -23,6 +25,7 @@ import fcntl
 import json
 import os
 import shutil
+import signal
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +40,8 @@ from .base import Sink
 MARKER = ".custseg-output"
 #: Written into a staging folder with the writing process's id, so a sweep knows it is abandoned.
 STAGING = ".custseg-staging"
+#: Signals held back while an earlier run's folder is swapped for the new one.
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
 class FolderSink(Sink):
@@ -61,12 +66,14 @@ class FolderSink(Sink):
         self.force = force
         self.extra_tables = extra_tables or {}
         self.expected_bytes = expected_bytes
-        self._state: tuple | None = None  # the target as check() found it
+        self._checked = False
+        self._state: tuple | None = None  # the target as check() found it (None: absent)
 
     def check(self, source_path=None) -> None:
         check_out_dir(self.out, self.force, source_path)
         check_writable(self.out.absolute().parent, self.expected_bytes, what=f"the output folder {self.out}")
         self._state = folder_state(self.out)
+        self._checked = True
 
     def write(self, result) -> Path:
         from ..run import write_run_files
@@ -80,7 +87,7 @@ class FolderSink(Sink):
 
     def write_files(self, fill: Callable[[Path], None], source_path=None) -> Path:
         """Write whatever ``fill`` puts into a staging folder, with this sink's checks and swap."""
-        if self._state is None:
+        if not self._checked:
             self.check(source_path)
         return write_folder(self.out, fill, expected_state=self._state)
 
@@ -104,7 +111,8 @@ def write_folder(out: Path, fill: Callable[[Path], None], *, expected_state: tup
         (staging / STAGING).write_text(str(os.getpid()))
         fill(staging)
         (staging / STAGING).unlink()
-        (staging / MARKER).write_text(json.dumps({"written_by": "custseg"}) + "\n")
+        written = sorted(p.name for p in staging.iterdir())
+        (staging / MARKER).write_text(json.dumps({"written_by": "custseg", "files": written}) + "\n")
         with _locked(out.parent):
             if folder_state(out) != expected_state:
                 raise CustsegError(
@@ -128,6 +136,14 @@ def check_out_dir(out: Path, force: bool, source=None) -> None:
         raise CustsegError(f"{out} is a symbolic link; custseg does not write through links (it would replace "
                            f"the folder it points to). Give the real folder, {os.path.realpath(out)}, or another path.")
     resolved = out.resolve()
+    try:
+        cwd = Path.cwd().resolve()
+    except OSError:  # the current folder was removed; nothing to protect
+        cwd = None
+    if cwd is not None and (resolved == cwd or resolved in cwd.parents):
+        raise CustsegError(f"{out} is the current folder or holds it; a run replaces its output folder whole, "
+                           "which would pull the folder you are working in from under you. Give a new folder "
+                           f"for the outputs, such as {os.path.join(out, 'custseg-out')}.")
     if isinstance(source, (str, Path)):
         src = Path(source).resolve()
         if resolved == src or resolved in src.parents:
@@ -143,6 +159,23 @@ def check_out_dir(out: Path, force: bool, source=None) -> None:
         if not force:
             raise CustsegError(f"{out} is not empty; choose another folder or pass --force to replace "
                                "the earlier run's outputs.")
+        foreign = _not_written_by_custseg(out)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise CustsegError(f"{out} holds an earlier custseg run's outputs but also {shown}, which that run "
+                               "did not write; --force would delete them, so nothing was replaced. Move them "
+                               "out of the folder, or choose another folder.")
+
+
+def _not_written_by_custseg(out: Path) -> list[str]:
+    """Entries of an earlier run's folder that its marker does not list (added by hand since)."""
+    try:
+        listed = json.loads((out / MARKER).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        listed = None
+    if not isinstance(listed, list):
+        return []  # a marker from before markers listed files: the folder is custseg's as a whole
+    return sorted(p.name for p in out.iterdir() if p.name not in listed and p.name != MARKER)
 
 
 def check_writable(folder: Path, expected_bytes: int = 0, *, what: str) -> None:
@@ -169,9 +202,9 @@ def folder_state(out: Path) -> tuple | None:
         return None
     try:
         marker = os.stat(Path(out) / MARKER)
-        return st.st_ino, marker.st_ino, marker.st_mtime_ns
+        return st.st_ino, marker.st_ino, marker.st_mtime_ns, tuple(sorted(os.listdir(out)))
     except (FileNotFoundError, NotADirectoryError):
-        return st.st_ino, None, None
+        return st.st_ino, None, None, None
 
 
 def sweep_abandoned(out: Path) -> list[Path]:
@@ -209,19 +242,28 @@ def _locked(folder: Path):
         os.close(fd)
 
 
+def write_failure(exc: OSError) -> str:
+    """Why writing failed, in words a user acts on."""
+    return {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+            errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+            errno.EDQUOT: "the disk quota is exceeded"}.get(exc.errno, exc.strerror or str(exc))
+
+
 def _write_error(out: Path, exc: OSError) -> CustsegError:
-    reason = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
-              errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-              errno.EDQUOT: "the disk quota is exceeded"}.get(exc.errno, exc.strerror or str(exc))
-    return CustsegError(f"Could not write the outputs to {out}: {reason} ({exc.filename or out}). "
+    return CustsegError(f"Could not write the outputs to {out}: {write_failure(exc)} ({exc.filename or out}). "
                         "Nothing was written; free space or choose another folder.")
 
 
 def _swap_in(staging: Path, out: Path) -> None:
     if out.exists():
         old = temp_dir_beside(out)
-        os.replace(out, old / "previous")
-        os.replace(staging, out)
+        # a signal between the two renames would leave no folder at ``out``: hold signals until both are done
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+        try:
+            os.replace(out, old / "previous")
+            os.replace(staging, out)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(staging, out)

@@ -219,6 +219,7 @@ class _CsvReader:
         self._path, self._label, self._data = path, label, data
         self.dialect = dialect
         self.header = header
+        self._short: list[tuple[int, int]] | None = None  # (row, fields) of rows shorter than the header
 
     @classmethod
     def inspect(cls, path: Path, label: str, data: bytes | None, notes: list[str]) -> _CsvReader:
@@ -255,13 +256,38 @@ class _CsvReader:
     def read(self, columns: Sequence[str] | None) -> pd.DataFrame:
         positions = self._positions(columns)
         with self._errors():
-            return self._pick(self._read_csv(), positions)
+            frame = self._read_csv()
+            self._refuse_short_rows(frame)
+            return self._pick(frame, positions)
 
     def batches(self, columns: Sequence[str] | None, rows: int) -> Iterator[pd.DataFrame]:
         positions = self._positions(columns)
         with self._errors(), self._read_csv(chunksize=rows) as chunks:
             for chunk in chunks:
+                self._refuse_short_rows(chunk)
                 yield self._pick(chunk, positions).reset_index(drop=True)
+
+    def _refuse_short_rows(self, frame: pd.DataFrame) -> None:
+        """Refuse rows with fewer fields than the header: pandas would pad them with missing values,
+        which validation would then impute, although the row's values may have shifted."""
+        if self._short is None:
+            if frame.shape[1] == 0 or not frame.iloc[:, -1].isna().any():
+                return  # a short row always lacks the last field; nothing to look for
+            self._short = _short_rows(self._text(), self.dialect, len(self.header))
+        if self._short:
+            rows = self._short
+            shown = ", ".join(f"row {row} has {fields}" for row, fields in rows[:5])
+            more = f" (and {len(rows) - 5} more rows)" if len(rows) > 5 else ""
+            raise DataError(f"{self._label}: {len(rows)} row(s) have fewer fields than the {len(self.header)} "
+                            f"the header names: {shown}{more} (rows counted from 1 after the header). Their "
+                            "values may have shifted into the wrong columns; complete or remove these rows "
+                            "and run again.")
+
+    def _text(self) -> io.TextIOBase:
+        raw = io.BytesIO(self._data) if self._data is not None else open(self._path, "rb")
+        if self.dialect.compression == "gzip":
+            raw = gzip.GzipFile(fileobj=raw, mode="rb")
+        return io.TextIOWrapper(raw, encoding=self.dialect.encoding, newline="")
 
     def _positions(self, columns: Sequence[str] | None) -> list[int]:
         if columns is None:
@@ -311,6 +337,28 @@ class _CsvReader:
         return picked
 
 
+def _short_rows(text: io.TextIOBase, dialect: _Dialect, width: int) -> list[tuple[int, int]]:
+    """(row, fields) of each data row with fewer than ``width`` fields; rows counted as pandas counts
+    them (from 1 after the header, blank lines skipped)."""
+    short = []
+    with text:
+        for _ in range(dialect.skiprows):
+            text.readline()
+        records = csv.reader(text, delimiter=dialect.sep, quotechar=dialect.quotechar, skipinitialspace=True)
+        try:
+            next(records, None)
+            row = 0
+            for record in records:
+                if not record:
+                    continue
+                row += 1
+                if len(record) < width:
+                    short.append((row, len(record)))
+        except csv.Error:
+            pass  # what the csv module cannot parse, pandas parsed; its rows were not short
+    return short
+
+
 def _gunzip_head(path: Path, label: str, data: bytes | None) -> bytes:
     try:
         with gzip.open(io.BytesIO(data) if data is not None else path, "rb") as fh:
@@ -357,7 +405,10 @@ def _utf16_without_bom(raw: bytes) -> bool:
     head = raw[:4096]
     if len(head) < 4 or b"\x00" not in head:
         return False
-    return head[1::2].count(0) > 0.9 * len(head[1::2]) or head[0::2].count(0) > 0.9 * len(head[0::2])
+    odd, even = head[1::2], head[0::2]
+    # zeros in one half of the bytes only: in both, it is a binary file
+    return (odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even) or
+            even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd))
 
 
 def _mostly_ascii(text: str) -> bool:

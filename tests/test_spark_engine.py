@@ -17,9 +17,12 @@ from sklearn.metrics import adjusted_rand_score
 
 from custseg import Segmenter
 from custseg.datasets import generate
+from custseg.engine.spark import SparkEngine, feature_frame, repaired_frame
 from custseg.errors import CustsegError, DataError
 from custseg.features import make_pipeline
+from custseg.load import from_frame
 from custseg.profiles import profile
+from custseg.quality import validate
 
 N_CUSTOMERS = 20_000
 K = 6
@@ -54,8 +57,6 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def engine():
-    from custseg.engine.spark import SparkEngine
-
     engine = SparkEngine("local[2]", sample_rows=SAMPLE_ROWS, config={
         "spark.sql.shuffle.partitions": "4", "spark.ui.enabled": "false", "spark.driver.memory": "1g"})
     yield engine
@@ -95,8 +96,6 @@ def test_read_matches_headers_to_the_schema(engine, table, portfolio):
 
 
 def test_features_match_the_local_pipeline(table, portfolio):
-    from custseg.engine.spark import feature_frame
-
     frame, _ = portfolio
     pipeline = make_pipeline("behaviour").fit(frame)
     spark = _by_id(feature_frame(table, pipeline).toPandas(), frame["CUST_ID"])
@@ -106,8 +105,6 @@ def test_features_match_the_local_pipeline(table, portfolio):
 
 
 def test_features_impute_gaps_as_the_local_pipeline(engine, portfolio):
-    from custseg.engine.spark import feature_frame
-
     frame, _ = portfolio
     gappy = frame.head(2_000).copy()
     gappy.loc[::7, "MINIMUM_PAYMENTS"] = np.nan
@@ -116,6 +113,20 @@ def test_features_impute_gaps_as_the_local_pipeline(engine, portfolio):
     pipeline = make_pipeline("behaviour").fit(frame)
     spark = feature_frame(engine.session.createDataFrame(gappy), pipeline).toPandas()
     assert np.abs(spark.drop(columns="CUST_ID").to_numpy() - pipeline.transform(gappy).to_numpy()).max() <= 1e-9
+
+
+def test_repairs_match_validation(engine):
+    frame, _ = generate(3_000, seed=4, quirks=True)
+    frame["PRC_FULL_PAYMENT"] *= 100
+    frame.loc[:4, "BALANCE"] = -5.0
+    frame.loc[5:9, "TENURE"] = 0.0
+    clean, report = validate(from_frame(frame, "quirky", []))
+    percent = [f.column for f in report.findings if f.check == "percent_scale"]
+    assert percent == ["PRC_FULL_PAYMENT"]
+    spark = repaired_frame(engine.session.createDataFrame(frame), percent_scaled=percent).toPandas()
+    assert list(spark.columns) == list(clean.frame.columns)
+    pd.testing.assert_frame_equal(spark.drop(columns="CUST_ID"), clean.frame.drop(columns="CUST_ID"),
+                                  check_dtype=False, rtol=0, atol=0)
 
 
 def test_fit_features_on_the_driver_sample(engine, table, portfolio):
@@ -129,24 +140,23 @@ def test_fit_features_on_the_driver_sample(engine, table, portfolio):
     assert engine.fit_features(table, seed=0).named_steps["scale"].mean_.tolist() == scale.mean_.tolist()
 
 
-def test_lloyd_in_spark_follows_scikit_learn_from_the_same_start(engine, table, local):
-    from custseg.engine.spark import feature_frame
-
+def test_lloyd_in_spark_follows_scikit_learn_from_the_same_start(engine, table, local, portfolio):
+    frame, _ = portfolio
     columns = list(local.feature_names_out_)
-    features = feature_frame(table, local.pipeline_)
-    Z = features.toPandas()[columns].to_numpy()
+    Z = _by_id(feature_frame(table, local.pipeline_).toPandas(), frame["CUST_ID"])[columns].to_numpy()
     # a start near the local solution, so the passes are few but real
     init = local.cluster_centers_ + np.random.default_rng(5).normal(scale=0.3, size=local.cluster_centers_.shape)
-    fit = engine.fit_frame(features, columns, K, init=init)
+    fit, sizes = engine.refine(table, local.pipeline_, init)
     expected = KMeans(K, init=init, n_init=1, max_iter=engine.max_iter, tol=engine.tol).fit(Z)
+    expected_sizes = np.bincount(expected.labels_, minlength=K)
+    order = np.argsort(-expected_sizes, kind="stable")
     assert fit.n_iter > 1 and abs(fit.n_iter - expected.n_iter_) <= 1
-    assert np.abs(fit.centres - expected.cluster_centers_).max() < 1e-6
+    assert np.abs(fit.centres - expected.cluster_centers_[order]).max() < 1e-6
     assert np.isclose(fit.inertia, expected.inertia_, rtol=1e-6)
+    assert sizes.tolist() == expected_sizes[order].tolist()
 
 
 def test_spark_and_local_engines_agree(engine, table, portfolio, local):
-    from custseg.engine.spark import feature_frame
-
     frame, _ = portfolio
     pipeline = engine.fit_features(table, seed=0)
     columns = list(pipeline.get_feature_names_out())
@@ -179,8 +189,8 @@ def test_profiles_equal_the_local_profiles_for_the_same_labels(engine, table, po
     assert spark.sizes["size"].tolist() == local.sizes["size"].tolist()
     assert spark.variables == local.variables
     for stat in ("mean", "ratio"):
-        assert np.allclose(spark.stats.xs(stat, axis=1, level=1).iloc[:4], local.stats.xs(stat, axis=1, level=1).iloc[:4],
-                           rtol=1e-9, atol=1e-12)
+        spark_stat, local_stat = (p.stats.xs(stat, axis=1, level=1).iloc[:4] for p in (spark, local))
+        assert np.allclose(spark_stat, local_stat, rtol=1e-9, atol=1e-12)
     assert spark.stats.loc[5].isna().all()
     # percentile_approx returns a recorded value at the middle rank, where pandas averages the two middle values
     columns = [c for c in frame.columns if c != "CUST_ID"]
@@ -205,8 +215,10 @@ def test_engine_seam_on_a_matrix(engine, local, portfolio):
 
 def test_user_mistakes_are_explained(engine, table, portfolio, tmp_path):
     _, path = portfolio
-    with pytest.raises(DataError, match="neither a Parquet"):
+    with pytest.raises(DataError, match="cannot read Parquet data there"):
         engine.read(str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match="no table or view of that name"):
+        engine.read("no_such_table")
     with pytest.raises(DataError, match="no column for NOT_A_COLUMN"):
         engine.read(str(path), required=("NOT_A_COLUMN",))
     with pytest.raises(DataError, match="x hold missing values"):

@@ -213,6 +213,8 @@ def test_engine_seam_on_a_matrix(engine, local, portfolio):
     # converged: each centre is (within the tolerance) the mean of its customers
     means = np.array([Z[labels == j].mean(axis=0) for j in range(4)])
     assert np.abs(means - fit.centres).max() < 0.05
+    again = engine.fit(Z, 4, n_init=1, seed=np.random.SeedSequence(3))
+    assert again.centres.tobytes() == fit.centres.tobytes() and again.inertia == fit.inertia
 
 
 def test_user_mistakes_are_explained(engine, table, portfolio, tmp_path):

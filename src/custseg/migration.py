@@ -366,21 +366,28 @@ def write_migration(migration: Migration, out, *, force: bool = False, report: b
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = temp_dir_beside(out)
     try:
-        tables = {"transitions.csv": migration.transitions, "movers.csv": migration.movers,
-                  "joined.csv": migration.joined, "left.csv": migration.left, "net_flow.csv": migration.net_flow}
-        for name, table in tables.items():
-            table.to_csv(staging / name, index=False, lineterminator="\n")
-        data = migration.to_dict()
-        jsonio.write_json(staging / "migration.json", data)
-        written = list(OUTPUT_FILES)
-        if report:
-            from .report.migration import write_report
-
-            written += write_report(data, staging)
+        written = write_migration_files(migration, staging, report=report)
         _swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return written
+
+
+def write_migration_files(migration: Migration, folder: Path, *, report: bool = True) -> list[str]:
+    """Write the comparison's files (see :func:`write_migration`) into an existing folder; return their names."""
+    folder = Path(folder)
+    tables = {"transitions.csv": migration.transitions, "movers.csv": migration.movers,
+              "joined.csv": migration.joined, "left.csv": migration.left, "net_flow.csv": migration.net_flow}
+    for name, table in tables.items():
+        table.to_csv(folder / name, index=False, lineterminator="\n")
+    data = migration.to_dict()
+    jsonio.write_json(folder / "migration.json", data)
+    written = list(OUTPUT_FILES)
+    if report:
+        from .report.migration import write_report
+
+        written += write_report(data, folder)
     return written
 
 

@@ -40,6 +40,10 @@ class Settings:
         Above this many customers, silhouettes are estimated on a sample of this size.
     n_refs : int
         Reference data sets for the gap statistic.
+    reference : str or None
+        A model file (``model.json``) of an earlier run: the new segments are matched
+        to its segments (:mod:`custseg.identity`) and keep their numbers, names and
+        colours. ``None``: segments are numbered by size.
     """
 
     k: int | str = field(default="auto", metadata=_option(
@@ -57,13 +61,19 @@ class Settings:
         min=100))
     n_refs: int = field(default=10, metadata=_option(
         "--gap-refs", "Reference data sets for the gap statistic.", min=2))
+    reference: str | None = field(default=None, metadata=_option(
+        "--reference", "Model file (model.json) of an earlier run: matched segments keep its numbers, names and "
+        "colours; new and vanished segments are reported.", path=True))
 
     def __post_init__(self):
         check(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data, in field order (the report's method section and ``description.json``)."""
-        return asdict(self)
+        """Plain data, in field order (the report's method section and ``description.json``).
+
+        Options that are unset (``None``, such as no ``reference``) are left out.
+        """
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
     def k_values(self) -> range:
         return range(self.k_min, self.k_max + 1)
@@ -89,6 +99,8 @@ def check(s: Settings) -> None:
     if s.n_init < 1 or s.n_boot < 2 or s.n_refs < 2:
         raise CustsegError("n_init must be at least 1, and the bootstrap and gap references at least 2.")
     _check_features(s.features)
+    if s.reference is not None and not (isinstance(s.reference, str) and s.reference):
+        raise CustsegError(f"reference must be the path of a model file (got {s.reference!r}).")
     if not 0 <= s.seed < 2**32:
         raise CustsegError(f"The seed must be a whole number from 0 to {2**32 - 1} (got {s.seed}).")
 

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
+from html import escape
 from pathlib import Path
 
 import pytest
 
+from custseg.datasets import generate
+from custseg.description import Description, PortfolioStatistic, Provenance, StabilityScore
 from custseg.report import render_all
 from custseg.report.figures import FIGURE_ORDER, sizes_figure
 from custseg.report.html import render_html
 from custseg.report.markdown import render_markdown
+from custseg.run import RunConfig, segment
 
-FIXTURE = Path(__file__).parent / "data" / "description.json"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def description() -> dict:
-    return json.loads(FIXTURE.read_text(encoding="utf-8"))
+def description() -> Description:
+    """The description of a small synthetic run (with the real file's quirks), built by the code itself."""
+    frame, _ = generate(600, seed=5, quirks=True)
+    config = RunConfig(k_max=6, n_init=2, n_boot=5, n_refs=2)
+    return segment(frame, config, name="synthetic portfolio").describe()
 
 
 @pytest.fixture(scope="module")
@@ -59,34 +64,41 @@ def test_pngs_are_valid_and_named_as_linked(rendered):
 
 def test_every_segment_name_and_size_appears(rendered, description):
     html, md = read(rendered, "report.html"), read(rendered, "report.md")
-    for seg in description["segments"]:
-        size = f"{seg['size']:,}"
-        assert seg["name"] in md
+    for seg in description.segments:
+        size = f"{seg.size:,}"
+        assert seg.name in md
         assert size in md
         assert size in html
-    from html import escape
-    for seg in description["segments"]:
-        assert escape(seg["name"]) in html
+        assert escape(seg.name) in html
+
+
+def test_every_section_appears(rendered, description):
+    html, md = read(rendered, "report.html"), read(rendered, "report.md")
+    for section in ("summary", "segments", "evidence", "data-quality", "methods"):
+        assert f'<section id="{section}">' in html
+    for heading in ("## Summary", "## Segments", "### Segment profiles", "## Are the segments real?",
+                    "### Choice of the number of segments", "### Stability of each segment", "## Data quality",
+                    "## Methods"):
+        assert f"\n{heading}\n" in md
+    for seg in description.segments:
+        assert f'id="segment-{seg.segment}"' in html
+        assert f"#### {seg.segment}. {seg.name}" in md
 
 
 def test_selection_reason_appears(rendered, description):
-    reason = description["metrics"]["selection"]["reason"]
+    reason = description.metrics.selection.reason
     assert reason in read(rendered, "report.md")
     assert reason in read(rendered, "report.html")
 
 
 def test_data_quality_findings_counts_appear(rendered, description):
     html, md = read(rendered, "report.html"), read(rendered, "report.md")
-    for finding in description["data_quality"]["findings"]:
-        count = f"{finding['count']:,}"
-        row = re.compile(rf"<td class=\"num\">{re.escape(count)}</td><td>{re.escape(_html_escape(finding['rule']))}</td>")
+    assert description.data_quality.findings
+    for finding in description.data_quality.findings:
+        count = f"{finding.count:,}"
+        row = re.compile(rf"<td class=\"num\">{re.escape(count)}</td><td>{re.escape(escape(finding.rule))}</td>")
         assert row.search(html), finding
         assert f"| {count} |" in md
-
-
-def _html_escape(text: str) -> str:
-    from html import escape
-    return escape(text)
 
 
 def test_findings_ordered_by_severity(rendered):
@@ -96,6 +108,7 @@ def test_findings_ordered_by_severity(rendered):
     assert seen, "findings table not found"
     ranks = [order.index(s) for s in seen]
     assert ranks == sorted(ranks)
+    assert len(set(seen)) > 1, "the fixture should have findings of several severities"
 
 
 def test_html_is_self_contained(rendered):
@@ -122,23 +135,27 @@ def test_no_timestamps(rendered):
 
 def test_renders_without_projection(description, tmp_path):
     d = copy.deepcopy(description)
-    del d["projection"]
+    d.projection = None
     render_all(d, tmp_path)
     assert not (tmp_path / "figures" / "projection.png").exists()
     md = read(tmp_path, "report.md")
     assert "projection.png" not in md
-    assert d["segments"][0]["name"] in md
+    assert d.segments[0].name in md
     assert 'id="fig-projection"' not in read(tmp_path, "report.html")
 
 
 def test_tolerates_missing_optional_parts_and_nulls(description, tmp_path):
     d = copy.deepcopy(description)
-    for key in ("projection", "data_quality", "custseg", "portfolio"):
-        d.pop(key)
-    d["metrics"].pop("stability")
-    d["metrics"]["selection"]["table"][0]["silhouette"] = None
-    d["segments"][0]["variables"]["BALANCE"]["ratio"] = None
-    d["segments"][1].pop("stability")
+    d.projection = None
+    d.custseg = Provenance(versions={}, config={})
+    d.portfolio = {"BALANCE": PortfolioStatistic(mean=None, median=None)}
+    d.data_quality.findings = []
+    d.metrics.stability.mean_ari = None
+    d.metrics.selection.table[0].silhouette = None
+    d.metrics.selection.silhouette_sample_size = None
+    d.segments[0].variables["BALANCE"].ratio = None
+    d.segments[0].variables["BALANCE"].median = None
+    d.segments[1].stability = StabilityScore(jaccard_mean=None, jaccard_sd=None, status="")
     render_all(d, tmp_path)
     html = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", read(tmp_path, "report.html"))
     md = read(tmp_path, "report.md")
@@ -149,8 +166,8 @@ def test_tolerates_missing_optional_parts_and_nulls(description, tmp_path):
 
 def test_script_in_segment_name_is_escaped(description):
     d = copy.deepcopy(description)
-    d["segments"][0]["name"] = "<script>alert('x')</script> & co"
-    d["segments"][0]["traits"] = ["<b>bold</b>"]
+    d.segments[0].name = "<script>alert('x')</script> & co"
+    d.segments[0].traits = ["<b>bold</b>"]
     assert sizes_figure(d) is not None  # names in figure labels are plain text to matplotlib
     html = render_html(d, {})
     assert "<script>" not in html
@@ -163,7 +180,7 @@ def test_script_in_segment_name_is_escaped(description):
 
 def test_markdown_table_cells_cannot_break_rows(description):
     d = copy.deepcopy(description)
-    d["segments"][0]["name"] = "A | B\nC"
+    d.segments[0].name = "A | B\nC"
     md = render_markdown(d, [])
     rows = [line for line in md.splitlines() if line.startswith("| 1 |")]
     assert rows and all("A \\| B C" in r for r in rows)
@@ -171,14 +188,15 @@ def test_markdown_table_cells_cannot_break_rows(description):
 
 def test_ten_segments_render(description, tmp_path):
     d = copy.deepcopy(description)
-    extra = copy.deepcopy(d["segments"][:4])
-    for i, seg in enumerate(extra, start=len(d["segments"]) + 1):
-        seg["segment"] = i
-        seg["name"] = f"Extra segment {i}"
-    d["segments"] += extra
-    d["projection"]["centres"] += d["projection"]["centres"][:4]
+    n = len(d.segments)
+    extra = [copy.deepcopy(d.segments[i % n]) for i in range(10 - n)]
+    for i, seg in enumerate(extra, start=n + 1):
+        seg.segment = i
+        seg.name = f"Extra segment {i}"
+    d.segments += extra
+    d.projection.centres += [d.projection.centres[i % n] for i in range(10 - n)]
     render_all(d, tmp_path)
     md = read(tmp_path, "report.md")
-    for seg in d["segments"]:
-        assert seg["name"] in md
+    for seg in d.segments:
+        assert seg.name in md
     assert len(list((tmp_path / "figures").glob("*.png"))) == len(FIGURE_ORDER)

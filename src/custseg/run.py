@@ -17,12 +17,13 @@ from . import schema
 from .drift import training_bins
 from .features import required_columns
 from .atomic import replacing
+from .description import Description, describe, to_dict
 from .errors import CustsegError, DataError
 from .identity import DEFAULT_THRESHOLD, SegmentIdentity, identities_for_refit, initial_identities
-from .jsonio import jsonable, write_json
+from .jsonio import write_json
 from .load import Portfolio, load
 from .naming import SegmentName, name_segments
-from .persist import fingerprint, load_model, save_model, segment_identities, versions
+from .persist import fingerprint, load_model, save_model, segment_identities
 from .profiles import Profiles, profile
 from .progress import Progress, tick
 from .progress import describe as describe_progress
@@ -36,6 +37,8 @@ from .sinks.folder import FolderSink, check_out_dir, check_writable
 from .stability import Stability, bootstrap_stability
 
 MODEL_FILE = "model.json"
+#: With --reference: which segments kept their identity, which are new and which vanished.
+REFERENCE_FILE = "reference.json"
 SCATTER_POINTS = 3000
 
 
@@ -56,8 +59,8 @@ class RunResult:
 
     ``identities`` holds each segment's identity (number, name, colour index for the
     report palette, stable id) in model order; ``reference`` what matching to a
-    reference model found (``None`` without one); ``training_distribution`` the
-    drift bins stored in the model file.
+    reference model found (``None`` without one; written as ``reference.json``);
+    ``training_distribution`` the drift bins stored in the model file.
     """
 
     config: RunConfig
@@ -93,36 +96,9 @@ class RunResult:
         frame = self.portfolio.frame
         return {"source": self.portfolio.source, "n_customers": len(frame), "fingerprint": fingerprint(frame)}
 
-    def metrics(self) -> dict:
-        """Evidence per k, the choice, and stability (metrics.json)."""
-        out = {"chosen_k": self.model.n_clusters_, "selection": self.model.selection_.to_dict(),
-               "stability": self.stability.to_dict(), "inertia": self.model.inertia_}
-        if self.reference is not None:
-            out["reference"] = self.reference
-        return out
-
-    def describe(self) -> dict:
-        """Every number the report shows, as plain data (description.json)."""
-        stab = self.stability.segments
-        segments = []
-        for position, (n, prof) in enumerate(zip(self.names, self.profiles.to_dict()["segments"])):
-            s = n.segment - 1
-            segments.append({**prof, "name": n.name, "description": n.description, "traits": list(n.traits),
-                             "stability": {"jaccard_mean": stab.at[s, "jaccard_mean"],
-                                           "jaccard_sd": stab.at[s, "jaccard_sd"],
-                                           "status": stab.at[s, "status"]},
-                             "centre": dict(zip(self.model.feature_names_out_,
-                                                self.model.cluster_centers_[position].tolist()))})
-        return jsonable({
-            "custseg": {"versions": versions(), "config": self.config.to_dict()},
-            "training": self.training_info(),
-            "data_quality": self.quality.to_dict(),
-            "features": list(self.model.feature_names_out_),
-            "metrics": self.metrics(),
-            "segments": segments,
-            "portfolio": self.profiles.to_dict()["portfolio"],
-            "projection": self.projection,
-        })
+    def describe(self) -> Description:
+        """Every number the report shows, as typed data (description.json)."""
+        return describe(self)
 
 
 def segment(source, config: RunConfig | None = None, *, name: str | None = None,
@@ -251,11 +227,13 @@ def write_run_files(result: RunResult, folder: Path) -> None:
     result.segments_table().to_csv(folder / "segments.csv", index=False, lineterminator="\n")
     profiles_csv(result).to_csv(folder / "profiles.csv", float_format="%.6g", lineterminator="\n")
     description = result.describe()
-    write_json(folder / "profiles.json", {"segments": description["segments"],
-                                          "portfolio": description["portfolio"]})
-    write_json(folder / "metrics.json", description["metrics"])
-    write_json(folder / "data_quality.json", description["data_quality"])
-    write_json(folder / "description.json", description)
+    data = to_dict(description)
+    write_json(folder / "profiles.json", {"segments": data["segments"], "portfolio": data["portfolio"]})
+    write_json(folder / "metrics.json", data["metrics"])
+    write_json(folder / "data_quality.json", data["data_quality"])
+    write_json(folder / "description.json", data)
+    if result.reference is not None:
+        write_json(folder / REFERENCE_FILE, result.reference)
     save_model(folder / MODEL_FILE, result.model, segment_names=[n.name for n in result.names],
                training=result.training_info(), identities=result.identities or None,
                training_distribution=result.training_distribution)

@@ -1,4 +1,4 @@
-"""Render a run's description (plain, JSON-ready data) as figures, an HTML and a Markdown report.
+"""Render a run's :class:`~custseg.description.Description` as figures, an HTML and a Markdown report.
 
 The analysis is computed elsewhere; rendering only reads the description
 (formatting, ordering and choosing what to show). Outputs carry no timestamps,
@@ -11,12 +11,15 @@ out/figures/<name>.png, out/report.html (self-contained), out/report.md
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from custseg.description import Description
 
 __all__ = ["render_all"]
 
 
-def render_all(description: Mapping, folder: pathlib.Path) -> None:
+def render_all(description: Description, folder: pathlib.Path) -> None:
     """Write folder/figures/*.png, folder/report.html (self-contained: figures embedded as base64 PNG),
     folder/report.md (figures linked as figures/*.png)."""
     from .figures import make_figures

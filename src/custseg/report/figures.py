@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import math
 import textwrap
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import matplotlib
 import matplotlib.colors
@@ -31,6 +31,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+
+from custseg.description import Description, SegmentDescription
 
 #: Order of figures in the report.
 FIGURE_ORDER = ("sizes", "profile", "ratios", "projection", "evidence", "stability")
@@ -149,21 +151,11 @@ def short_ratio(ratio: float) -> str:
 
 # --------------------------------------------------------------------------- helpers
 
-def _segments(description: Mapping) -> list[Mapping]:
-    return list(description.get("segments") or [])
-
-
-def _seg_number(seg: Mapping, i: int) -> int:
-    n = seg.get("segment")
-    return int(n) if isinstance(n, (int, float)) and not isinstance(n, bool) else i + 1
-
-
-def _seg_label(seg: Mapping, i: int, width: int = 18) -> str:
-    name = str(seg.get("name") or "").strip()
-    number = _seg_number(seg, i)
+def _seg_label(seg: SegmentDescription, width: int = 18) -> str:
+    name = seg.name.strip()
     if not name:
-        return f"Segment {number}"
-    return "\n".join(textwrap.wrap(f"{number}. {name}", width=width, max_lines=3, placeholder="…"))
+        return f"Segment {seg.segment}"
+    return "\n".join(textwrap.wrap(f"{seg.segment}. {name}", width=width, max_lines=3, placeholder="…"))
 
 
 def _new_figure(width: float, height: float, layout: str | None = "constrained") -> Figure:
@@ -210,14 +202,14 @@ _RC = {
 
 # --------------------------------------------------------------------------- figures
 
-def sizes_figure(description: Mapping) -> Figure | None:
-    segs = _segments(description)
+def sizes_figure(description: Description) -> Figure | None:
+    segs = description.segments
     if not segs:
         return None
     colours = segment_colours(len(segs))
-    labels = [_seg_label(s, i, width=30).replace("\n", " ") for i, s in enumerate(segs)]
-    sizes = [num(s.get("size")) for s in segs]
-    shares = [num(s.get("share")) for s in segs]
+    labels = [_seg_label(s, width=30).replace("\n", " ") for s in segs]
+    sizes = [num(s.size) for s in segs]
+    shares = [num(s.share) for s in segs]
     fig = _new_figure(9.0, 0.55 * len(segs) + 1.4)
     ax = fig.add_subplot()
     y = np.arange(len(segs))
@@ -286,23 +278,17 @@ def _colour_tick_labels(ax, colours: list[str]) -> None:
         tick.set_bbox({"boxstyle": "round,pad=0.3", "facecolor": colour, "alpha": 0.22, "edgecolor": colour})
 
 
-def profile_figure(description: Mapping) -> Figure | None:
-    segs = _segments(description)
-    features = list(description.get("features") or [])
-    if not features:
-        seen: dict[str, None] = {}
-        for s in segs:
-            seen.update(dict.fromkeys((s.get("centre") or {}).keys()))
-        features = list(seen)
-    if not segs or not features or not any(s.get("centre") for s in segs):
+def profile_figure(description: Description) -> Figure | None:
+    segs, features = description.segments, description.features
+    if not segs or not features or not any(s.centre for s in segs):
         return None
-    values = np.array([[num((s.get("centre") or {}).get(f)) for s in segs] for f in features])
+    values = np.array([[num(s.centre[f]) if f in s.centre else math.nan for s in segs] for f in features])
     annotations = [["" if not math.isfinite(v) else f"{v:+.1f}" for v in row] for row in values]
     finite = np.abs(values[np.isfinite(values)])
     vmax = max(1.0, float(np.ceil(finite.max() * 2) / 2)) if finite.size else 1.0
     vmax = min(vmax, 2.5)
     fig, ax = _heatmap_figure(values, annotations, vmax=vmax, cmap="RdBu_r",
-             xlabels=[_seg_label(s, i, width=14) for i, s in enumerate(segs)],
+             xlabels=[_seg_label(s, width=14) for s in segs],
              ylabels=[label(f) for f in features],
              cbar_label="Segment centre (standard deviations from the portfolio average)")
     _colour_tick_labels(ax, segment_colours(len(segs)))
@@ -310,20 +296,19 @@ def profile_figure(description: Mapping) -> Figure | None:
     return fig
 
 
-def ratios_figure(description: Mapping) -> Figure | None:
-    segs = _segments(description)
-    keys = [(k, lab) for k, lab, _ in KEY_MEASURES
-            if any(k in (s.get("variables") or {}) for s in segs)]
+def ratios_figure(description: Description) -> Figure | None:
+    segs = description.segments
+    keys = [(k, lab) for k, lab, _ in KEY_MEASURES if any(k in s.variables for s in segs)]
     if not segs or not keys:
         return None
-    ratios = np.array([[num(((s.get("variables") or {}).get(k) or {}).get("ratio")) for s in segs]
+    ratios = np.array([[num(s.variables[k].ratio) if k in s.variables else math.nan for s in segs]
                        for k, _ in keys])
     with np.errstate(divide="ignore", invalid="ignore"):
         colour = np.where(ratios > 0, np.log2(np.where(ratios > 0, ratios, 1.0)), np.where(ratios == 0, -np.inf, np.nan))
     colour = np.clip(colour, -3.0, 3.0)
     annotations = [[short_ratio(v) for v in row] for row in ratios]
     fig, ax = _heatmap_figure(colour, annotations, vmax=3.0, cmap="RdBu_r",
-             xlabels=[_seg_label(s, i, width=14) for i, s in enumerate(segs)],
+             xlabels=[_seg_label(s, width=14) for s in segs],
              ylabels=[lab for _, lab in keys],
              cbar_label="Segment average ÷ portfolio average",
              cbar_ticks=[-3, -2, -1, 0, 1, 2, 3],
@@ -334,35 +319,31 @@ def ratios_figure(description: Mapping) -> Figure | None:
     return fig
 
 
-def projection_figure(description: Mapping) -> Figure | None:
-    proj = description.get("projection")
-    segs = _segments(description)
-    if not isinstance(proj, Mapping) or not segs:
+def projection_figure(description: Description) -> Figure | None:
+    proj, segs = description.projection, description.segments
+    if proj is None or not segs:
         return None
-    x = np.array([num(v) for v in proj.get("x") or []])
-    y = np.array([num(v) for v in proj.get("y") or []])
-    lab = list(proj.get("segment") or [])
-    if not len(x) or len(x) != len(y) or len(lab) != len(x):
+    x = np.array([num(v) for v in proj.x])
+    y = np.array([num(v) for v in proj.y])
+    if not len(x) or len(x) != len(y) or len(proj.segment) != len(x):
         return None
     colours = segment_colours(len(segs))
-    numbers = [_seg_number(s, i) for i, s in enumerate(segs)]
-    ev = list(proj.get("explained_variance") or [])
+    ev = proj.explained_variance
     fig = _new_figure(9.5, 7.0)
     ax = fig.add_subplot()
-    lab_arr = np.array([num(v) for v in lab])
-    for i, (number, colour) in enumerate(zip(numbers, colours)):
-        take = lab_arr == number
+    lab_arr = np.array(proj.segment)
+    for seg, colour in zip(segs, colours):
+        take = lab_arr == seg.segment
         ax.scatter(x[take], y[take], s=7, color=colour, alpha=0.45, linewidths=0, rasterized=False,
-                   label=_seg_label(segs[i], i, width=40).replace("\n", " "))
-    centres = proj.get("centres") or []
-    for i, (centre, colour) in enumerate(zip(centres, colours)):
-        if not isinstance(centre, (list, tuple)) or len(centre) < 2:
+                   label=_seg_label(seg, width=40).replace("\n", " "))
+    for seg, centre, colour in zip(segs, proj.centres, colours):
+        if len(centre) < 2:
             continue
         cx, cy = num(centre[0]), num(centre[1])
         if not (math.isfinite(cx) and math.isfinite(cy)):
             continue
         ax.scatter([cx], [cy], s=260, color=colour, edgecolors="black", linewidths=1.4, zorder=5)
-        ax.text(cx, cy, str(numbers[i]), ha="center", va="center", fontsize=9, fontweight="bold",
+        ax.text(cx, cy, str(seg.segment), ha="center", va="center", fontsize=9, fontweight="bold",
                 color=_ink_on(colour), zorder=6)
 
     def axis_label(j: int) -> str:
@@ -391,29 +372,27 @@ _PANELS = (
 )
 
 
-def evidence_figure(description: Mapping) -> Figure | None:
-    selection = ((description.get("metrics") or {}).get("selection")) or {}
-    table = [row for row in selection.get("table") or [] if isinstance(row, Mapping) and row.get("k") is not None]
-    if not table:
+def evidence_figure(description: Description) -> Figure | None:
+    selection = description.metrics.selection
+    if not selection.table:
         return None
-    table = sorted(table, key=lambda r: num(r.get("k")))
-    ks = np.array([num(r.get("k")) for r in table])
-    chosen = num(selection.get("chosen_k", (description.get("metrics") or {}).get("chosen_k")))
-    votes = selection.get("votes") or {}
-    baseline = selection.get("baseline") or {}
+    table = sorted(selection.table, key=lambda r: r.k)
+    ks = np.array([num(r.k) for r in table])
+    chosen = num(selection.chosen_k)
+    baseline = selection.baseline
     fig = _new_figure(11.0, 6.8, layout=None)
     axes = fig.subplots(2, 3, gridspec_kw={"left": 0.075, "right": 0.985, "top": 0.83, "bottom": 0.08,
                                            "wspace": 0.34, "hspace": 0.42})
     for ax, (key, title, ylabel, vote_key, with_base, err_key) in zip(axes.flat, _PANELS):
-        kk, vals = list(ks), [num(r.get(key)) for r in table]
-        errs = [num(r.get(err_key)) for r in table] if err_key else None
-        if with_base and math.isfinite(num(baseline.get(key))):
+        kk, vals = list(ks), [num(getattr(r, key)) for r in table]
+        errs = [num(getattr(r, err_key)) for r in table] if err_key else None
+        if with_base and math.isfinite(num(getattr(baseline, key))):
             kk = [1.0] + kk
-            vals = [num(baseline.get(key))] + vals
+            vals = [num(getattr(baseline, key))] + vals
             if errs is not None:
-                errs = [num(baseline.get(err_key))] + errs
+                errs = [num(getattr(baseline, err_key))] + errs
         kk_a, vals_a = np.array(kk), np.array(vals)
-        vote = num(votes.get(vote_key)) if vote_key else math.nan
+        vote = num(selection.votes.get(vote_key)) if vote_key else math.nan
         ax.set_title(title, loc="left")
         ax.set_ylabel(ylabel, fontsize=8.5, color="#555555")
         ax.set_xlabel("Number of segments (k)")
@@ -461,24 +440,12 @@ def _tick(value: float, _pos) -> str:
     return f"{value:,.0f}"
 
 
-def _stability_rows(description: Mapping) -> list[tuple[str, float, float, str]]:
-    """(label, jaccard_mean, jaccard_sd, status) per segment, from segments[] or metrics.stability."""
-    segs = _segments(description)
-    rows = []
-    stab_list = (((description.get("metrics") or {}).get("stability")) or {}).get("segments") or []
-    by_index = {int(r["segment"]): r for r in stab_list if isinstance(r, Mapping) and r.get("segment") is not None}
-    for i, s in enumerate(segs):
-        st = s.get("stability") or by_index.get(_seg_number(s, i) - 1) or {}
-        rows.append((_seg_label(s, i, width=14), num(st.get("jaccard_mean")), num(st.get("jaccard_sd")),
-                     str(st.get("status") or "")))
-    return rows
-
-
-def stability_figure(description: Mapping) -> Figure | None:
-    rows = _stability_rows(description)
+def stability_figure(description: Description) -> Figure | None:
+    rows = [(_seg_label(s, width=14), num(s.stability.jaccard_mean), num(s.stability.jaccard_sd), s.stability.status)
+            for s in description.segments]
     if not rows or not any(math.isfinite(r[1]) for r in rows):
         return None
-    stab = (description.get("metrics") or {}).get("stability") or {}
+    stab = description.metrics.stability
     colours = segment_colours(len(rows))
     fig = _new_figure(2.0 + 1.15 * len(rows), 5.2)
     ax = fig.add_subplot()
@@ -508,13 +475,11 @@ def stability_figure(description: Mapping) -> Figure | None:
     ax.set_yticks([0, 0.2, 0.4, 0.6, 0.75, 1.0])
     ax.set_ylabel("Jaccard similarity across resamples\n(1 = segment always recovered)")
     title = "Bootstrap stability per segment (bars: mean, whiskers: ± 1 sd)"
-    n_boot, ari = stab.get("n_boot"), num(stab.get("mean_ari"))
-    extra = []
-    if n_boot is not None:
-        extra.append(f"B = {n_boot} resamples")
+    ari = num(stab.mean_ari)
+    extra = [f"B = {stab.n_boot} resamples"]
     if math.isfinite(ari):
         extra.append(f"mean adjusted Rand index {ari:.2f}")
-    ax.set_title(title + (f"\n{', '.join(extra)}" if extra else ""), loc="left")
+    ax.set_title(title + "\n" + ", ".join(extra), loc="left")
     return fig
 
 
@@ -528,7 +493,7 @@ _MAKERS = {
 }
 
 
-def make_figures(description: Mapping) -> dict[str, bytes]:
+def make_figures(description: Description) -> dict[str, bytes]:
     """Render every figure the description has data for: name -> PNG bytes, in report order."""
     import seaborn as sns
 

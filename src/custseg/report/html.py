@@ -14,6 +14,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from custseg.description import DataQuality, Description, Finding, PortfolioStatistic, SegmentDescription, Selection
+
 from .figures import (FIGURE_TITLES, KEY_MEASURES, STABLE_AT, WEAK_AT, figure_names, label, num,
                       segment_colours, short_ratio)
 
@@ -131,157 +133,123 @@ def ratio_direction(value) -> str:
 
 # --------------------------------------------------------------------------- view model
 
-def _stability_of(description: Mapping, seg: Mapping, index: int) -> dict:
-    stab = seg.get("stability")
-    if not isinstance(stab, Mapping):
-        rows = ((description.get("metrics") or {}).get("stability") or {}).get("segments") or []
-        number = seg.get("segment", index + 1)
-        stab = next((r for r in rows if isinstance(r, Mapping) and num(r.get("segment")) == num(number) - 1), {})
-    status = str(stab.get("status") or "").strip().lower()
-    return {"status": status or "unknown", "jaccard": fmt_float(stab.get("jaccard_mean"), 2),
-            "jaccard_sd": fmt_float(stab.get("jaccard_sd"), 2),
+def _stability_of(seg: SegmentDescription) -> dict:
+    status = seg.stability.status.strip().lower()
+    return {"status": status or "unknown", "jaccard": fmt_float(seg.stability.jaccard_mean, 2),
+            "jaccard_sd": fmt_float(seg.stability.jaccard_sd, 2),
             "meaning": STATUS_MEANING.get(status, "not assessed")}
 
 
-def _measures(seg: Mapping, portfolio: Mapping) -> list[dict]:
-    variables = seg.get("variables") or {}
+def _measures(seg: SegmentDescription, portfolio: Mapping[str, PortfolioStatistic]) -> list[dict]:
     out = []
     for key, lab, kind in KEY_MEASURES:
-        if key not in variables:
+        if key not in seg.variables:
             continue
-        v = variables.get(key) or {}
-        p = portfolio.get(key) or {}
-        out.append({"key": key, "label": lab, "mean": fmt_measure(v.get("mean"), kind),
-                    "median": fmt_measure(v.get("median"), kind),
-                    "portfolio_mean": fmt_measure(p.get("mean"), kind),
-                    "portfolio_median": fmt_measure(p.get("median"), kind),
-                    "ratio": fmt_ratio(v.get("ratio")), "direction": ratio_direction(v.get("ratio"))})
+        v = seg.variables[key]
+        p = portfolio[key] if key in portfolio else PortfolioStatistic(None, None)
+        out.append({"label": lab, "mean": fmt_measure(v.mean, kind),
+                    "median": fmt_measure(v.median, kind),
+                    "portfolio_mean": fmt_measure(p.mean, kind),
+                    "ratio": fmt_ratio(v.ratio), "direction": ratio_direction(v.ratio)})
     return out
 
 
-def _selection(description: Mapping) -> dict | None:
-    metrics = description.get("metrics") or {}
-    sel = metrics.get("selection")
-    if not isinstance(sel, Mapping):
-        return None
-    chosen = sel.get("chosen_k", metrics.get("chosen_k"))
-    votes = sel.get("votes") or {}
+def _selection(sel: Selection) -> dict:
     vote_names = {"knee": "knee", "silhouette": "silhouette", "gap": "gap", "bic": "BIC"}
     rows = []
-    for r in sorted((r for r in sel.get("table") or [] if isinstance(r, Mapping)), key=lambda r: num(r.get("k"))):
-        k = r.get("k")
-        picked = [vote_names.get(c, c) for c, v in votes.items() if v is not None and num(v) == num(k)]
-        rows.append({"k": text(k), "chosen": num(k) == num(chosen),
-                     "inertia": fmt_big(r.get("inertia")),
-                     "silhouette": fmt_pm(r.get("silhouette"), r.get("silhouette_se")),
-                     "calinski_harabasz": fmt_big(r.get("calinski_harabasz")),
-                     "davies_bouldin": fmt_float(r.get("davies_bouldin")),
-                     "gap": fmt_pm(r.get("gap"), r.get("gap_se")),
-                     "gmm_bic": fmt_big(r.get("gmm_bic")),
+    for r in sorted(sel.table, key=lambda r: r.k):
+        picked = [vote_names.get(c, c) for c, v in sel.votes.items() if v == r.k]
+        rows.append({"k": text(r.k), "chosen": r.k == sel.chosen_k,
+                     "inertia": fmt_big(r.inertia),
+                     "silhouette": fmt_pm(r.silhouette, r.silhouette_se),
+                     "calinski_harabasz": fmt_big(r.calinski_harabasz),
+                     "davies_bouldin": fmt_float(r.davies_bouldin),
+                     "gap": fmt_pm(r.gap, r.gap_se),
+                     "gmm_bic": fmt_big(r.gmm_bic),
                      "votes": ", ".join(picked) if picked else ""})
-    baseline = sel.get("baseline") or {}
     return {
-        "chosen_k": text(chosen),
-        "auto_k": text(sel.get("auto_k")),
-        "clear_structure": sel.get("clear_structure"),
-        "reason": str(sel.get("reason") or ""),
-        "votes": [{"criterion": vote_names.get(c, c), "k": text(v)} for c, v in votes.items()],
-        "silhouette_sample_size": (None if sel.get("silhouette_sample_size") is None
-                                   else fmt_int(sel.get("silhouette_sample_size"))),
-        "baseline": {"inertia": fmt_big(baseline.get("inertia")),
-                     "gap": fmt_pm(baseline.get("gap"), baseline.get("gap_se"))} if baseline else None,
+        "chosen_k": text(sel.chosen_k),
+        "clear_structure": sel.clear_structure,
+        "reason": sel.reason,
+        "silhouette_sample_size": (None if sel.silhouette_sample_size is None
+                                   else fmt_int(sel.silhouette_sample_size)),
+        "baseline": {"inertia": fmt_big(sel.baseline.inertia),
+                     "gap": fmt_pm(sel.baseline.gap, sel.baseline.gap_se)},
         "table": rows,
     }
 
 
-def _findings(dq: Mapping) -> list[dict]:
+def _findings(findings: list[Finding]) -> list[dict]:
     rank = {s: i for i, s in enumerate(SEVERITY_ORDER)}
-    findings = [f for f in dq.get("findings") or [] if isinstance(f, Mapping)]
-    ordered = sorted(enumerate(findings),
-                     key=lambda p: (rank.get(str(p[1].get("severity") or "").lower(), len(rank)), p[0]))
-    return [{"severity": str(f.get("severity") or "info").lower(), "check": text(f.get("check")),
-             "column": text(f.get("column")), "count": fmt_int(f.get("count")), "rule": text(f.get("rule")),
-             "examples": [str(e) for e in f.get("examples") or []]} for _, f in ordered]
+    ordered = sorted(enumerate(findings), key=lambda p: (rank.get(p[1].severity.lower(), len(rank)), p[0]))
+    return [{"severity": (f.severity or "info").lower(), "column": text(f.column), "count": fmt_int(f.count),
+             "rule": text(f.rule), "examples": list(f.examples)} for _, f in ordered]
 
 
-def _data_quality(dq: Mapping | None) -> dict | None:
-    if not isinstance(dq, Mapping):
-        return None
-    findings = _findings(dq)
-    renamed = dq.get("renamed") or {}
+def _data_quality(dq: DataQuality) -> dict:
+    findings = _findings(dq.findings)
     counts = {s: 0 for s in SEVERITY_ORDER}
     for f in findings:
         counts[f["severity"]] = counts.get(f["severity"], 0) + 1
-    missing = [{"column": str(c), "count": fmt_int(n)} for c, n in (dq.get("missing") or {}).items()
-               if num(n) > 0]
     return {
-        "source": text(dq.get("source")) if dq.get("source") is not None else None,
-        "n_rows": fmt_int(dq.get("n_rows")),
-        "n_renamed": len(renamed),
-        "renamed": [{"from": str(a), "to": str(b)} for a, b in renamed.items()],
-        "ignored": [str(c) for c in dq.get("ignored") or []],
-        "empty_ignored": [str(c) for c in dq.get("empty_ignored") or []],
-        "notes": [str(n) for n in dq.get("notes") or []],
-        "n_columns_used": len(dq.get("columns_used") or []) or None,
-        "missing": missing,
+        "n_rows": fmt_int(dq.n_rows),
+        "n_renamed": len(dq.renamed),
+        "renamed": [{"from": a, "to": b} for a, b in dq.renamed.items()],
+        "ignored": list(dq.ignored),
+        "empty_ignored": list(dq.empty_ignored),
+        "notes": list(dq.notes),
+        "missing": [{"column": c, "count": fmt_int(n)} for c, n in dq.missing.items() if n > 0],
         "findings": findings,
         "severity_counts": [{"severity": s, "n": n, "meaning": SEVERITY_MEANING.get(s, "")}
                             for s, n in counts.items() if n],
     }
 
 
-def build_context(description: Mapping, figures: Mapping[str, bytes] | None = None) -> dict:
+def build_context(description: Description, figures: Mapping[str, bytes] | None = None) -> dict:
     """Display-ready values for both reports (strings already formatted; no statistics computed)."""
-    segs = [s for s in description.get("segments") or [] if isinstance(s, Mapping)]
-    colours = segment_colours(len(segs))
-    portfolio = description.get("portfolio") or {}
+    colours = segment_colours(len(description.segments))
     segments = []
-    for i, s in enumerate(segs):
+    for s, colour in zip(description.segments, colours):
         segments.append({
-            "number": text(s.get("segment", i + 1)),
-            "name": str(s.get("name") or f"Segment {s.get('segment', i + 1)}"),
-            "description": str(s.get("description") or ""),
-            "size": fmt_int(s.get("size")),
-            "share": fmt_share(s.get("share")),
-            "traits": [str(t) for t in s.get("traits") or []],
-            "stability": _stability_of(description, s, i),
-            "colour": colours[i],
-            "measures": _measures(s, portfolio),
+            "number": text(s.segment),
+            "name": s.name or f"Segment {s.segment}",
+            "description": s.description,
+            "size": fmt_int(s.size),
+            "share": fmt_share(s.share),
+            "traits": list(s.traits),
+            "stability": _stability_of(s),
+            "colour": colour,
+            "measures": _measures(s, description.portfolio),
         })
-    training = description.get("training") or {}
-    meta = description.get("custseg") or {}
-    metrics = description.get("metrics") or {}
-    stab = metrics.get("stability") if isinstance(metrics.get("stability"), Mapping) else None
-    selection = _selection(description)
-    chosen_k = selection["chosen_k"] if selection else text(metrics.get("chosen_k", len(segs) or None))
+    training = description.training
+    meta = description.custseg
+    metrics = description.metrics
     status_counts = {}
     for s in segments:
         status_counts[s["stability"]["status"]] = status_counts.get(s["stability"]["status"], 0) + 1
     names = figure_names(figures or {})
     return {
         "title": "Customer segmentation report",
-        "source": text(training.get("source") or (description.get("data_quality") or {}).get("source")),
-        "n_customers": fmt_int(training.get("n_customers")),
-        "fingerprint": text(training.get("fingerprint")),
+        "source": text(training.source),
+        "n_customers": fmt_int(training.n_customers),
+        "fingerprint": text(training.fingerprint),
         "n_segments": len(segments),
-        "chosen_k": chosen_k,
         "segments": segments,
-        "selection": selection,
-        "stability": None if stab is None else {
-            "mean_ari": fmt_float(stab.get("mean_ari"), 2), "n_boot": text(stab.get("n_boot")),
+        "selection": _selection(metrics.selection),
+        "stability": {
+            "mean_ari": fmt_float(metrics.stability.mean_ari, 2), "n_boot": text(metrics.stability.n_boot),
             "status_counts": [{"status": k, "n": status_counts[k]}
                               for k in ("stable", "weak", "unstable") if k in status_counts],
         },
         "stable_at": f"{STABLE_AT:g}",
         "weak_at": f"{WEAK_AT:g}",
-        "data_quality": _data_quality(description.get("data_quality")),
-        "features": [{"name": str(f), "label": label(str(f))} for f in description.get("features") or []],
-        "config": [{"key": str(k), "value": text(v)} for k, v in (meta.get("config") or {}).items()],
-        "versions": [{"key": str(k), "value": text(v)} for k, v in (meta.get("versions") or {}).items()],
-        "inertia": fmt_big(metrics.get("inertia")),
+        "data_quality": _data_quality(description.data_quality),
+        "features": [{"name": f, "label": label(f)} for f in description.features],
+        "config": [{"key": k, "value": text(v)} for k, v in meta.config.items()],
+        "versions": [{"key": k, "value": text(v)} for k, v in meta.versions.items()],
+        "inertia": fmt_big(metrics.inertia),
         "figures": {n: {"title": FIGURE_TITLES.get(n, n), "caption": FIGURE_CAPTIONS.get(n, "")} for n in names},
         "figure_order": names,
-        "has_projection": isinstance(description.get("projection"), Mapping),
     }
 
 
@@ -291,7 +259,7 @@ def _environment() -> Environment:
     return env
 
 
-def render_html(description: Mapping, figures: Mapping[str, bytes]) -> str:
+def render_html(description: Description, figures: Mapping[str, bytes]) -> str:
     """The report as one self-contained HTML page (figures embedded as base64 PNG, CSS inline)."""
     ctx = build_context(description, figures)
     images = {n: "data:image/png;base64," + base64.b64encode(figures[n]).decode("ascii")

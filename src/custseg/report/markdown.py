@@ -8,7 +8,9 @@ rules containing ``|``, ``*``, ``<`` and the like cannot break tables or inject 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+
+from custseg.description import Description
 
 from .html import build_context
 
@@ -35,7 +37,7 @@ def _table(header: list[str], rows: list[list[str]], align: list[str] | None = N
     return lines + [""]
 
 
-def render_markdown(description: Mapping, figure_names: Iterable[str]) -> str:
+def render_markdown(description: Description, figure_names: Iterable[str]) -> str:
     """The report as Markdown; each name in ``figure_names`` is linked as ``figures/<name>.png``."""
     names = list(figure_names)
     c = build_context(description, dict.fromkeys(names, b""))
@@ -59,12 +61,11 @@ def render_markdown(description: Mapping, figure_names: Iterable[str]) -> str:
     add("## Summary")
     add("")
     sel = c["selection"]
-    if sel:
-        verdict = ("The data show clear structure." if sel["clear_structure"] else
-                   "The data show no clear structure: read the segments as a convenient partition, "
-                   "not as distinct groups.")
-        add(f"> **{verdict}** {md(sel['reason'])}")
-        add("")
+    verdict = ("The data show clear structure." if sel["clear_structure"] else
+               "The data show no clear structure: read the segments as a convenient partition, "
+               "not as distinct groups.")
+    add(f"> **{verdict}** {md(sel['reason'])}")
+    add("")
     add(f"The portfolio of {c['n_customers']} customers was divided into **{c['n_segments']} segments**:")
     add("")
     for s in c["segments"]:
@@ -115,26 +116,21 @@ def render_markdown(description: Mapping, figure_names: Iterable[str]) -> str:
     add("")
     add("### Choice of the number of segments")
     add("")
-    if sel:
-        add(f"**Chosen: k = {md(sel['chosen_k'])}.** {md(sel['reason'])}")
-        add("")
-        if sel["table"]:
-            out.extend(_table(
-                ["k", "Inertia", "Silhouette", "Calinski–Harabasz", "Davies–Bouldin", "Gap ± se", "Mixture BIC",
-                 "Preferred by"],
-                [[f"**{r['k']}** ✓" if r["chosen"] else r["k"], r["inertia"], r["silhouette"],
-                  r["calinski_harabasz"], r["davies_bouldin"], r["gap"], r["gmm_bic"], r["votes"]]
-                 for r in sel["table"]], ["r", "r", "r", "r", "r", "r", "r", "l"]))
-    else:
-        add("The run records no evidence for the choice of k.")
-        add("")
+    add(f"**Chosen: k = {md(sel['chosen_k'])}.** {md(sel['reason'])}")
+    add("")
+    if sel["table"]:
+        out.extend(_table(
+            ["k", "Inertia", "Silhouette", "Calinski–Harabasz", "Davies–Bouldin", "Gap ± se", "Mixture BIC",
+             "Preferred by"],
+            [[f"**{r['k']}** ✓" if r["chosen"] else r["k"], r["inertia"], r["silhouette"],
+              r["calinski_harabasz"], r["davies_bouldin"], r["gap"], r["gmm_bic"], r["votes"]]
+             for r in sel["table"]], ["r", "r", "r", "r", "r", "r", "r", "l"]))
     figure("evidence")
     add("### Stability of each segment")
     add("")
-    if c["stability"]:
-        add(f"Refitted on **{md(c['stability']['n_boot'])}** bootstrap resamples; mean adjusted Rand index "
-            f"**{c['stability']['mean_ari']}** (1 = identical).")
-        add("")
+    add(f"Refitted on **{md(c['stability']['n_boot'])}** bootstrap resamples; mean adjusted Rand index "
+        f"**{c['stability']['mean_ari']}** (1 = identical).")
+    add("")
     figure("stability")
     for name in c["figure_order"]:
         if name not in ("sizes", "ratios", "profile", "projection", "evidence", "stability"):
@@ -145,25 +141,24 @@ def render_markdown(description: Mapping, figure_names: Iterable[str]) -> str:
 
     # ---------------------------------------------------------------- data quality
     dq = c["data_quality"]
-    if dq:
-        add("## Data quality")
-        add("")
-        add(f"- Rows read: {dq['n_rows']}")
-        renamed = ", ".join(f"{code(r['from'])} → {code(r['to'])}" for r in dq["renamed"])
-        add(f"- Columns renamed: {dq['n_renamed']}" + (f" ({renamed})" if renamed else ""))
-        add(f"- Columns ignored: {', '.join(code(x) for x in dq['ignored']) or 'none'}")
-        add(f"- Columns ignored as empty: {', '.join(code(x) for x in dq['empty_ignored']) or 'none'}")
-        add(f"- Empty values: {', '.join(code(m['column']) + ' ' + m['count'] for m in dq['missing']) or 'none'}")
-        for n in dq["notes"]:
-            add(f"- Note: {md(n)}")
-        if dq["severity_counts"]:
-            add("- Findings: " + "; ".join(f"{x['n']} {x['severity']} ({x['meaning']})" for x in dq["severity_counts"]))
-        add("")
-        if dq["findings"]:
-            out.extend(_table(["Severity", "Column", "Rows", "Rule", "Examples"],
-                              [[f["severity"], code(f["column"]), f["count"], md(f["rule"]),
-                                md(", ".join(f["examples"])) if f["examples"] else "–"] for f in dq["findings"]],
-                              ["l", "l", "r", "l", "l"]))
+    add("## Data quality")
+    add("")
+    add(f"- Rows read: {dq['n_rows']}")
+    renamed = ", ".join(f"{code(r['from'])} → {code(r['to'])}" for r in dq["renamed"])
+    add(f"- Columns renamed: {dq['n_renamed']}" + (f" ({renamed})" if renamed else ""))
+    add(f"- Columns ignored: {', '.join(code(x) for x in dq['ignored']) or 'none'}")
+    add(f"- Columns ignored as empty: {', '.join(code(x) for x in dq['empty_ignored']) or 'none'}")
+    add(f"- Empty values: {', '.join(code(m['column']) + ' ' + m['count'] for m in dq['missing']) or 'none'}")
+    for n in dq["notes"]:
+        add(f"- Note: {md(n)}")
+    if dq["severity_counts"]:
+        add("- Findings: " + "; ".join(f"{x['n']} {x['severity']} ({x['meaning']})" for x in dq["severity_counts"]))
+    add("")
+    if dq["findings"]:
+        out.extend(_table(["Severity", "Column", "Rows", "Rule", "Examples"],
+                          [[f["severity"], code(f["column"]), f["count"], md(f["rule"]),
+                            md(", ".join(f["examples"])) if f["examples"] else "–"] for f in dq["findings"]],
+                          ["l", "l", "r", "l", "l"]))
 
     # ---------------------------------------------------------------- methods
     add("## Methods")

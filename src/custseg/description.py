@@ -1,0 +1,367 @@
+"""Everything a run shows, as typed and versioned data: what renderers and sinks read.
+
+:func:`describe` builds a :class:`Description` from a run's results; :func:`to_dict`
+gives the JSON written as ``description.json`` (``metrics.json``, ``profiles.json`` and
+``data_quality.json`` are parts of it); :func:`from_dict` reads one back, checking
+every field, so a stored run can be rendered again.
+
+Field order is the order of keys in the JSON. Numbers are held as they are written
+(:mod:`custseg.jsonio` precision, NaN as ``None``), so a description read back equals
+the one written. Segments are numbered from 1 (largest first) everywhere.
+
+>>> d = describe(result)                                  # doctest: +SKIP
+>>> from_dict(json.loads(dumps(to_dict(d)))) == d         # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from .errors import CustsegError
+from .jsonio import jsonable
+from .persist import versions
+
+if TYPE_CHECKING:
+    from .run import RunResult
+
+#: Version of the description's layout, written as its ``schema_version``. Raise it when a
+#: field is added, removed, renamed or changes meaning; :func:`from_dict` reads only this version.
+SCHEMA_VERSION = 1
+
+__all__ = ["SCHEMA_VERSION", "Baseline", "DataQuality", "Description", "EvidenceRow", "Finding", "Metrics",
+           "PortfolioStatistic", "Projection", "Provenance", "SegmentDescription", "SegmentStability",
+           "Selection", "StabilityScore", "StabilitySummary", "Statistic", "Thresholds", "Training",
+           "describe", "from_dict", "to_dict"]
+
+
+@dataclass
+class Provenance:
+    """The library versions and the run configuration that produced the description."""
+
+    versions: dict[str, str]
+    config: dict[str, Any]
+
+
+@dataclass
+class Training:
+    """The data the model was fitted on."""
+
+    source: str
+    n_customers: int
+    fingerprint: str
+
+
+@dataclass
+class Finding:
+    """One data-quality check's outcome (see :class:`custseg.quality.Finding`)."""
+
+    check: str
+    severity: str
+    count: int
+    rule: str
+    column: str | None
+    examples: list[str]
+
+
+@dataclass
+class DataQuality:
+    """What validation found and repaired (see :class:`custseg.quality.QualityReport`)."""
+
+    source: str
+    n_rows: int
+    columns_used: list[str]
+    renamed: dict[str, str]
+    ignored: list[str]
+    empty_ignored: list[str]
+    notes: list[str]
+    missing: dict[str, int]
+    findings: list[Finding]
+    distribution: dict[str, dict[str, float | None]]
+
+
+@dataclass
+class EvidenceRow:
+    """The evidence for one candidate number of segments k."""
+
+    k: int
+    inertia: float | None
+    silhouette: float | None
+    silhouette_se: float | None
+    calinski_harabasz: float | None
+    davies_bouldin: float | None
+    gap: float | None
+    gap_se: float | None
+    gmm_bic: float | None
+
+
+@dataclass
+class Baseline:
+    """The k = 1 values the knee and the gap rule compare against."""
+
+    inertia: float | None
+    gap: float | None
+    gap_se: float | None
+
+
+@dataclass
+class Selection:
+    """How the number of segments was chosen (see :class:`custseg.selection.Selection`)."""
+
+    chosen_k: int
+    auto_k: int | None
+    clear_structure: bool
+    reason: str
+    silhouette_sample_size: int | None
+    votes: dict[str, int | None]
+    baseline: Baseline
+    table: list[EvidenceRow]
+
+
+@dataclass
+class Thresholds:
+    """Mean Jaccard from which a segment is stable, and below which it is unstable."""
+
+    stable: float
+    unstable: float
+
+
+@dataclass
+class SegmentStability:
+    """One segment's bootstrap stability, with its number."""
+
+    segment: int
+    jaccard_mean: float | None
+    jaccard_sd: float | None
+    status: str
+
+
+@dataclass
+class StabilitySummary:
+    """Bootstrap stability of the segmentation and of every segment."""
+
+    n_boot: int
+    mean_ari: float | None
+    thresholds: Thresholds
+    segments: list[SegmentStability]
+
+
+@dataclass
+class Metrics:
+    """The choice of k, its evidence and the stability (``metrics.json``)."""
+
+    chosen_k: int
+    selection: Selection
+    stability: StabilitySummary
+    inertia: float
+
+
+@dataclass
+class Statistic:
+    """A segment's mean and median of one variable, and its mean's ratio to the portfolio mean."""
+
+    mean: float | None
+    median: float | None
+    ratio: float | None
+
+
+@dataclass
+class PortfolioStatistic:
+    """The whole portfolio's mean and median of one variable."""
+
+    mean: float | None
+    median: float | None
+
+
+@dataclass
+class StabilityScore:
+    """A segment's bootstrap stability, inside its :class:`SegmentDescription`."""
+
+    jaccard_mean: float | None
+    jaccard_sd: float | None
+    status: str
+
+
+@dataclass
+class SegmentDescription:
+    """One segment: size, profile in original units, name, stability and centre in model space."""
+
+    segment: int
+    size: int
+    share: float
+    variables: dict[str, Statistic]
+    name: str
+    description: str
+    traits: list[str]
+    stability: StabilityScore
+    centre: dict[str, float]
+
+
+@dataclass
+class Projection:
+    """A 2-D principal-component view of a customer sample and of the centres (the scatter figure)."""
+
+    explained_variance: list[float]
+    x: list[float]
+    y: list[float]
+    segment: list[int]
+    centres: list[list[float]]
+
+
+@dataclass
+class Description:
+    """Everything the report shows, as data (``description.json``)."""
+
+    schema_version: int = field(default=SCHEMA_VERSION, init=False)
+    custseg: Provenance
+    training: Training
+    data_quality: DataQuality
+    features: list[str]
+    metrics: Metrics
+    segments: list[SegmentDescription]
+    portfolio: dict[str, PortfolioStatistic]
+    projection: Projection | None
+
+
+# --------------------------------------------------------------------------- from a run
+
+def describe(result: RunResult) -> Description:
+    """The description of a computed run (a :class:`custseg.run.RunResult`)."""
+    model = result.model
+    features = [str(f) for f in model.feature_names_out_]
+    stability = _stability(result.stability, result.numbers)
+    profiles = jsonable(result.profiles.to_dict())
+    quality = jsonable(result.quality.to_dict())
+    selection = jsonable(model.selection_.to_dict())
+    return Description(
+        custseg=Provenance(versions=versions(), config=jsonable(result.config.to_dict())),
+        training=Training(**jsonable(result.training_info())),
+        data_quality=DataQuality(**{**quality, "findings": [Finding(**f) for f in quality["findings"]]}),
+        features=features,
+        metrics=Metrics(chosen_k=int(model.n_clusters_),
+                        selection=Selection(**{**selection, "baseline": Baseline(**selection["baseline"]),
+                                               "table": [EvidenceRow(**r) for r in selection["table"]]}),
+                        stability=stability, inertia=jsonable(model.inertia_)),
+        segments=_segments(result, profiles["segments"], stability, features),
+        portfolio={var: PortfolioStatistic(**stats) for var, stats in profiles["portfolio"].items()},
+        projection=Projection(**jsonable(result.projection)) if result.projection else None,
+    )
+
+
+def _segments(result: RunResult, profiles: list[dict], stability: StabilitySummary,
+              features: list[str]) -> list[SegmentDescription]:
+    scores = {row.segment: row for row in stability.segments}
+    centres = jsonable(result.model.cluster_centers_)
+    segments = []
+    # centres by position: a segment's number is its identity's, which skips the numbers of vanished segments
+    for position, (name, prof) in enumerate(zip(result.names, profiles)):
+        score = scores[name.segment]
+        segments.append(SegmentDescription(
+            segment=prof["segment"], size=prof["size"], share=prof["share"],
+            variables={var: Statistic(**stats) for var, stats in prof["variables"].items()},
+            name=name.name, description=name.description, traits=list(name.traits),
+            stability=StabilityScore(score.jaccard_mean, score.jaccard_sd, score.status),
+            centre=dict(zip(features, centres[position]))))
+    return segments
+
+
+def _stability(stability, numbers) -> StabilitySummary:
+    d = jsonable(stability.to_dict())
+    # one row per segment in ascending label order, keyed by the labels it was given; outputs number
+    # segments by their identity (``numbers``, ascending in model order)
+    rows = [SegmentStability(**{**row, "segment": int(number)}) for number, row in zip(numbers, d["segments"])]
+    return StabilitySummary(n_boot=d["n_boot"], mean_ari=d["mean_ari"], thresholds=Thresholds(**d["thresholds"]),
+                            segments=rows)
+
+
+# --------------------------------------------------------------------------- JSON
+
+def to_dict(description: Description) -> dict:
+    """The description as JSON-ready plain data, keys in field order."""
+    return jsonable(asdict(description))
+
+
+def from_dict(data: Mapping, *, source: str = "the description") -> Description:
+    """Read a description from plain data (e.g. a parsed ``description.json``), checking every field.
+
+    Raises
+    ------
+    CustsegError
+        When the schema version is not :data:`SCHEMA_VERSION`, or a field is missing,
+        unknown or of the wrong type; the message names ``source`` and the field.
+    """
+    if not isinstance(data, Mapping):
+        raise CustsegError(f"{source} is not a JSON object; give the description.json a run wrote.")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise CustsegError(f"{source} has schema version {version!r}, but this custseg reads version "
+                           f"{SCHEMA_VERSION}; run `custseg run` again to write a current description.")
+    return _parse(Description, data, source, "description")
+
+
+#: What a JSON scalar of each type must be: (as said in messages, test).
+_SCALARS = {
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a finite number",
+            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)),
+    str: ("text", lambda v: isinstance(v, str)),
+}
+
+
+def _parse(tp, value, source: str, where: str):
+    """``value`` checked against the type ``tp`` (dataclasses, lists, dicts, scalars, ``X | None``)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _parse(inner, value, source, where)
+    if is_dataclass(tp):
+        return _parse_dataclass(tp, value, source, where)
+    if origin is list:
+        _expect(isinstance(value, list), "a list", value, source, where)
+        return [_parse(args[0], v, source, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _expect(isinstance(value, Mapping), "an object", value, source, where)
+        return {str(k): _parse(args[1], v, source, f"{where}.{k}") for k, v in value.items()}
+    expected, test = _SCALARS[tp]
+    _expect(test(value), expected, value, source, where)
+    return value
+
+
+def _parse_dataclass(cls, value, source: str, where: str):
+    _expect(isinstance(value, Mapping), "an object", value, source, where)
+    names = [f.name for f in fields(cls)]
+    unknown = [k for k in value if k not in names]
+    missing = [n for n in names if n not in value]
+    if unknown or missing:
+        problems = ([f"unknown field(s) {', '.join(map(str, unknown))}"] if unknown else []) + \
+                   ([f"missing field(s) {', '.join(missing)}"] if missing else [])
+        raise CustsegError(f"{source}: {where} has {' and '.join(problems)}; it was not written by this "
+                           f"version of custseg (schema {SCHEMA_VERSION}). Run `custseg run` again.")
+    hints = _hints(cls)
+    parsed = {n: _parse(hints[n], value[n], source, f"{where}.{n}") for n in names}
+    init = {f.name for f in fields(cls) if f.init}
+    return cls(**{n: v for n, v in parsed.items() if n in init})
+
+
+@cache
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _expect(ok: bool, expected: str, value, source: str, where: str) -> None:
+    if not ok:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise CustsegError(f"{source}: {where} should be {expected}, not {shown}; "
+                           "give the description.json a run wrote, unchanged.")

@@ -8,6 +8,7 @@ A new option is one new field here; nothing else repeats its default.
 
 from __future__ import annotations
 
+import os
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -66,6 +67,8 @@ class Settings:
         "colours; new and vanished segments are reported.", path=True))
 
     def __post_init__(self):
+        if isinstance(self.reference, os.PathLike):
+            object.__setattr__(self, "reference", os.fspath(self.reference))
         check(self)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real portfolio (skip outside CI when absent, fail under CI)."""
+"""Shared fixtures: the real portfolio (skip outside CI when absent, fail under CI), a PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from servers import postgres_server, postgres_url  # noqa: F401  (one PostgreSQL server for the whole session)
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cc_general.csv"
 

@@ -86,6 +86,11 @@ def _settings_options(f=None, *, exclude=()):
             kind, callback = str, lambda c, p, v: _features_value(v)
         elif meta["click"].get("path"):
             kind, callback = click.Path(dir_okay=False), None
+        elif "/" in meta["flag"]:
+            options.append(click.option(meta["flag"], fld.name, default=default, help=meta["help"]))
+            continue
+        elif fld.name == "engine":
+            kind, callback = str, None
         else:
             bounds = {key: meta["click"][key] for key in ("min", "max") if key in meta["click"]}
             kind, callback = (click.IntRange(**bounds) if bounds else int), None
@@ -117,10 +122,16 @@ def _changes(quality) -> None:
                    "\n".join(f"  {line}" for line in lines), err=True)
 
 
+def _structure(clear: bool | None) -> str:
+    if clear is None:
+        return "k fixed; the evidence for other k was not computed"
+    return "clear structure" if clear else "no clear structure; best available k"
+
+
 def _summary(result, out: Path) -> str:
     sel = result.model.selection_
     lines = [f"{len(result.portfolio):,} customers → {result.model.n_clusters_} segments "
-             f"({'clear structure' if sel.clear_structure else 'no clear structure; best available k'})"]
+             f"({_structure(sel.clear_structure)})"]
     stab = result.stability.segments
     for n in result.names:
         size = int(result.profiles.sizes.at[n.segment, "size"])

@@ -30,7 +30,7 @@ from .progress import describe as describe_progress
 from .quality import QualityReport, validate
 from .score import Scoring, assignments, score_with_drift
 from .selection import n_steps as selection_steps
-from .segmenter import Segmenter, needed_rows, single_threaded_kmeans
+from .segmenter import Segmenter
 from .settings import Settings
 from .sinks.base import Sink
 from .sinks.folder import FolderSink, check_out_dir, check_writable
@@ -50,7 +50,7 @@ def segmenter_for(settings: Settings) -> Segmenter:
     """The unfitted estimator a run with these settings uses."""
     return Segmenter(n_clusters=settings.k, k_min=settings.k_min, k_max=settings.k_max, features=settings.features,
                      n_init=settings.n_init, random_state=settings.seed, silhouette_max_n=settings.silhouette_max_n,
-                     n_refs=settings.n_refs)
+                     n_refs=settings.n_refs, evidence=settings.evidence, engine=settings.engine)
 
 
 @dataclass
@@ -115,8 +115,7 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
         _check_reference_columns(portfolio, reference[0], config.reference)
         required = tuple(dict.fromkeys(required + tuple(reference[0].required_columns_)))
     portfolio, quality = validate(portfolio, required=required,
-                                  min_rows=needed_rows(config.k, config.k_max),
-                                  min_distinct=needed_rows(config.k, config.k_max) // 2)
+                                  min_rows=2 * config.largest_k, min_distinct=config.largest_k)
     frame = portfolio.frame
     model = segmenter_for(config).fit(frame, progress=progress)
     identities = matched = None
@@ -128,9 +127,8 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
     Z = model.embed(frame)
     _, distances = model.nearest(Z)
     # refits start from k-means++, not the fitted centres: a warm start makes arbitrary splits look stable
-    with single_threaded_kmeans():
-        stability = bootstrap_stability(Z, labels, n_boot=config.n_boot, random_state=config.seed,
-                                        progress=progress)
+    stability = bootstrap_stability(Z, labels, n_boot=config.n_boot, random_state=config.seed,
+                                    engine=config.engine, progress=progress)
     profiles = _profiles(frame, labels, numbers)
     names = name_segments(profiles)
     if identities is None:
@@ -180,6 +178,8 @@ def _match_reference(model: Segmenter, frame: pd.DataFrame, reference: Segmenter
     rank[order] = np.arange(order.size)
     model.cluster_centers_ = model.cluster_centers_[order]
     model.labels_ = rank[model.labels_]
+    if hasattr(model, "core_"):  # the fitted k-means core keeps the segments in the same order
+        model.core_.cluster_centers_, model.core_.labels_ = model.cluster_centers_, model.labels_
     return [identities[i] for i in order], summary
 
 
@@ -260,7 +260,7 @@ def profiles_csv(result: RunResult) -> pd.DataFrame:
 
 def progress_total(settings: Settings) -> int:
     """Progress units :func:`run` reports: the evidence, the bootstrap refits and the writing."""
-    return selection_steps(settings.k_values(), settings.fixed_k) + settings.n_boot + 1
+    return selection_steps(settings.k_values(), settings.fixed_k, evidence=settings.evidence) + settings.n_boot + 1
 
 
 def run(source, sink: Sink, settings: Settings | None = None, *, name: str | None = None,
@@ -367,13 +367,11 @@ def compare(source, settings: Settings | None = None, *, n_boot: int = 20, out: 
     if sink is not None:
         sink.check(_path_of(source))
     portfolio, _ = validate(load(source), required=required_columns(settings.features),
-                            min_rows=needed_rows(settings.k, settings.k_max),
-                            min_distinct=needed_rows(settings.k, settings.k_max) // 2)
+                            min_rows=2 * settings.largest_k, min_distinct=settings.largest_k)
     model = segmenter_for(settings).fit(portfolio.frame, progress=progress)
     Z = model.embed(portfolio.frame)
-    with single_threaded_kmeans():
-        table = compare_models(Z, model.n_clusters_, random_state=settings.seed, n_boot=n_boot,
-                               reference_labels=model.labels_, progress=progress)
+    table = compare_models(Z, model.n_clusters_, random_state=settings.seed, n_boot=n_boot,
+                           reference_labels=model.labels_, progress=progress)
     if out is not None:
         def fill(staging: Path) -> None:
             table.to_csv(staging / "comparison.csv", index=False, lineterminator="\n")
@@ -385,7 +383,7 @@ def compare(source, settings: Settings | None = None, *, n_boot: int = 20, out: 
 def compare_total(settings: Settings, n_boot: int) -> int:
     from .compare import n_steps
 
-    return selection_steps(settings.k_values(), settings.fixed_k) + n_steps(n_boot)
+    return selection_steps(settings.k_values(), settings.fixed_k, evidence=settings.evidence) + n_steps(n_boot)
 
 
 def demo(out: str | Path, *, rows: int, seed: int, force: bool = False,

@@ -41,6 +41,10 @@ class Settings:
         Above this many customers, silhouettes are estimated on a sample of this size.
     n_refs : int
         Reference data sets for the gap statistic.
+    evidence : bool or None
+        Compute the evidence for every k; ``None``: for ``k="auto"`` only.
+    engine : str
+        The clustering engine (:func:`custseg.engine.get_engine`).
     reference : str or None
         A model file (``model.json``) of an earlier run: the new segments are matched
         to its segments (:mod:`custseg.identity`) and keep their numbers, names and
@@ -62,6 +66,12 @@ class Settings:
         min=100))
     n_refs: int = field(default=10, metadata=_option(
         "--gap-refs", "Reference data sets for the gap statistic.", min=2))
+    evidence: bool | None = field(default=None, metadata=_option(
+        "--evidence/--no-evidence", "Compute the evidence for every k in the range (default: only when k is "
+        "'auto'; with a fixed k the range is skipped unless asked for)."))
+    engine: str = field(default="sklearn", metadata=_option(
+        "--engine", "Clustering engine: 'sklearn' (in memory) or 'chunked' (multi-threaded, for millions "
+        "of customers)."))
     reference: str | None = field(default=None, metadata=_option(
         "--reference", "Model file (model.json) of an earlier run: matched segments keep its numbers, names and "
         "colours; new and vanished segments are reported.", path=True))
@@ -74,9 +84,9 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """Plain data, in field order (the report's method section and ``description.json``).
 
-        Options that are unset (``None``, such as no ``reference``) are left out.
+        ``reference`` is left out when unset, so runs without one describe themselves as before.
         """
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in asdict(self).items() if not (k == "reference" and v is None)}
 
     def k_values(self) -> range:
         return range(self.k_min, self.k_max + 1)
@@ -84,6 +94,13 @@ class Settings:
     @property
     def fixed_k(self) -> int | None:
         return None if self.k == "auto" else int(self.k)
+
+    @property
+    def largest_k(self) -> int:
+        """The largest k any fit of this run uses (the range only when the evidence is computed)."""
+        if self.fixed_k is not None and not self.evidence:
+            return self.fixed_k
+        return max(self.k_max, self.fixed_k or 0)
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
@@ -99,9 +116,15 @@ def check(s: Settings) -> None:
             raise CustsegError(f"{name} must be a whole number (got {value!r}).")
     if s.k_min < 2 or s.k_min > s.k_max:
         raise CustsegError(f"The k range must satisfy 2 <= k_min <= k_max (got {s.k_min}..{s.k_max}).")
+    if s.k == "auto" and s.evidence is False:
+        raise CustsegError("k = 'auto' chooses k from the evidence, so the evidence cannot be switched off; "
+                           "give a fixed --k or drop --no-evidence.")
     if s.n_init < 1 or s.n_boot < 2 or s.n_refs < 2:
         raise CustsegError("n_init must be at least 1, and the bootstrap and gap references at least 2.")
     _check_features(s.features)
+    from .engine import get_engine
+
+    get_engine(s.engine)
     if s.reference is not None and not (isinstance(s.reference, str) and s.reference):
         raise CustsegError(f"reference must be the path of a model file (got {s.reference!r}).")
     if not 0 <= s.seed < 2**32:

@@ -14,7 +14,8 @@ from custseg.cli import cli
 
 ROWS = 4000
 MOVE, JOIN, LEAVE = 0.1, 0.03, 0.02
-FAST = ["--k", "6", "--k-min", "6", "--k-max", "6", "--n-init", "3", "--bootstrap", "3", "--gap-refs", "2", "-q"]
+SMALL = ["--evidence", "--n-init", "3", "--bootstrap", "3", "--gap-refs", "2"]
+FAST = ["--k", "6", "--k-min", "6", "--k-max", "6", *SMALL, "-q"]
 #: Floors on the planted moves compare reports with the right from- and to-segment when month 2 is scored
 #: with month 1's model. Measured with these settings (4,000 customers, seed 0): see docs/migration.md.
 SEPARATED_FLOOR, OVERLAP_FLOOR = 0.85, 0.75
@@ -127,7 +128,7 @@ def test_refit_with_another_seed_or_next_month_keeps_numbers_names_and_colours(w
 def test_refit_with_more_segments_reports_the_new_one_and_renumbers(work, months, run1):
     out = work / "refit-k7"
     res = ok("run", months / "month_02.csv", "--out", out, "--reference", run1 / "model.json",
-             "--k", "7", "--k-min", "7", "--k-max", "7", "--n-init", "3", "--bootstrap", "3", "--gap-refs", "2")
+             "--k", "7", "--k-min", "7", "--k-max", "7", *SMALL)
     reference = {i["id"]: i for i in _identities(run1)}
     identities = _identities(out)
     kept = [i for i in identities if i["id"] in reference]
@@ -227,8 +228,7 @@ def test_run_refuses_a_reference_whose_columns_the_data_lack(work, months, run1)
 
 def test_compare_refuses_segment_files_of_different_models_without_identities(work, months, run1):
     other_run = work / "k5"
-    ok("run", months / "month_01.csv", "--out", other_run, "--k", "5", "--k-min", "5", "--k-max", "5",
-       "--n-init", "3", "--bootstrap", "3", "--gap-refs", "2", "-q")
+    ok("run", months / "month_01.csv", "--out", other_run, "--k", "5", "--k-min", "5", "--k-max", "5", *SMALL, "-q")
     loose = work / "loose"
     loose.mkdir()
     for name, run in (("a.csv", run1), ("b.csv", other_run)):

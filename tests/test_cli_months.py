@@ -260,3 +260,10 @@ def test_sample_months_refuses_truth_and_quirks(work):
     res = invoke("sample", "--months", 2, "--rows", 100, "-o", work / "m", "--quirks")
     assert res.exit_code == 2 and "--months" in res.output
     assert not (work / "m").exists()
+
+
+def test_run_refuses_to_replace_the_folder_holding_its_reference(work, months, run1):
+    before = (run1 / "model.json").read_bytes()
+    res = invoke("run", months / "month_02.csv", "--out", run1, "--force", "--reference", run1 / "model.json", *FAST)
+    assert res.exit_code == 2 and "model.json" in res.output and "inside the output folder" in res.output
+    assert (run1 / "model.json").read_bytes() == before

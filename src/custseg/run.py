@@ -106,6 +106,10 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
     """Run every computing stage on a source (path or DataFrame) and return the results.
 
     ``name`` is how messages and the report call the source (default: the path).
+    With ``config.reference``, the segments are matched to the reference model's
+    (:mod:`custseg.identity`) and numbered and named by identity; otherwise numbered
+    by size. Either way the result carries the identities and the training
+    distribution for drift checks (:mod:`custseg.drift`).
     """
     config = config or RunConfig()
     reference = None if config.reference is None else load_model(config.reference)
@@ -153,7 +157,7 @@ def _check_reference_columns(portfolio: Portfolio, reference: Segmenter, path) -
 
 def _match_reference(model: Segmenter, frame: pd.DataFrame, reference: Segmenter, state: dict,
                      path) -> tuple[list[SegmentIdentity], dict]:
-    """Identities of the new segments matched to the reference model's, and a summary for metrics.json.
+    """Identities of the new segments matched to the reference model's, and a summary for reference.json.
 
     The fitted model is put in the order of its segments' numbers, so that model
     position, label and the number in every output go up together.
@@ -267,6 +271,8 @@ def run(source, sink: Sink, settings: Settings | None = None, *, name: str | Non
         progress: Progress | None = None) -> RunResult:
     """Segment ``source`` and write the run to ``sink``; the sink's refusals come before any computation."""
     sink.check(_path_of(source))
+    if settings is not None and settings.reference is not None:
+        sink.check(Path(settings.reference))  # the reference model is an input too: never replaced
     result = segment(source, settings, name=name, progress=progress)
     describe_progress(progress, "writing report")
     sink.write(result)

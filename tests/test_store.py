@@ -216,6 +216,7 @@ def test_a_busy_duckdb_store_waits_then_says_so(tmp_path):
 
 
 def test_store_sink_records_a_real_run_that_renders_again(tmp_path):
+    from custseg.description import from_dict, to_dict
     from custseg.jsonio import dumps
     from custseg.persist import save_model
     from custseg.report.markdown import render_markdown
@@ -230,7 +231,8 @@ def test_store_sink_records_a_real_run_that_renders_again(tmp_path):
     save_model(tmp_path / "model.json", result.model, segment_names=[n.name for n in result.names],
                training=result.training_info())
     assert record.model == (tmp_path / "model.json").read_text()
-    assert record.description == dumps(result.describe())
+    assert record.description == dumps(to_dict(result.describe()))
     assert record.k == 3 and record.source == "tiny" and record.n_customers == 120
     figures = ["segment_sizes", "profile_heatmap"]
-    assert render_markdown(json.loads(record.description), figures) == render_markdown(result.describe(), figures)
+    assert render_markdown(from_dict(json.loads(record.description)), figures) == \
+        render_markdown(result.describe(), figures)

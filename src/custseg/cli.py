@@ -16,6 +16,7 @@ import click
 
 from .errors import CustsegError
 from .progress import bar
+from .settings import COMPARE_BOOTSTRAP
 
 
 class UserError(click.ClickException):
@@ -316,7 +317,7 @@ def demo(out, rows, seed, force, quiet):
 @cli.command("compare-models")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @_settings_options(exclude=("n_boot", "reference"))
-@click.option("--bootstrap", "compare_boot", default=20, show_default=True, type=click.IntRange(min=2),
+@click.option("--bootstrap", "compare_boot", default=COMPARE_BOOTSTRAP, show_default=True, type=click.IntRange(min=2),
               help="Bootstrap refits per algorithm for the comparison's stability column.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
               help="Also write comparison.csv and comparison.json to this folder.")

@@ -19,6 +19,7 @@ from sklearn.neighbors import NearestNeighbors
 from custseg import seeds
 from custseg.engine import ALTERNATIVES, Engine, alternative, get_engine, single_threaded_kmeans
 from custseg.errors import CustsegError
+from custseg.settings import COMPARE_BOOTSTRAP, DEFAULTS
 from custseg.progress import tick
 from custseg.selection import silhouette_samples_many
 from custseg.stability import match_segments
@@ -35,8 +36,8 @@ COLUMNS = (
     "fit_seconds",
     "ari_vs_kmeans",
 )
-#: Silhouettes are exact up to this many customers, then on a random sample.
-SILHOUETTE_MAX_N = 20_000
+#: Silhouettes are exact up to this many customers, then on a random sample (the run's setting).
+SILHOUETTE_MAX_N = DEFAULTS.silhouette_max_n
 #: HDBSCAN's smallest segment, as a share of the customers it is fitted on.
 HDBSCAN_MIN_SHARE = 0.01
 
@@ -45,8 +46,9 @@ def compare_models(
     X,
     k: int,
     *,
-    random_state: seeds.SeedLike = 0,
-    n_boot: int = 20,
+    random_state: seeds.SeedLike = DEFAULTS.seed,
+    n_boot: int = COMPARE_BOOTSTRAP,
+    n_init: int = DEFAULTS.n_init,
     sample_max: int = 10_000,
     reference_labels: np.ndarray | None = None,
     engine: str | Engine = "sklearn",
@@ -56,7 +58,7 @@ def compare_models(
 
     The models, in this order:
 
-    - ``KMeans``: k-means with 10 restarts through ``engine``, the method custseg uses.
+    - ``KMeans``: k-means with ``n_init`` restarts through ``engine``, the method custseg uses.
     - ``MiniBatchKMeans``: mini-batch k-means, 3 restarts, batches of 1,024.
     - ``BisectingKMeans``: bisecting k-means (largest-cluster splitting).
     - ``GaussianMixture``: k diagonal-covariance components, hard assignment.
@@ -117,7 +119,7 @@ def compare_models(
     fitted = {}
     for name in MODELS:
         start = time.perf_counter()
-        labels = fit_predict(name, X, k, random_state, sample_max, engine)
+        labels = fit_predict(name, X, k, random_state, sample_max, engine, n_init)
         fitted[name] = (labels, time.perf_counter() - start)
         tick(progress)
 
@@ -125,22 +127,22 @@ def compare_models(
     silhouettes = _silhouettes(X, {name: labels for name, (labels, _) in fitted.items()}, random_state)
     rows = []
     for name, (labels, seconds) in fitted.items():
-        stability = _stability(name, X, k, labels, n_boot, random_state, sample_max, engine, progress)
+        stability = _stability(name, X, k, labels, n_boot, random_state, sample_max, engine, n_init, progress)
         rows.append(_row(name, X, labels, seconds, silhouettes[name], stability, reference))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def n_steps(n_boot: int = 20) -> int:
+def n_steps(n_boot: int = COMPARE_BOOTSTRAP) -> int:
     """Total ``progress`` units :func:`compare_models` reports."""
     return len(MODELS) * (1 + n_boot)
 
 
 def fit_predict(name: str, X: np.ndarray, k: int, random_state: seeds.SeedLike, sample_max: int,
-                engine: str | Engine = "sklearn") -> np.ndarray:
+                engine: str | Engine = DEFAULTS.engine, n_init: int = DEFAULTS.n_init) -> np.ndarray:
     """Labels of every row of ``X`` under model ``name`` (-1 for HDBSCAN noise)."""
     if name == "KMeans":
         engine = get_engine(engine)
-        fit = engine.fit(X, k, n_init=10, seed=seeds.as_int(random_state))
+        fit = engine.fit(X, k, n_init=n_init, seed=seeds.as_int(random_state))
         return fit.labels if fit.labels is not None else engine.assign(X, fit.centres)[0]
     if name in ALTERNATIVES:
         model = alternative(name, k, random_state)
@@ -195,7 +197,7 @@ def _silhouettes(X, labelled, random_state):
     return out
 
 
-def _stability(name, X, k, labels, n_boot, random_state, sample_max, engine, progress):
+def _stability(name, X, k, labels, n_boot, random_state, sample_max, engine, n_init, progress):
     """Mean over segments of the matched bootstrap Jaccard for this model."""
     keep = labels >= 0
     segments, ref = np.unique(labels[keep], return_inverse=True)
@@ -213,10 +215,10 @@ def _stability(name, X, k, labels, n_boot, random_state, sample_max, engine, pro
         kept, first = np.unique(drawn, return_index=True)
         if name == "HDBSCAN":
             # Copies of a customer sit at distance 0 and would form spurious dense spots.
-            boot = fit_predict(name, X[kept], k, fit_seed, sample_max, engine)
+            boot = fit_predict(name, X[kept], k, fit_seed, sample_max, engine, n_init)
         else:
             # Fit on the bootstrap sample (duplicates included); a customer drawn twice has one label.
-            boot = fit_predict(name, X[drawn], k, fit_seed, sample_max, engine)[first]
+            boot = fit_predict(name, X[drawn], k, fit_seed, sample_max, engine, n_init)[first]
         sub = codes[kept]
         inside = sub >= 0
         present = np.bincount(sub[inside], minlength=n_ref) > 0

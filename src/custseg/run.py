@@ -31,7 +31,7 @@ from .quality import QualityReport, validate
 from .score import Scoring, assignments, score_with_drift
 from .selection import n_steps as selection_steps
 from .segmenter import Segmenter
-from .settings import Settings
+from .settings import COMPARE_BOOTSTRAP, Settings
 from .sinks.base import Sink
 from .sinks.folder import FolderSink, check_out_dir, check_writable
 from .stability import Stability, bootstrap_stability
@@ -359,7 +359,7 @@ def write_table(table: pd.DataFrame, output: Path) -> None:
         raise CustsegError(f"Could not write {output}: {exc.strerror or exc}. Nothing was written.") from None
 
 
-def compare(source, settings: Settings | None = None, *, n_boot: int = 20, out: str | Path | None = None,
+def compare(source, settings: Settings | None = None, *, n_boot: int = COMPARE_BOOTSTRAP, out: str | Path | None = None,
             force: bool = False, progress: Progress | None = None) -> tuple[int, pd.DataFrame]:
     """Fit six clustering algorithms on the run's features; write comparison.csv/.json into ``out``.
 
@@ -376,8 +376,8 @@ def compare(source, settings: Settings | None = None, *, n_boot: int = 20, out: 
                             min_rows=2 * settings.largest_k, min_distinct=settings.largest_k)
     model = segmenter_for(settings).fit(portfolio.frame, progress=progress)
     Z = model.embed(portfolio.frame)
-    table = compare_models(Z, model.n_clusters_, random_state=settings.seed, n_boot=n_boot,
-                           reference_labels=model.labels_, progress=progress)
+    table = compare_models(Z, model.n_clusters_, random_state=settings.seed, n_boot=n_boot, n_init=settings.n_init,
+                           reference_labels=model.labels_, engine=settings.engine, progress=progress)
     if out is not None:
         def fill(staging: Path) -> None:
             table.to_csv(staging / "comparison.csv", index=False, lineterminator="\n")

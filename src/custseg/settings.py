@@ -15,6 +15,10 @@ from typing import Any
 from .errors import CustsegError
 
 
+#: Bootstrap refits per algorithm in ``custseg compare-models`` (its ``--bootstrap``).
+COMPARE_BOOTSTRAP = 20
+
+
 def _option(flag: str, help: str, **click_kwargs) -> dict:
     return {"flag": flag, "help": help, "click": click_kwargs}
 

@@ -9,7 +9,7 @@ sum while the block is still in cache: assignment and accumulation are fused,
 and nothing of size ``n`` is written. Segment results are reduced in segment
 order, so the result does not depend on the number of threads.
 
-Iterations follow scikit-learn's ``KMeans(algorithm="lloyd")``: from the same
+Iterations follow scikit-learn's Lloyd k-means (``algorithm="lloyd"``): from the same
 initial centres they move each centre to the mean of its rows, relocate empty
 clusters to the rows farthest from their centres, and stop when the squared
 centre shift is at most ``tol`` times the mean feature variance (taken from the

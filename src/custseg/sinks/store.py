@@ -138,8 +138,13 @@ def default_store_url() -> str:
 
 
 def model_id(model_text: str) -> str:
-    """A model's id: the first 16 hex digits of the SHA-256 of its model.json text."""
-    return hashlib.sha256(model_text.encode("utf-8")).hexdigest()[:16]
+    """A model's id: the ``model_id`` its model.json carries (:func:`custseg.persist.model_id`, a hash of
+    the fitted state), or for an older file without one the first 16 hex digits of the SHA-256 of its text."""
+    try:
+        stated = json.loads(model_text).get("model_id")
+    except (ValueError, AttributeError):
+        stated = None
+    return stated if isinstance(stated, str) and stated else hashlib.sha256(model_text.encode("utf-8")).hexdigest()[:16]
 
 
 def new_run_id(now: datetime) -> str:
@@ -294,20 +299,23 @@ class StoreSink(Sink):
 
 def record_from_result(result) -> RunRecord:
     """The :class:`RunRecord` of a computed run: the same tables and JSON as its output folder."""
+    from ..description import to_dict
     from ..jsonio import dumps, jsonable
     from ..persist import model_state
     from ..run import profiles_csv
 
     training = result.training_info()
+    description = to_dict(result.describe())
     names = [n.name for n in result.names]
     # the exact text save_model writes, so a re-rendered model.json is the same file
-    model_text = json.dumps(model_state(result.model, segment_names=names, training=training), indent=1,
-                            allow_nan=False) + "\n"
+    state = model_state(result.model, segment_names=names, training=training, identities=result.identities or None,
+                        training_distribution=result.training_distribution)
+    model_text = json.dumps(state, indent=1, allow_nan=False) + "\n"
     return RunRecord(source=result.portfolio.source, fingerprint=training["fingerprint"],
                      settings=jsonable(asdict(result.config)), k=int(result.model.n_clusters_),
-                     metrics=jsonable(result.metrics()), model_id=model_id(model_text),
+                     metrics=description["metrics"], model_id=model_id(model_text),
                      assignments=result.segments_table(), profiles=profiles_csv(result), model=model_text,
-                     description=dumps(result.describe()))
+                     description=dumps(description))
 
 
 # -- schema ------------------------------------------------------------------------------------

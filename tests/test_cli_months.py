@@ -267,3 +267,21 @@ def test_run_refuses_to_replace_the_folder_holding_its_reference(work, months, r
     res = invoke("run", months / "month_02.csv", "--out", run1, "--force", "--reference", run1 / "model.json", *FAST)
     assert res.exit_code == 2 and "model.json" in res.output and "inside the output folder" in res.output
     assert (run1 / "model.json").read_bytes() == before
+
+
+def test_compare_reads_a_stored_run_by_its_id(work, months, run1, monkeypatch):
+    from custseg.run import segment
+    from custseg.settings import Settings
+    from custseg.sinks.store import StoreSink
+
+    monkeypatch.setenv("CUSTSEG_STORE_URL", f"duckdb:///{work / 'store.duckdb'}")
+    result = segment(months / "month_02.csv", Settings(k=6, k_min=6, k_max=6, evidence=True, n_init=3, n_boot=3,
+                                                        n_refs=2, reference=str(run1 / "model.json")))
+    run_id = StoreSink().write(result)
+    res = ok("compare", run1, run_id, "--out", work / "from-store")
+    assert "matched by identity" in res.stdout
+    stored = json.loads((work / "from-store" / "migration.json").read_text())
+    assert stored["after"] == f"store run {run_id}" and stored["customers"]["joined"] == round(JOIN * ROWS)
+    res = invoke("compare", run1, "no-such-run", "--out", work / "from-nothing")
+    assert res.exit_code == 2 and "no run 'no-such-run'" in res.output
+    assert not (work / "from-nothing").exists()

@@ -355,8 +355,9 @@ def compare_cmd(before, after, out, force, quiet):
     """How customers moved between segments from BEFORE to AFTER.
 
     \b
-    BEFORE and AFTER are each a run folder or a segments file (segments.csv
-    from `custseg run`, or the output of `custseg predict`). Segments are
+    BEFORE and AFTER are each a run folder, a segments file (segments.csv
+    from `custseg run`, or the output of `custseg predict`), or the id of a
+    run in the store (CUSTSEG_STORE_URL or the default store). Segments are
     matched by identity (model.json); a later model must have been fitted
     with --reference to the earlier one, or both sides scored by one model.
 

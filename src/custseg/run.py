@@ -427,20 +427,44 @@ def make_sample(output: str | Path, rows: int, *, seed: int = 0, quirks: bool = 
 def compare_runs(before, after, out: str | Path, *, force: bool = False):
     """``custseg compare``: how customers moved between two assignments; write the comparison to ``out``.
 
-    Each side is a ``segments.csv`` (from ``run`` or ``predict``) or a run folder
-    (:func:`custseg.migration.read_side`). Segments are matched by identity. The
+    Each side is a ``segments.csv`` (from ``run`` or ``predict``), a run folder
+    (:func:`custseg.migration.read_side`), or the id of a run in the store (when
+    one is configured: ``CUSTSEG_STORE_URL`` or the default store file). Segments are matched by identity. The
     output folder follows the run folder's rules (:class:`FolderSink`); nothing is
     written when either side is refused. Returns the :class:`~custseg.migration.Migration`.
     """
-    from .migration import compare_sides, read_side, write_migration_files
+    from .migration import compare_sides, write_migration_files
 
     sink = FolderSink(out, force=force)
     for side in (before, after):
         check_out_dir(Path(out), force, side)
     sink.check()
-    migration = compare_sides(read_side(before), read_side(after))
+    migration = compare_sides(_comparison_side(before), _comparison_side(after))
     sink.write_files(lambda staging: write_migration_files(migration, staging))
     return migration
+
+
+def _comparison_side(spec):
+    """A side of ``custseg compare``: a file or folder, else (when a store is configured) a stored run id."""
+    from .migration import read_side, side_from_stored
+
+    path = Path(spec)
+    if path.exists() or path.suffix or len(path.parts) > 1 or not _store_configured():
+        return read_side(path)
+    from .sinks.store import Store
+
+    record = Store().get_run(str(spec))
+    table = record.assignments[["customer_id", "segment", "segment_name"]]
+    return side_from_stored(table, record.model, f"store run {record.run_id}")
+
+
+def _store_configured() -> bool:
+    import os
+
+    from .credentials import STORE_URL_ENV
+    from .sinks.store import DEFAULT_STORE
+
+    return bool(os.environ.get(STORE_URL_ENV)) or DEFAULT_STORE.expanduser().is_file()
 
 
 def make_months(folder: str | Path, rows: int, months: int, *, seed: int = 0, move_share: float = 0.05,

@@ -102,3 +102,20 @@ def test_damaged_or_mismatched_bins_are_refused(trained):
         drift.drift_report(bins, frame.drop(columns=["PAYMENTS"]), _features(model, frame))
     with pytest.raises(ModelError, match="damaged"):
         drift.psi({"edges": [1.0], "shares": [1.0], "missing": 0.0}, [1.0])
+
+
+def test_check_bins_accepts_stored_bins_and_names_the_damaged_part(trained):
+    _, model, bins = trained
+    columns, features = list(model.required_columns_), list(model.feature_names_out_)
+    drift.check_bins(bins, columns, features)
+    cases = {
+        "shares": lambda b: b["columns"]["PAYMENTS"].update(shares=b["columns"]["PAYMENTS"]["shares"][:-1]),
+        "increase": lambda b: b["features"]["log_balance"]["edges"].reverse(),
+        "does not use": lambda b: b["columns"].update(OTHER=b["columns"]["PAYMENTS"]),
+        "distance_p99": lambda b: b.update(distance_p99=-1.0),
+    }
+    for message, damage in cases.items():
+        damaged = json.loads(json.dumps(bins))
+        damage(damaged)
+        with pytest.raises(ValueError, match=message):
+            drift.check_bins(damaged, columns, features)

@@ -229,7 +229,8 @@ def test_store_sink_records_a_real_run_that_renders_again(tmp_path):
     pd.testing.assert_frame_equal(record.assignments, result.segments_table(), check_dtype=False)
     pd.testing.assert_frame_equal(record.profiles, profiles_csv(result), check_dtype=False)
     save_model(tmp_path / "model.json", result.model, segment_names=[n.name for n in result.names],
-               training=result.training_info())
+               training=result.training_info(), identities=result.identities,
+               training_distribution=result.training_distribution)
     assert record.model == (tmp_path / "model.json").read_text()
     assert record.description == dumps(to_dict(result.describe()))
     assert record.k == 3 and record.source == "tiny" and record.n_customers == 120

@@ -64,6 +64,8 @@ def cli():
       custseg predict out/model.json new.csv -o scored.csv
       custseg sample --rows 100000 -o sample.parquet
       custseg compare-models cards.csv --out compare/
+      custseg run december.csv --out dec --reference nov/model.json
+      custseg compare nov dec --out nov-to-dec
     """
 
 
@@ -83,6 +85,8 @@ def _settings_options(f=None, *, exclude=()):
             kind, callback = str, lambda c, p, v: _k_value(v)
         elif fld.name == "features":
             kind, callback = str, lambda c, p, v: _features_value(v)
+        elif meta["click"].get("path"):
+            kind, callback = click.Path(dir_okay=False), None
         elif "/" in meta["flag"]:
             options.append(click.option(meta["flag"], fld.name, default=default, help=meta["help"]))
             continue
@@ -163,7 +167,18 @@ def run(data, out, force, quiet, **settings):
     with bar(runs.progress_total(config), "segmenting", quiet=quiet) as progress:
         result = runs.run(data, runs.folder_sink(out, data, force=force), config, progress=progress)
     _changes(result.quality)
-    _say(quiet, _summary(result, out))
+    _say(quiet, _summary(result, out) + _reference_summary(result.reference))
+
+
+def _reference_summary(reference) -> str:
+    """One line on matching to --reference (empty without one)."""
+    if reference is None:
+        return ""
+    line = f"\nmatched to {reference['model']}: {len(reference['matched'])} segment(s) kept their number and name"
+    for key in ("new", "vanished"):
+        if reference[key]:
+            line += f"; {key}: " + ", ".join(f"{s['segment']} {s['name']}" for s in reference[key])
+    return line
 
 
 @cli.command()
@@ -171,9 +186,11 @@ def run(data, out, force, quiet, **settings):
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the assignments (.csv or .parquet).")
+@click.option("--drift-json", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the drift report (PSI per column and feature, customers far from every centre).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-@click.option("--quiet", "-q", is_flag=True, help="No summary.")
-def predict(model, data, output, force, quiet):
+@click.option("--quiet", "-q", is_flag=True, help="No summary (drift warnings are still shown).")
+def predict(model, data, output, drift_json, force, quiet):
     """Assign the customers in DATA to the segments of a saved MODEL.
 
     \b
@@ -182,43 +199,86 @@ def predict(model, data, output, force, quiet):
     needs but DATA lacks is refused.
 
     \b
+    Drift: every input column and model feature is compared with its training
+    distribution (population stability index, PSI). Columns with PSI >= 0.25
+    (drift) or >= 0.1 (watch) are named on standard error, with a hint to
+    re-segment, as is a large share of customers far from every centre.
+
+    \b
     Examples:
       custseg predict out/model.json december.csv -o december_segments.csv
-      custseg predict out/model.json december.parquet -o scored.parquet
+      custseg predict out/model.json december.parquet -o scored.parquet --drift-json drift.json
     """
     from . import run as runs
 
-    table, quality = runs.predict(model, data, output, force=force)
-    counts = table["segment_name"].value_counts(sort=False)
-    _changes(quality)
-    _say(quiet, f"{len(table):,} customers scored → {output}\n" +
-         "\n".join(f"  {name:<40} {n:>9,}" for name, n in counts.items()))
+    scoring = runs.predict_with_drift(model, data, output, force=force, drift_json=drift_json)
+    table = scoring.table
+    counts = table.groupby(["segment", "segment_name"], sort=True).size()
+    _changes(scoring.quality)
+    _drift(scoring)
+    lines = [f"{len(table):,} customers scored → {output}"]
+    lines += [f"  {number:>2}  {name:<40} {n:>9,}" for (number, name), n in counts.items()]
+    if scoring.drift is not None and scoring.drift.far_share is not None:
+        lines.append(f"{scoring.drift.far_share:.1%} of customers are farther from every centre than 99 % of "
+                     "the training customers (about 1 % expected)")
+    _say(quiet, "\n".join(lines))
+
+
+def _drift(scoring) -> None:
+    """Drift warnings on standard error, shown even with --quiet: they say whether the segments still fit."""
+    lines = scoring.warnings()
+    if lines:
+        click.echo("\n".join(lines), err=True)
 
 
 @cli.command()
 @click.option("--rows", "-n", default=10_000, show_default=True, type=click.IntRange(min=1),
               help="Number of customers.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), help="Random seed.")
-@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write (.csv or .parquet).")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+              help="File to write (.csv or .parquet); with --months, a folder.")
 @click.option("--quirks", is_flag=True, help="Inject the real file's data-quality quirks at their real rates.")
 @click.option("--truth", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write each customer's true archetype to this CSV.")
-@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--months", type=click.IntRange(min=1),
+              help="Write this many consecutive months of the same customers (month_01.csv, ...) into the "
+                   "folder -o, with the true moves in truth_moves.csv.")
+@click.option("--move-share", default=0.05, show_default=True, type=click.FloatRange(0, 1),
+              help="With --months: share of staying customers who move to another archetype each month.")
+@click.option("--join-share", default=0.02, show_default=True, type=click.FloatRange(0, 1),
+              help="With --months: customers joining each month, as a share of --rows.")
+@click.option("--leave-share", default=0.02, show_default=True, type=click.FloatRange(0, 1, max_open=True),
+              help="With --months: share of customers leaving each month.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file (with --months: an earlier "
+                                            "sample's folder).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def sample(rows, seed, output, quirks, truth, force, quiet):
+def sample(rows, seed, output, quirks, truth, months, move_share, join_share, leave_share, force, quiet):
     """Generate a realistic synthetic portfolio with known archetypes.
 
     \b
     Written in chunks, so millions of rows fit in little memory.
 
     \b
+    With --months N: N consecutive months of the same customers, in which a
+    seeded share moves between archetypes and some join and leave (see
+    docs/migration.md); truth_archetypes.csv and truth_moves.csv hold the
+    true archetypes and moves.
+
+    \b
     Examples:
       custseg sample --rows 20000 -o sample.csv --truth truth.csv
       custseg sample --rows 10000000 -o big.parquet --quirks
+      custseg sample --rows 5000 --months 3 -o months/
     """
     from . import run as runs
 
+    if months is not None:
+        if quirks or truth is not None:
+            raise UserError("--months writes its own truth files and no quirks; drop --quirks and --truth.")
+        runs.make_months(output, rows, months, seed=seed, move_share=move_share, join_share=join_share,
+                         leave_share=leave_share, force=force)
+        _say(quiet, f"{months} months of {rows:,} customers → {output}/ (true moves in {output}/truth_moves.csv)")
+        return
     with bar(rows, "generating", quiet=quiet) as progress:
         runs.make_sample(output, rows, seed=seed, quirks=quirks, truth=truth, force=force, progress=progress)
     _say(quiet, f"{rows:,} customers → {output}")
@@ -256,7 +316,7 @@ def demo(out, rows, seed, force, quiet):
 
 @cli.command("compare-models")
 @click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
-@_settings_options(exclude=("n_boot",))
+@_settings_options(exclude=("n_boot", "reference"))
 @click.option("--bootstrap", "compare_boot", default=COMPARE_BOOTSTRAP, show_default=True, type=click.IntRange(min=2),
               help="Bootstrap refits per algorithm for the comparison's stability column.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
@@ -283,6 +343,49 @@ def compare_models_cmd(data, compare_boot, out, force, quiet, **settings):
     with bar(runs.compare_total(config, compare_boot), "comparing", quiet=quiet) as progress:
         _, table = runs.compare(data, config, n_boot=compare_boot, out=out, force=force, progress=progress)
     click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+@cli.command("compare")
+@click.argument("before", type=click.Path(path_type=Path))
+@click.argument("after", type=click.Path(path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the comparison (must be empty or absent, unless --force).")
+@_common_options
+def compare_cmd(before, after, out, force, quiet):
+    """How customers moved between segments from BEFORE to AFTER.
+
+    \b
+    BEFORE and AFTER are each a run folder, a segments file (segments.csv
+    from `custseg run`, or the output of `custseg predict`), or the id of a
+    run in the store (CUSTSEG_STORE_URL or the default store). Segments are
+    matched by identity (model.json); a later model must have been fitted
+    with --reference to the earlier one, or both sides scored by one model.
+
+    \b
+    Writes transitions.csv (from_segment, to_segment, customers, row_percent),
+    movers.csv, joined.csv, left.csv, net_flow.csv, migration.json, report.html,
+    report.md and figures/flow.png. Nothing is written if a side is refused.
+
+    \b
+    Examples:
+      custseg compare nov/ dec/ --out nov-to-dec
+      custseg compare nov/segments.csv dec_scored.csv --out nov-to-dec --force
+    """
+    from . import run as runs
+
+    migration = runs.compare_runs(before, after, out, force=force)
+    _say(quiet, _migration_summary(migration, out))
+
+
+def _migration_summary(migration, out: Path) -> str:
+    counts = migration.to_dict()["customers"]
+    lines = [f"{counts['in_both']:,} customers in both: {counts['moved']:,} moved, {counts['stayed']:,} stayed; "
+             f"{counts['joined']:,} joined, {counts['left']:,} left (segments matched by {migration.matched_by})",
+             "  segment  name                                      before     after       net"]
+    for row in migration.net_flow.itertuples(index=False):
+        lines.append(f"  {row.segment:>7}  {row.name:<38} {row.before:>9,} {row.after:>9,} {row.net:>+9,}")
+    lines.append(f"outputs in {out}/ (open {out}/report.html)")
+    return "\n".join(lines)
 
 
 def _exit_on_signal(signum, frame):

@@ -235,7 +235,7 @@ def describe(result: RunResult) -> Description:
     """The description of a computed run (a :class:`custseg.run.RunResult`)."""
     model = result.model
     features = [str(f) for f in model.feature_names_out_]
-    stability = _stability(result.stability)
+    stability = _stability(result.stability, result.numbers)
     profiles = jsonable(result.profiles.to_dict())
     quality = jsonable(result.quality.to_dict())
     selection = jsonable(model.selection_.to_dict())
@@ -261,22 +261,23 @@ def _segments(result: RunResult, profiles: list[dict], stability: StabilitySumma
     scores = {row.segment: row for row in stability.segments}
     centres = jsonable(result.model.cluster_centers_)
     segments = []
-    for name, prof in zip(result.names, profiles):
+    # centres by position: a segment's number is its identity's, which skips the numbers of vanished segments
+    for position, (name, prof) in enumerate(zip(result.names, profiles)):
         score = scores[name.segment]
         segments.append(SegmentDescription(
             segment=prof["segment"], size=prof["size"], share=prof["share"],
             variables={var: Statistic(**stats) for var, stats in prof["variables"].items()},
             name=name.name, description=name.description, traits=list(name.traits),
             stability=StabilityScore(score.jaccard_mean, score.jaccard_sd, score.status),
-            centre=dict(zip(features, centres[name.segment - 1]))))
+            centre=dict(zip(features, centres[position]))))
     return segments
 
 
-def _stability(stability) -> StabilitySummary:
+def _stability(stability, numbers) -> StabilitySummary:
     d = jsonable(stability.to_dict())
-    # one row per segment in ascending label order, keyed by the labels it was given (the estimator's,
-    # from 0); outputs number segments from 1
-    rows = [SegmentStability(**{**row, "segment": number}) for number, row in enumerate(d["segments"], start=1)]
+    # one row per segment in ascending label order, keyed by the labels it was given; outputs number
+    # segments by their identity (``numbers``, ascending in model order)
+    rows = [SegmentStability(**{**row, "segment": int(number)}) for number, row in zip(numbers, d["segments"])]
     return StabilitySummary(n_boot=d["n_boot"], mean_ari=d["mean_ari"], thresholds=Thresholds(**d["thresholds"]),
                             segments=rows)
 

@@ -115,6 +115,56 @@ def training_bins(frame_columns: pd.DataFrame, features: pd.DataFrame, n_bins: i
     return out
 
 
+def check_bins(bins, columns, features) -> None:
+    """Check a stored training distribution as a whole; ``ValueError`` naming the damaged part.
+
+    ``columns`` and ``features`` are the names the model uses: the stored tables may
+    describe no other column or feature.
+    """
+    if not isinstance(bins, dict) or set(bins) != {"format", "n_bins", "columns", "features", "distance_p99"}:
+        raise ValueError("'training_distribution' must be an object with format, n_bins, columns, features "
+                         "and distance_p99")
+    if bins["format"] != BINS_FORMAT or isinstance(bins["n_bins"], bool) or not isinstance(bins["n_bins"], int) \
+            or bins["n_bins"] < 2:
+        raise ValueError("'training_distribution' has an unknown format or a bad number of bins")
+    p99 = bins["distance_p99"]
+    if p99 is not None and (isinstance(p99, bool) or not isinstance(p99, (int, float)) or not math.isfinite(p99)
+                            or p99 < 0):
+        raise ValueError("'training_distribution' distance_p99 must be a non-negative number or null")
+    for kind, names in (("columns", columns), ("features", features)):
+        table = bins[kind]
+        if not isinstance(table, dict):
+            raise ValueError(f"'training_distribution' {kind} must be an object")
+        unknown = [name for name in table if name not in set(names)]
+        if unknown:
+            raise ValueError(f"'training_distribution' {kind} names {', '.join(unknown)}, which the model does "
+                             "not use")
+        for name, stored in table.items():
+            _check_column(stored, int(bins["n_bins"]), f"'training_distribution' {kind} {name}")
+
+
+def _check_column(stored, n_bins: int, what: str) -> None:
+    def numbers(value) -> np.ndarray:
+        if not isinstance(value, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  for v in value):
+            raise ValueError(f"{what} must hold lists of numbers")
+        arr = np.asarray(value, dtype=np.float64)
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{what} holds a number that is not finite")
+        return arr
+
+    if not isinstance(stored, dict) or set(stored) != {"edges", "shares", "missing"}:
+        raise ValueError(f"{what} must be an object with edges, shares and missing")
+    edges, shares = numbers(stored["edges"]), numbers(stored["shares"])
+    missing = numbers([stored["missing"]])[0]
+    if edges.size > n_bins or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"{what}: the bin edges must increase, at most {n_bins} of them")
+    if shares.size != edges.size + 1 or np.any(shares < 0) or not 0 <= missing <= 1 \
+            or abs(shares.sum() + missing - 1) > 1e-6:
+        raise ValueError(f"{what}: the shares must be one per bin, non-negative, and add up to 1 with the "
+                         "missing share")
+
+
 def psi(bins: Mapping, new_values) -> float:
     """Population stability index of ``new_values`` against one stored column's bins.
 

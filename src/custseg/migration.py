@@ -137,7 +137,16 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 def _read_model(path: Path) -> tuple[list | None, str]:
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path} is damaged or not a custseg model ({type(exc).__name__}: {exc}).") from None
+    return _model_text(text, str(path))
+
+
+def _model_text(text: str, label: str) -> tuple[list | None, str]:
+    path = label
+    try:
+        state = json.loads(text)
         if not isinstance(state, dict) or state.get("format") != "custseg-model":
             raise ValueError("not a custseg model file")
         centres = np.asarray(state["centers"], dtype="<f8")
@@ -170,6 +179,12 @@ def read_side(path) -> Side:
     model_path = table_path.parent / MODEL_FILE
     identities, key = _read_model(model_path) if model_path.is_file() else (None, None)
     return Side(assignments=table, identities=identities, label=str(path), model_key=key)
+
+
+def side_from_stored(assignments: pd.DataFrame, model_text: str | None, label: str) -> Side:
+    """One side from a stored run: its assignments and, when stored, its model.json text (for the identities)."""
+    identities, key = (None, None) if model_text is None else _model_text(model_text, label)
+    return Side(assignments=assignments, identities=identities, label=label, model_key=key)
 
 
 # ---------------------------------------------------------------- comparing
@@ -366,21 +381,28 @@ def write_migration(migration: Migration, out, *, force: bool = False, report: b
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = temp_dir_beside(out)
     try:
-        tables = {"transitions.csv": migration.transitions, "movers.csv": migration.movers,
-                  "joined.csv": migration.joined, "left.csv": migration.left, "net_flow.csv": migration.net_flow}
-        for name, table in tables.items():
-            table.to_csv(staging / name, index=False, lineterminator="\n")
-        data = migration.to_dict()
-        jsonio.write_json(staging / "migration.json", data)
-        written = list(OUTPUT_FILES)
-        if report:
-            from .report.migration import write_report
-
-            written += write_report(data, staging)
+        written = write_migration_files(migration, staging, report=report)
         _swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    return written
+
+
+def write_migration_files(migration: Migration, folder: Path, *, report: bool = True) -> list[str]:
+    """Write the comparison's files (see :func:`write_migration`) into an existing folder; return their names."""
+    folder = Path(folder)
+    tables = {"transitions.csv": migration.transitions, "movers.csv": migration.movers,
+              "joined.csv": migration.joined, "left.csv": migration.left, "net_flow.csv": migration.net_flow}
+    for name, table in tables.items():
+        table.to_csv(folder / name, index=False, lineterminator="\n")
+    data = migration.to_dict()
+    jsonio.write_json(folder / "migration.json", data)
+    written = list(OUTPUT_FILES)
+    if report:
+        from .report.migration import write_report
+
+        written += write_report(data, folder)
     return written
 
 

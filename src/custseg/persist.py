@@ -7,7 +7,10 @@ the segment centres — never as pickled objects, so opening a file cannot execu
 anything. Floats are written with ``repr`` precision, so a loaded model assigns
 exactly as the saved one. The file also carries the schema it expects, the library
 versions, a fingerprint of the training data, the segment names and a
-:func:`model_id`.
+:func:`model_id`; files written since month-over-month support also carry the
+segments' identities (``segment_identities``, :mod:`custseg.identity`) and the
+training distribution used for drift checks (``training_distribution``,
+:mod:`custseg.drift`). Files without them still load.
 
 :func:`load_model` checks the whole file before using any of it and refuses a
 damaged one with a :class:`~custseg.errors.ModelError` (exit code 2).
@@ -28,8 +31,11 @@ from sklearn.pipeline import Pipeline
 from . import schema
 from .atomic import replacing
 from .errors import CustsegError, ModelError
+from .drift import check_bins
 from .features import (FEATURES, STEP_TYPES, required_columns, resolve_features, state_floats, state_keys,
                        state_names)
+from .identity import STATE_KEY as IDENTITIES_KEY
+from .identity import SegmentIdentity, identities_from_state, identities_to_state, initial_identities
 from .segmenter import Segmenter
 
 FORMAT = "custseg-model"
@@ -38,6 +44,8 @@ FORMAT_VERSION = 2
 READS = (1, 2)
 KEYS = ("format", "format_version", "model_id", "versions", "params", "schema", "training", "features",
         "model_inputs", "pipeline", "centers", "inertia", "segment_names")
+#: Keys a file may carry; files written before month-over-month support lack them.
+OPTIONAL_KEYS = (IDENTITIES_KEY, "training_distribution")
 #: Keys that say how, where and with what a model was written, not what it is: left out of its id.
 NOT_IDENTITY = ("format", "format_version", "model_id", "versions", "training")
 #: A model file is tens of kilobytes and nested 5 levels deep; far beyond either it is not a model.
@@ -79,8 +87,13 @@ def model_id(state: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def model_state(model: Segmenter, *, segment_names: list[str], training: dict) -> dict:
-    """The JSON-ready state of a fitted segmenter, with its :func:`model_id`."""
+def model_state(model: Segmenter, *, segment_names: list[str], training: dict,
+                identities: list[SegmentIdentity] | None = None, training_distribution: dict | None = None) -> dict:
+    """The JSON-ready state of a fitted segmenter, with its :func:`model_id`.
+
+    ``identities`` (one per centre, in model order) and ``training_distribution``
+    (:func:`custseg.drift.training_bins`) are stored when given.
+    """
     body = {
         "versions": versions(),
         "params": model.get_params(),
@@ -94,6 +107,10 @@ def model_state(model: Segmenter, *, segment_names: list[str], training: dict) -
         "inertia": float(model.inertia_),
         "segment_names": list(segment_names),
     }
+    if identities is not None:
+        body[IDENTITIES_KEY] = identities_to_state(identities)
+    if training_distribution is not None:
+        body["training_distribution"] = training_distribution
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "model_id": model_id(body), **body}
 
 
@@ -105,10 +122,12 @@ def _step_entry(name: str, step) -> dict:
     return {"step": name, "class": kind, "state": step.get_state()}
 
 
-def save_model(path: str | Path, model: Segmenter, *, segment_names: list[str], training: dict) -> None:
-    """Write a fitted model as JSON, atomically."""
-    text = json.dumps(model_state(model, segment_names=segment_names, training=training), indent=1,
-                      allow_nan=False) + "\n"
+def save_model(path: str | Path, model: Segmenter, *, segment_names: list[str], training: dict,
+               identities: list[SegmentIdentity] | None = None, training_distribution: dict | None = None) -> None:
+    """Write a fitted model as JSON, atomically (see :func:`model_state`)."""
+    state = model_state(model, segment_names=segment_names, training=training, identities=identities,
+                        training_distribution=training_distribution)
+    text = json.dumps(state, indent=1, allow_nan=False) + "\n"
     with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
@@ -121,8 +140,9 @@ def load_model(path: str | Path) -> tuple[Segmenter, dict]:
     every required key and no unknown one; the parameters (known, none null); the
     feature names; every step's state (lengths, finite numbers, positive scales);
     that the steps' output names are the model inputs; the centres (one row per
-    segment name, one finite number per input); and that the content still matches
-    its ``model_id``.
+    segment name, one finite number per input); the segment identities and the
+    training distribution when present; and that the content still matches its
+    ``model_id``.
 
     Raises
     ------
@@ -207,7 +227,7 @@ def _refuse_repeats(pairs: list[tuple[str, object]]) -> dict:
 
 def _rebuild(state: dict) -> Segmenter:
     """Check every part of a version-2 state (ValueError naming the part) and build its segmenter."""
-    state_keys(state, KEYS, "the model")
+    state_keys(state, KEYS + tuple(k for k in OPTIONAL_KEYS if k in state), "the model")
     _check_versions(state["versions"])
     if not isinstance(state["training"], dict):
         raise ValueError("'training' must be a JSON object")
@@ -226,6 +246,9 @@ def _rebuild(state: dict) -> Segmenter:
     centers = _centers(state["centers"], len(inputs))
     names = state_names(state["segment_names"], "'segment_names'", length=len(centers))
     inertia = float(state_floats([state["inertia"]], "'inertia'", lower=0.0)[0])
+    _check_identities(state, names)
+    if "training_distribution" in state:
+        check_bins(state["training_distribution"], columns, inputs)
     model = Segmenter(**params)
     model.pipeline_ = pipeline
     model.required_columns_ = columns
@@ -235,6 +258,24 @@ def _rebuild(state: dict) -> Segmenter:
     model.feature_names_out_ = np.asarray(inputs, dtype=object)
     model.n_features_in_ = len(columns)
     return model
+
+
+def _check_identities(state: dict, names: list[str]) -> None:
+    identities = identities_from_state(state, source="the model")
+    if identities is not None and [i.name for i in identities] != list(names):
+        raise ValueError(f"'{IDENTITIES_KEY}' do not carry the names in 'segment_names'")
+
+
+def segment_identities(state: dict) -> list[SegmentIdentity]:
+    """The identities of a loaded model's segments, in model order.
+
+    A file written before identities existed numbers its segments by position (1 =
+    first centre), as it always did; those identities are derived from its centres.
+    """
+    stored = identities_from_state(state)
+    if stored is not None:
+        return stored
+    return initial_identities(np.asarray(state["centers"], dtype=np.float64), state["segment_names"])
 
 
 def _check_versions(value) -> None:

@@ -8,34 +8,38 @@ two in sequence; a notebook can call them, or the stages, one by one.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import schema
+from .drift import training_bins
 from .features import required_columns
 from .atomic import replacing
 from .description import Description, describe, to_dict
-from .errors import CustsegError
+from .errors import CustsegError, DataError
+from .identity import DEFAULT_THRESHOLD, SegmentIdentity, identities_for_refit, initial_identities
 from .jsonio import write_json
 from .load import Portfolio, load
 from .naming import SegmentName, name_segments
-from .persist import fingerprint, save_model
+from .persist import fingerprint, load_model, save_model, segment_identities
 from .profiles import Profiles, profile
 from .progress import Progress, tick
 from .progress import describe as describe_progress
 from .quality import QualityReport, validate
-from .score import assignments, score
+from .score import Scoring, assignments, score_with_drift
 from .selection import n_steps as selection_steps
 from .segmenter import Segmenter
 from .settings import COMPARE_BOOTSTRAP, Settings
 from .sinks.base import Sink
-from .sinks.folder import FolderSink, check_writable, write_failure
+from .sinks.folder import FolderSink, check_out_dir, check_writable, write_failure
 from .stability import Stability, bootstrap_stability
 
 MODEL_FILE = "model.json"
+#: With --reference: which segments kept their identity, which are new and which vanished.
+REFERENCE_FILE = "reference.json"
 SCATTER_POINTS = 3000
 #: Bytes per customer of ``custseg sample``'s CSV files, rounded up (measured: 89 and 17; Parquet is smaller).
 SAMPLE_ROW_BYTES = 100
@@ -55,7 +59,13 @@ def segmenter_for(settings: Settings) -> Segmenter:
 
 @dataclass
 class RunResult:
-    """The computed results of a run, before anything is written."""
+    """The computed results of a run, before anything is written.
+
+    ``identities`` holds each segment's identity (number, name, colour index for the
+    report palette, stable id) in model order; ``reference`` what matching to a
+    reference model found (``None`` without one; written as ``reference.json``);
+    ``training_distribution`` the drift bins stored in the model file.
+    """
 
     config: RunConfig
     portfolio: Portfolio
@@ -66,15 +76,25 @@ class RunResult:
     names: list[SegmentName]
     distances: np.ndarray
     projection: dict = field(default_factory=dict)
+    identities: list[SegmentIdentity] = field(default_factory=list)
+    reference: dict | None = None
+    training_distribution: dict | None = None
 
     @property
     def labels(self) -> np.ndarray:
         return self.model.labels_
 
+    @property
+    def numbers(self) -> np.ndarray:
+        """Each segment's number in the outputs (its identity's), in model order."""
+        if self.identities:
+            return np.array([i.number for i in self.identities], dtype=np.int64)
+        return np.arange(1, self.model.n_clusters_ + 1)
+
     def segments_table(self) -> pd.DataFrame:
-        """One row per customer: id, segment (1-based), segment name, distance to its centre."""
+        """One row per customer: id, segment (its identity number), segment name, distance to its centre."""
         return assignments(self.portfolio.frame[schema.ID], self.labels, self.distances,
-                           [n.name for n in self.names])
+                           [n.name for n in self.names], numbers=self.numbers)
 
     def training_info(self) -> dict:
         frame = self.portfolio.frame
@@ -90,21 +110,108 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
     """Run every computing stage on a source (path or DataFrame) and return the results.
 
     ``name`` is how messages and the report call the source (default: the path).
+    With ``config.reference``, the segments are matched to the reference model's
+    (:mod:`custseg.identity`) and numbered and named by identity; otherwise numbered
+    by size. Either way the result carries the identities and the training
+    distribution for drift checks (:mod:`custseg.drift`).
     """
     config = config or RunConfig()
+    reference = None if config.reference is None else load_model(config.reference)
     portfolio = load(source, name=name)
-    portfolio, quality = validate(portfolio, required=required_columns(config.features),
+    required = required_columns(config.features)
+    if reference is not None:
+        _check_reference_columns(portfolio, reference[0], config.reference)
+        required = tuple(dict.fromkeys(required + tuple(reference[0].required_columns_)))
+    portfolio, quality = validate(portfolio, required=required,
                                   min_rows=2 * config.largest_k, min_distinct=config.largest_k)
-    model = segmenter_for(config).fit(portfolio.frame, progress=progress)
-    Z = model.embed(portfolio.frame)
+    frame = portfolio.frame
+    model = segmenter_for(config).fit(frame, progress=progress)
+    identities = matched = None
+    if reference is not None:
+        identities, matched = _match_reference(model, frame, *reference, config.reference)
+    # 0-based labels whose number + 1 is the segment's number in every output
+    numbers = np.arange(1, model.n_clusters_ + 1) if identities is None else np.array([i.number for i in identities])
+    labels = numbers[model.labels_] - 1
+    Z = model.embed(frame)
     _, distances = model.nearest(Z)
     # refits start from k-means++, not the fitted centres: a warm start makes arbitrary splits look stable
-    stability = bootstrap_stability(Z, model.labels_, n_boot=config.n_boot, random_state=config.seed,
+    stability = bootstrap_stability(Z, labels, n_boot=config.n_boot, random_state=config.seed,
                                     engine=config.engine, progress=progress)
-    profiles = profile(portfolio.frame, model.labels_, model.n_clusters_)
+    profiles = _profiles(frame, labels, numbers)
     names = name_segments(profiles)
+    if identities is None:
+        identities = initial_identities(model.cluster_centers_, [n.name for n in names])
+    else:
+        names = [replace(n, name=i.name) for n, i in zip(names, identities)]
+    bins = training_bins(frame[list(model.required_columns_)],
+                         pd.DataFrame(Z, columns=list(model.feature_names_out_), index=frame.index),
+                         distances=distances)
     return RunResult(config, portfolio, quality, model, stability, profiles, names, distances,
-                     projection(Z, model.labels_, model.cluster_centers_, config.seed))
+                     projection(Z, labels, model.cluster_centers_, config.seed), identities=identities,
+                     reference=matched, training_distribution=bins)
+
+
+def _check_reference_columns(portfolio: Portfolio, reference: Segmenter, path) -> None:
+    absent = [c for c in reference.required_columns_ if c not in portfolio.frame.columns]
+    if absent:
+        raise DataError(f"{portfolio.source}: the reference model {path} needs column(s) {', '.join(absent)}, "
+                        "which these data lack, so the new segments cannot be matched to its segments. "
+                        "Supply those columns, or segment without --reference.")
+
+
+def _match_reference(model: Segmenter, frame: pd.DataFrame, reference: Segmenter, state: dict,
+                     path) -> tuple[list[SegmentIdentity], dict]:
+    """Identities of the new segments matched to the reference model's, and a summary for reference.json.
+
+    The fitted model is put in the order of its segments' numbers, so that model
+    position, label and the number in every output go up together.
+    """
+    provisional = name_segments(profile(frame, model.labels_, model.n_clusters_))
+    ref_identities = segment_identities(state)
+    identities, matching = identities_for_refit(reference, ref_identities, model, frame,
+                                                [n.name for n in provisional], reference_label=str(path))
+    identities = _distinct_new_names(identities, matching.new)
+    summary = {
+        "model": str(path), "model_id": state["model_id"], "threshold": DEFAULT_THRESHOLD,
+        "matched": [{"segment": identities[i].number, "name": identities[i].name,
+                     "distance": float(matching.distances[i, j]), "limit": float(matching.limits[j])}
+                    for i, j in sorted(matching.pairs.items(), key=lambda p: identities[p[0]].number)],
+        "new": sorted(({"segment": identities[i].number, "name": identities[i].name} for i in matching.new),
+                      key=lambda d: d["segment"]),
+        "vanished": [{"segment": ref_identities[j].number, "name": ref_identities[j].name}
+                     for j in sorted(matching.vanished, key=lambda j: ref_identities[j].number)],
+    }
+    order = np.argsort([i.number for i in identities], kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    model.cluster_centers_ = model.cluster_centers_[order]
+    model.labels_ = rank[model.labels_]
+    if hasattr(model, "core_"):  # the fitted k-means core keeps the segments in the same order
+        model.core_.cluster_centers_, model.core_.labels_ = model.cluster_centers_, model.labels_
+    return [identities[i] for i in order], summary
+
+
+def _distinct_new_names(identities: list[SegmentIdentity], new: tuple) -> list[SegmentIdentity]:
+    """A new segment whose name a kept segment already carries is called "<name> (new)"."""
+    taken = {ident.name for i, ident in enumerate(identities) if i not in new}
+    out = list(identities)
+    for i in new:
+        name, n = identities[i].name, 1
+        while name in taken:
+            name = f"{identities[i].name} (new{'' if n == 1 else f' {n}'})"
+            n += 1
+        taken.add(name)
+        out[i] = replace(identities[i], name=name)
+    return out
+
+
+def _profiles(frame: pd.DataFrame, labels: np.ndarray, numbers: np.ndarray) -> Profiles:
+    """Profiles indexed by segment number (numbers left free by vanished segments are skipped)."""
+    found = profile(frame, labels, int(numbers.max()))
+    if np.array_equal(numbers, np.arange(1, numbers.size + 1)):
+        return found
+    keep = pd.Index(numbers, name="segment")
+    return Profiles(found.sizes.loc[keep], found.stats.loc[keep], found.portfolio)
 
 
 def projection(Z: np.ndarray, labels: np.ndarray, centers: np.ndarray, seed: int) -> dict:
@@ -133,8 +240,11 @@ def write_run_files(result: RunResult, folder: Path) -> None:
     write_json(folder / "metrics.json", data["metrics"])
     write_json(folder / "data_quality.json", data["data_quality"])
     write_json(folder / "description.json", data)
+    if result.reference is not None:
+        write_json(folder / REFERENCE_FILE, result.reference)
     save_model(folder / MODEL_FILE, result.model, segment_names=[n.name for n in result.names],
-               training=result.training_info())
+               training=result.training_info(), identities=result.identities or None,
+               training_distribution=result.training_distribution)
     render_all(description, folder)
 
 
@@ -165,6 +275,8 @@ def run(source, sink: Sink, settings: Settings | None = None, *, name: str | Non
         progress: Progress | None = None) -> RunResult:
     """Segment ``source`` and write the run to ``sink``; the sink's refusals come before any computation."""
     sink.check(_path_of(source))
+    if settings is not None and settings.reference is not None:
+        sink.check(Path(settings.reference))  # the reference model is an input too: never replaced
     result = segment(source, settings, name=name, progress=progress)
     describe_progress(progress, "writing report")
     sink.write(result)
@@ -215,6 +327,17 @@ def predict(model_path: str | Path, data, output: str | Path, *, force: bool = F
 
     Returns the assignments and the data-quality report of ``data`` (validated as in training).
     """
+    scoring = predict_with_drift(model_path, data, output, force=force)
+    return scoring.table, scoring.quality
+
+
+def predict_with_drift(model_path: str | Path, data, output: str | Path, *, force: bool = False,
+                       drift_json: str | Path | None = None) -> Scoring:
+    """Like :func:`predict`, and check the scored population for drift (:mod:`custseg.drift`).
+
+    The drift report (or, for a model file without a training distribution, why
+    there is none) is written to ``drift_json`` when given, after the scores.
+    """
     output = Path(output)
     if output.suffix.lower() not in (".csv", ".parquet"):
         raise CustsegError(f"{output}: the output must end in .csv or .parquet.")
@@ -222,9 +345,19 @@ def predict(model_path: str | Path, data, output: str | Path, *, force: bool = F
     # the scores are a fraction of the input's size (four columns of the input's eighteen)
     size = source.stat().st_size if source is not None and source.is_file() else 0
     check_output_file(output, force=force, inputs=(model_path, source), what="scores", expected_bytes=size // 2)
-    table, quality = score(model_path, data, with_report=True)
-    write_table(table, output)
-    return table, quality
+    if drift_json is not None:
+        if Path(drift_json).absolute() == output.absolute():
+            raise CustsegError(f"--drift-json {drift_json} is the same file as the scores -o {output}; give two names.")
+        check_output_file(drift_json, force=force, inputs=(model_path, source), what="drift report")
+    scoring = score_with_drift(model_path, data)
+    write_table(scoring.table, output)
+    if drift_json is not None:
+        try:
+            with replacing(drift_json) as tmp:
+                write_json(tmp, scoring.drift_dict())
+        except OSError as exc:
+            raise CustsegError(f"Could not write {drift_json}: {write_failure(exc)}.") from None
+    return scoring
 
 
 def write_table(table: pd.DataFrame, output: Path) -> None:
@@ -301,3 +434,68 @@ def make_sample(output: str | Path, rows: int, *, seed: int = 0, quirks: bool = 
         write_sample(output, rows, seed=seed, quirks=quirks, truth_path=truth, progress=progress)
     except OSError as exc:
         raise CustsegError(f"Could not write {output}: {write_failure(exc)}. Nothing was written.") from None
+
+
+def compare_runs(before, after, out: str | Path, *, force: bool = False):
+    """``custseg compare``: how customers moved between two assignments; write the comparison to ``out``.
+
+    Each side is a ``segments.csv`` (from ``run`` or ``predict``), a run folder
+    (:func:`custseg.migration.read_side`), or the id of a run in the store (when
+    one is configured: ``CUSTSEG_STORE_URL`` or the default store file). Segments are matched by identity. The
+    output folder follows the run folder's rules (:class:`FolderSink`); nothing is
+    written when either side is refused. Returns the :class:`~custseg.migration.Migration`.
+    """
+    from .migration import compare_sides, write_migration_files
+
+    sink = FolderSink(out, force=force)
+    for side in (before, after):
+        check_out_dir(Path(out), force, side)
+    sink.check()
+    migration = compare_sides(_comparison_side(before), _comparison_side(after))
+    sink.write_files(lambda staging: write_migration_files(migration, staging))
+    return migration
+
+
+def _comparison_side(spec):
+    """A side of ``custseg compare``: a file or folder, else (when a store is configured) a stored run id."""
+    from .migration import read_side, side_from_stored
+
+    path = Path(spec)
+    if path.exists() or path.suffix or len(path.parts) > 1 or not _store_configured():
+        return read_side(path)
+    from .sinks.store import Store
+
+    record = Store().get_run(str(spec))
+    table = record.assignments[["customer_id", "segment", "segment_name"]]
+    return side_from_stored(table, record.model, f"store run {record.run_id}")
+
+
+def _store_configured() -> bool:
+    import os
+
+    from .credentials import STORE_URL_ENV
+    from .sinks.store import DEFAULT_STORE
+
+    return bool(os.environ.get(STORE_URL_ENV)) or DEFAULT_STORE.expanduser().is_file()
+
+
+def make_months(folder: str | Path, rows: int, months: int, *, seed: int = 0, move_share: float = 0.05,
+                join_share: float = 0.02, leave_share: float = 0.02, force: bool = False):
+    """``custseg sample --months``: consecutive synthetic months with known moves, into ``folder``.
+
+    Writes ``month_01.csv`` …, ``truth_archetypes.csv`` and ``truth_moves.csv``
+    (:func:`custseg.datasets.write_months`), all or nothing, with the run folder's
+    rules for ``folder``. Returns the :class:`~custseg.datasets.Months`.
+    """
+    from .datasets import write_months
+
+    sink = FolderSink(folder, force=force, expected_bytes=months * rows * 400)  # about 250 bytes a CSV row
+    sink.check()
+    written = []
+
+    def fill(staging: Path) -> None:
+        written.append(write_months(staging, rows, months, seed=seed, move_share=move_share,
+                                    join_share=join_share, leave_share=leave_share))
+
+    sink.write_files(fill)
+    return written[0]

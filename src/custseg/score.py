@@ -1,16 +1,55 @@
-"""Score new customers with a saved model: load → validate → assign."""
+"""Score new customers with a saved model: load → validate → assign, and check for drift."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import schema
+from .drift import DriftReport, drift_report
 from .load import load
-from .persist import load_model
-from .quality import validate
+from .persist import load_model, segment_identities
+from .quality import QualityReport, validate
+
+#: Said when a model file predates stored training distributions.
+NO_DISTRIBUTION = "this model has no training distribution; refit to enable drift checks"
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What scoring a portfolio with a saved model found.
+
+    Attributes
+    ----------
+    table : DataFrame
+        ``customer_id``, ``segment`` (identity number), ``segment_name``, ``distance_to_centre``.
+    quality : QualityReport
+        The validation of the scored data.
+    drift : DriftReport or None
+        Drift against the training distribution; ``None`` when the model has none.
+    model_id : str
+        The scoring model's id.
+    """
+
+    table: pd.DataFrame
+    quality: QualityReport
+    drift: DriftReport | None
+    model_id: str
+
+    def warnings(self) -> list[str]:
+        """Lines for standard error: drifted and watched columns with a hint, or why drift was not checked."""
+        if self.drift is None:
+            return [f"note: {NO_DISTRIBUTION}"]
+        return self.drift.warnings()
+
+    def drift_dict(self) -> dict:
+        """The drift JSON: the report, or why there is none."""
+        if self.drift is None:
+            return {"model_id": self.model_id, "available": False, "reason": NO_DISTRIBUTION}
+        return {"model_id": self.model_id, "available": True, **self.drift.to_dict()}
 
 
 def score(model_path: str | Path, data, *, with_report: bool = False):
@@ -29,7 +68,9 @@ def score(model_path: str | Path, data, *, with_report: bool = False):
     Returns
     -------
     DataFrame
-        ``customer_id``, ``segment`` (1-based), ``segment_name``, ``distance_to_centre``.
+        ``customer_id``, ``segment`` (the segment's identity number: 1-based, by size
+        unless the model was fitted with a reference), ``segment_name``,
+        ``distance_to_centre``.
 
     Raises
     ------
@@ -38,19 +79,40 @@ def score(model_path: str | Path, data, *, with_report: bool = False):
     DataError
         ``data`` cannot be scored (unreadable, lacking a column the model needs, ...).
     """
+    scoring = score_with_drift(model_path, data)
+    return (scoring.table, scoring.quality) if with_report else scoring.table
+
+
+def score_with_drift(model_path: str | Path, data) -> Scoring:
+    """Like :func:`score`, and compare the scored population with the training one (:mod:`custseg.drift`)."""
     model, state = load_model(model_path)
     portfolio, report = validate(load(data), required=model.required_columns_)
-    labels, distances = model.assign(portfolio.frame)
-    table = assignments(portfolio.frame[schema.ID], labels, distances, state["segment_names"])
-    return (table, report) if with_report else table
+    frame = portfolio.frame
+    Z = model.embed(frame)
+    labels, distances = model.nearest(Z)
+    identities = segment_identities(state)
+    table = assignments(frame[schema.ID], labels, distances, [i.name for i in identities],
+                        numbers=[i.number for i in identities])
+    drift = None
+    if "training_distribution" in state:
+        features = pd.DataFrame(Z, columns=list(model.feature_names_out_), index=frame.index)
+        drift = drift_report(state["training_distribution"], frame[list(model.required_columns_)], features,
+                             distances)
+    return Scoring(table, report, drift, str(state["model_id"]))
 
 
-def assignments(ids: pd.Series, labels: np.ndarray, distances: np.ndarray, names: list[str]) -> pd.DataFrame:
-    """The segments.csv / predict table: id, segment (1-based), segment name, distance to its centre."""
+def assignments(ids: pd.Series, labels: np.ndarray, distances: np.ndarray, names: list[str],
+                numbers=None) -> pd.DataFrame:
+    """The segments.csv / predict table: id, segment number, segment name, distance to its centre.
+
+    ``labels`` are 0-based model positions; ``numbers`` gives each position's segment
+    number (default: position + 1).
+    """
+    labels = np.asarray(labels)
+    segment = labels + 1 if numbers is None else np.asarray(numbers, dtype=np.int64)[labels]
     return pd.DataFrame({
         "customer_id": ids.to_numpy(),
-        "segment": labels + 1,
+        "segment": segment,
         "segment_name": np.asarray(names, dtype=object)[labels],
         "distance_to_centre": np.round(distances, 6),
     })
-

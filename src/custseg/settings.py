@@ -8,6 +8,7 @@ A new option is one new field here; nothing else repeats its default.
 
 from __future__ import annotations
 
+import os
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -48,6 +49,10 @@ class Settings:
         Compute the evidence for every k; ``None``: for ``k="auto"`` only.
     engine : str
         The clustering engine (:func:`custseg.engine.get_engine`).
+    reference : str or None
+        A model file (``model.json``) of an earlier run: the new segments are matched
+        to its segments (:mod:`custseg.identity`) and keep their numbers, names and
+        colours. ``None``: segments are numbered by size.
     """
 
     k: int | str = field(default="auto", metadata=_option(
@@ -71,13 +76,21 @@ class Settings:
     engine: str = field(default="sklearn", metadata=_option(
         "--engine", "Clustering engine: 'sklearn' (in memory) or 'chunked' (multi-threaded, for millions "
         "of customers)."))
+    reference: str | None = field(default=None, metadata=_option(
+        "--reference", "Model file (model.json) of an earlier run: matched segments keep its numbers, names and "
+        "colours; new and vanished segments are reported.", path=True))
 
     def __post_init__(self):
+        if isinstance(self.reference, os.PathLike):
+            object.__setattr__(self, "reference", os.fspath(self.reference))
         check(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data, in field order (the report's method section and ``description.json``)."""
-        return asdict(self)
+        """Plain data, in field order (the report's method section and ``description.json``).
+
+        ``reference`` is left out when unset, so runs without one describe themselves as before.
+        """
+        return {k: v for k, v in asdict(self).items() if not (k == "reference" and v is None)}
 
     def k_values(self) -> range:
         return range(self.k_min, self.k_max + 1)
@@ -116,6 +129,8 @@ def check(s: Settings) -> None:
     from .engine import get_engine
 
     get_engine(s.engine)
+    if s.reference is not None and not (isinstance(s.reference, str) and s.reference):
+        raise CustsegError(f"reference must be the path of a model file (got {s.reference!r}).")
     if not 0 <= s.seed < 2**32:
         raise CustsegError(f"The seed must be a whole number from 0 to {2**32 - 1} (got {s.seed}).")
 

@@ -308,8 +308,9 @@ def record_from_result(result) -> RunRecord:
     description = to_dict(result.describe())
     names = [n.name for n in result.names]
     # the exact text save_model writes, so a re-rendered model.json is the same file
-    model_text = json.dumps(model_state(result.model, segment_names=names, training=training), indent=1,
-                            allow_nan=False) + "\n"
+    state = model_state(result.model, segment_names=names, training=training, identities=result.identities or None,
+                        training_distribution=result.training_distribution)
+    model_text = json.dumps(state, indent=1, allow_nan=False) + "\n"
     return RunRecord(source=result.portfolio.source, fingerprint=training["fingerprint"],
                      settings=jsonable(asdict(result.config)), k=int(result.model.n_clusters_),
                      metrics=description["metrics"], model_id=model_id(model_text),

@@ -9,8 +9,8 @@ import pandas as pd
 
 from . import schema
 from .load import load
-from .persist import load_model
-from .quality import validate
+from .persist import fingerprint, load_model
+from .quality import QualityReport, validate
 
 
 def score(model_path: str | Path, data, *, with_report: bool = False):
@@ -38,11 +38,20 @@ def score(model_path: str | Path, data, *, with_report: bool = False):
     DataError
         ``data`` cannot be scored (unreadable, lacking a column the model needs, ...).
     """
+    table, report, _, _ = score_details(model_path, data)
+    return (table, report) if with_report else table
+
+
+def score_details(model_path: str | Path, data) -> tuple[pd.DataFrame, QualityReport, str, dict]:
+    """:func:`score`'s assignments and data-quality report, the scored data's fingerprint and the model's state.
+
+    What the segment store records about a scoring.
+    """
     model, state = load_model(model_path)
     portfolio, report = validate(load(data), required=model.required_columns_)
     labels, distances = model.assign(portfolio.frame)
     table = assignments(portfolio.frame[schema.ID], labels, distances, state["segment_names"])
-    return (table, report) if with_report else table
+    return table, report, fingerprint(portfolio.frame), state
 
 
 def assignments(ids: pd.Series, labels: np.ndarray, distances: np.ndarray, names: list[str]) -> pd.DataFrame:

@@ -244,3 +244,40 @@ def test_query_params_are_typed_and_checked():
     for bad in (["t"], ["1t=3"], ["t=1", "t=2"]):
         with pytest.raises(Exception, match="--param"):
             query_params(bad)
+
+
+@pytest.mark.parametrize("command", ["load-db", "history", "show", "report"])
+def test_database_commands_have_help_with_examples(command):
+    res = invoke(command, "--help")
+    assert res.exit_code == 0
+    assert "Examples:" in res.output and "custseg " + command in res.output
+
+
+def test_a_run_killed_while_writing_leaves_no_run_and_no_folder(cards, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out, store = tmp_path / "out", tmp_path / "store.duckdb"
+    # the run's rows are in the store's open transaction and the folder is half written when it is killed
+    code = ("import sys, time, custseg.run as r\n"
+            "write = r.write_run_files\n"
+            "def stalled(result, folder):\n"
+            "    write(result, folder); print('writing', flush=True); time.sleep(120)\n"
+            "r.write_run_files = stalled\n"
+            "from custseg.cli import main\n"
+            f"sys.argv = ['custseg', 'run', {str(cards)!r}, '--out', {str(out)!r}, '--store', {str(store)!r}, "
+            f"*{FAST!r}]\n"
+            "main()\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert not out.exists()
+    assert Store(store).history() == []
+    assert invoke("run", cards, "--out", out, "--store", store, *FAST).exit_code == 0
+    assert len(Store(store).history()) == 1 and (out / "segments.csv").exists()

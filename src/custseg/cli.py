@@ -398,10 +398,15 @@ def _stored_summary(record) -> str:
     settings = ", ".join(f"{k}={v}" for k, v in record.settings.items())
     if settings:
         lines.append(f"settings     {settings}")
+    selection = record.metrics.get("selection", {})
+    if "clear_structure" in selection:
+        clear = selection["clear_structure"]
+        lines.append(f"structure    {'clear' if clear else 'no clear structure; best available k'}")
     sizes = record.assignments.groupby(["segment", "segment_name"], sort=True).size()
+    status = dict(record.profiles["stability_status"]) if "stability_status" in record.profiles.columns else {}
     lines.append("segments")
     for (number, name), size in sizes.items():
-        lines.append(f"  {number:>2}  {name:<40} {size:>9,}")
+        lines.append(f"  {number:>2}  {name:<40} {size:>9,}  {status.get(number, '')}".rstrip())
     return "\n".join(lines)
 
 

@@ -420,7 +420,8 @@ def run_sink(out: str | Path, source=None, *, force: bool = False, store=None) -
 
 
 def stored_store(store=None):
-    """The store ``history``, ``show`` and ``report`` read: ``store``, else ``CUSTSEG_STORE_URL``, else the default file."""
+    """The store ``history``, ``show`` and ``report`` read: ``store``, else ``CUSTSEG_STORE_URL``, else the
+    default file."""
     from .sinks.store import Store
 
     return Store(store or None)

@@ -281,3 +281,19 @@ def test_a_run_killed_while_writing_leaves_no_run_and_no_folder(cards, tmp_path)
     assert Store(store).history() == []
     assert invoke("run", cards, "--out", out, "--store", store, *FAST).exit_code == 0
     assert len(Store(store).history()) == 1 and (out / "segments.csv").exists()
+
+
+def test_bigquery_with_unusable_credentials_exits_2_masked_and_writes_nothing(tmp_path):
+    """As far as BigQuery goes without a warehouse: the dialect loads, the key is refused, nothing leaks."""
+    import base64
+
+    pytest.importorskip("sqlalchemy_bigquery")
+    key = base64.b64encode(b'{"type": "service_account", "private_key": "TOPSECRETKEY"}').decode()
+    query = "SELECT * FROM `project.dataset.credit-card-information` WHERE MOD(CUST_ID, 2) = :half"
+    res = invoke("run", "--db", f"bigquery://project/dataset?credentials_base64={key}", "--sql", query,
+                 "--param", "half=0", "--out", tmp_path / "out", "--store", tmp_path / "s.duckdb", *FAST)
+    assert res.exit_code == 2, res.output
+    text = " ".join(res.output.split())
+    assert text.startswith("Error: bigquery://project/dataset?credentials_base64=*** query 'SELECT")
+    assert key not in res.output and "TOPSECRETKEY" not in res.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "s.duckdb").exists()

@@ -217,13 +217,15 @@ def test_a_failed_commit_after_the_folder_is_written_says_so(cards, tmp_path, mo
     assert "NOT recorded" in res.output and (tmp_path / "out" / "segments.csv").exists()
 
 
-def test_recording_is_opt_in_or_follows_the_environment(cards, tmp_path):
-    store = tmp_path / "env.duckdb"
+def test_recording_is_opt_in_and_urls_come_from_the_environment(cards, tmp_path):
+    store, db = tmp_path / "env.duckdb", f"duckdb:///{tmp_path / 'bank.duckdb'}"
     assert invoke("run", cards, "--out", tmp_path / "a", *FAST).exit_code == 0
     assert not store.exists()
-    res = invoke("run", cards, "--out", tmp_path / "b", *FAST, env={"CUSTSEG_STORE_URL": str(store)})
+    assert invoke("load-db", cards, "--table", "cards", env={"CUSTSEG_DB_URL": db}).exit_code == 0
+    res = invoke("run", "--table", "cards", "--out", tmp_path / "b", *FAST,
+                 env={"CUSTSEG_STORE_URL": str(store), "CUSTSEG_DB_URL": db})
     assert res.exit_code == 0, res.output
-    assert len(Store(store).history()) == 1
+    assert [h.source for h in Store(store).history()] == [f"{db} table cards"]
     listed = invoke("history", env={"CUSTSEG_STORE_URL": str(store)})
     assert listed.exit_code == 0 and len(listed.output.strip().splitlines()) == 1
 

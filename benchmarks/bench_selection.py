@@ -29,8 +29,9 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 
+from custseg.core import KMeansCore
+from custseg.engine import single_threaded_kmeans
 from custseg.selection import select_k
-from custseg.segmenter import single_threaded_kmeans
 from custseg.stability import bootstrap_stability
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data" / "cc_general.csv"
@@ -57,8 +58,9 @@ def notebook_loop(X: np.ndarray) -> dict[int, float]:
 
 def custseg_evidence(X: np.ndarray, warm: bool = False):
     sel = select_k(X, range(2, 11))
-    centres = sel.models[sel.chosen_k].cluster_centers_ if warm else None
-    stab = bootstrap_stability(X, sel.models[sel.chosen_k].labels_, n_boot=50, init_centers=centres)
+    final = KMeansCore(sel.chosen_k, n_init=10, random_state=0).fit(X)  # the final fit, as Segmenter does
+    centres = final.cluster_centers_ if warm else None
+    stab = bootstrap_stability(X, final.labels_, n_boot=50, init_centers=centres)
     return sel, stab
 
 

@@ -28,7 +28,7 @@ def invoke(*args):
 
 def test_run_writes_every_output(data, tmp_path):
     out = tmp_path / "out"
-    res = invoke("run", data, "--out", out, "--k", "3", *FAST)
+    res = invoke("run", data, "--out", out, "--k", "3", "--evidence", *FAST)
     assert res.exit_code == 0, res.output
     assert OUTPUTS <= {p.name for p in out.iterdir()}
     seg = pd.read_csv(out / "segments.csv")

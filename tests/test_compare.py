@@ -77,6 +77,17 @@ def test_deterministic_except_timing(blobs):
     assert a.equals(b)
 
 
+def test_kmeans_row_is_the_engine_fit_and_any_seed_form_works(blobs):
+    from custseg.compare import fit_predict
+    from custseg.engine import SklearnEngine
+
+    X = blobs[0]
+    labels = fit_predict("KMeans", X, 3, 5, 10_000)
+    np.testing.assert_array_equal(labels, SklearnEngine().fit(X, 3, n_init=10, seed=5).labels)
+    out = compare_models(X, 3, n_boot=0, random_state=np.random.default_rng(0)).set_index("model")
+    assert list(out.index) == list(MODELS) and (out.loc[["KMeans", "MiniBatchKMeans"], "n_segments"] == 3).all()
+
+
 def test_progress_and_errors(blobs):
     class Count:
         n = 0

@@ -12,7 +12,9 @@ from sklearn.metrics import silhouette_samples
 from threadpoolctl import threadpool_limits
 
 from custseg.errors import CustsegError
-from custseg.selection import COLUMNS, Selection, gap_rule, kneedle, select_k, silhouette_samples_many
+from custseg.core import KMeansCore
+from custseg.selection import (COLUMNS, Evidence, Selection, choose_k, evaluate_k, fixed_k_without_evidence,
+                               gap_rule, kneedle, n_steps, select_k, silhouette_samples_many)
 
 FAST = {"n_init": 3}
 
@@ -55,18 +57,39 @@ def test_auto_rule_reports_no_structure_on_uniform_noise(seed, p):
     assert sel.reason.startswith("No clear structure")
 
 
-def test_table_shape_and_models():
+def test_evidence_table_and_centres():
     X = blobs(3, seed=1)
-    sel = select_k(X, [2, 3, 5], **FAST)
-    assert isinstance(sel, Selection)
-    assert list(sel.table.columns) == list(COLUMNS)
-    assert sel.table.index.name == "k" and list(sel.table.index) == [2, 3, 5]
-    assert set(sel.models) == {2, 3, 5}
-    assert sel.models[3].n_clusters == 3
-    assert sel.table.at[3, "inertia"] == pytest.approx(sel.models[3].inertia_)
-    assert sel.silhouette_sample_size is None
-    assert sel.table["silhouette_se"].isna().all()
-    assert (sel.table["gap_se"] > 0).all()
+    ev = evaluate_k(X, [2, 3, 5], **FAST)
+    assert isinstance(ev, Evidence)
+    assert list(ev.table.columns) == list(COLUMNS)
+    assert ev.table.index.name == "k" and list(ev.table.index) == [2, 3, 5]
+    assert {k: c.shape for k, c in ev.centres.items()} == {2: (2, 4), 3: (3, 4), 5: (5, 4)}
+    assert ev.silhouette_sample_size is None
+    assert ev.table["silhouette_se"].isna().all()
+    assert (ev.table["gap_se"] > 0).all()
+    assert not hasattr(ev, "models") and not hasattr(ev, "labels")  # nothing n-long is kept
+
+
+def test_the_final_fit_finds_the_evidence_centres():
+    X = blobs(4, seed=2)
+    ev = evaluate_k(X, [3, 4], n_init=3, seed=8)
+    core = KMeansCore(n_clusters=4, n_init=3, random_state=8).fit(X)
+    np.testing.assert_array_equal(core.cluster_centers_, ev.centres[4])
+    assert core.inertia_ == ev.table.at[4, "inertia"]
+
+
+def test_choose_k_is_a_step_of_its_own():
+    X = blobs(3, seed=1)
+    ev = evaluate_k(X, range(2, 7), **FAST)
+    whole = choose_k(ev)
+    assert isinstance(whole, Selection) and whole.evidence is ev
+    assert whole.chosen_k == whole.auto_k == 3
+    narrow = choose_k(ev, [4, 5, 6])  # the rule among fewer candidates, same evidence
+    assert narrow.chosen_k in (4, 5, 6) and narrow.evidence is ev
+    with pytest.raises(CustsegError, match="no evidence for k = 8"):
+        choose_k(ev, [2, 8])
+    with pytest.raises(CustsegError, match="no evidence for k = 9"):
+        choose_k(ev, fixed_k=9)
 
 
 def test_fixed_k_outside_range_is_evaluated_but_does_not_vote():
@@ -74,8 +97,19 @@ def test_fixed_k_outside_range_is_evaluated_but_does_not_vote():
     sel = select_k(X, range(2, 6), fixed_k=7, **FAST)
     assert sel.chosen_k == 7
     assert sel.auto_k == 3
-    assert 7 in sel.table.index and 7 in sel.models
+    assert 7 in sel.table.index and 7 in sel.evidence.centres
     assert "fixed" in sel.reason
+
+
+def test_fixed_k_without_evidence_says_so():
+    sel = fixed_k_without_evidence(5)
+    d = sel.to_dict()
+    assert d["chosen_k"] == 5 and d["auto_k"] is None and d["clear_structure"] is None
+    assert d["reason"] == ("k = 5 was fixed; the evidence for other k was not computed "
+                           "(pass --evidence to compute it).")
+    assert d["table"] == [] and d["votes"] == {} and d["baseline"] == {}
+    assert list(sel.table.columns) == list(COLUMNS)
+    json.dumps(d, allow_nan=False)
 
 
 def test_silhouette_matches_scikit_learn():
@@ -102,9 +136,13 @@ def test_deterministic_and_json_safe():
     b = select_k(X, range(2, 6), silhouette_max_n=100, **FAST)
     assert a.table.equals(b.table)
     assert a.to_dict() == b.to_dict()
+    other = select_k(X, range(2, 6), silhouette_max_n=100, random_state=1, **FAST)
+    assert not other.table["silhouette"].equals(a.table["silhouette"])  # the sample follows the seed
+    gen = select_k(X, range(2, 6), silhouette_max_n=100, random_state=np.random.default_rng(3), **FAST)
+    assert list(gen.table.index) == [2, 3, 4, 5]
     d = a.to_dict()
-    assert "models" not in d
-    assert list(d) == sorted(d, key=list(d).index)  # insertion order is the documented order
+    assert list(d) == ["chosen_k", "auto_k", "clear_structure", "reason", "silhouette_sample_size", "votes",
+                       "baseline", "table"]
     json.dumps(d, allow_nan=False)
     assert [row["k"] for row in d["table"]] == [2, 3, 4, 5]
 
@@ -133,11 +171,11 @@ def test_progress_counts_every_step():
         def update(self, n=1):
             self.n += n
 
-    from custseg.selection import n_steps
-
     bar = Count()
     select_k(blobs(3, seed=1), [2, 3, 4], fixed_k=6, progress=bar, **FAST)
-    assert bar.n == n_steps([2, 3, 4], fixed_k=6)
+    assert bar.n == n_steps([2, 3, 4], fixed_k=6, evidence=True) == 16
+    assert n_steps([2, 3, 4]) == 12
+    assert n_steps([2, 3, 4], fixed_k=6) == 0  # a fixed k skips the evidence unless asked
 
 
 def test_kneedle_and_gap_rule_on_textbook_curves():

@@ -11,6 +11,7 @@ The stages, each usable on its own::
 or all at once: ``custseg.segment("cards.csv")`` then ``custseg.write_outputs(result, "out")``.
 """
 
+from .core import KMeansCore
 from .errors import CustsegError, DataError, ModelError
 from .load import Portfolio, load
 from .naming import name_segments
@@ -22,7 +23,7 @@ from .score import score
 from .segmenter import Segmenter
 
 __all__ = [
-    "CustsegError", "DataError", "ModelError", "Portfolio", "Profiles", "QualityReport", "RunConfig",
+    "CustsegError", "DataError", "KMeansCore", "ModelError", "Portfolio", "Profiles", "QualityReport", "RunConfig",
     "RunResult", "Segmenter", "load", "load_model", "name_segments", "profile", "save_model", "score",
     "segment", "validate", "write_outputs",
 ]

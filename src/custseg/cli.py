@@ -16,6 +16,7 @@ import click
 
 from .errors import CustsegError
 from .progress import bar
+from .settings import COMPARE_BOOTSTRAP
 
 
 class UserError(click.ClickException):
@@ -85,6 +86,11 @@ def _settings_options(f=None, *, exclude=()):
             kind, callback = str, lambda c, p, v: _k_value(v)
         elif fld.name == "features":
             kind, callback = str, lambda c, p, v: _features_value(v)
+        elif "/" in meta["flag"]:
+            options.append(click.option(meta["flag"], fld.name, default=default, help=meta["help"]))
+            continue
+        elif fld.name == "engine":
+            kind, callback = str, None
         else:
             bounds = {key: meta["click"][key] for key in ("min", "max") if key in meta["click"]}
             kind, callback = (click.IntRange(**bounds) if bounds else int), None
@@ -147,10 +153,16 @@ def _changes(quality) -> None:
                    "\n".join(f"  {line}" for line in lines), err=True)
 
 
+def _structure(clear: bool | None) -> str:
+    if clear is None:
+        return "k fixed; the evidence for other k was not computed"
+    return "clear structure" if clear else "no clear structure; best available k"
+
+
 def _summary(result, out: Path) -> str:
     sel = result.model.selection_
     lines = [f"{len(result.portfolio):,} customers → {result.model.n_clusters_} segments "
-             f"({'clear structure' if sel.clear_structure else 'no clear structure; best available k'})"]
+             f"({_structure(sel.clear_structure)})"]
     stab = result.stability.segments
     for n in result.names:
         size = int(result.profiles.sizes.at[n.segment, "size"])
@@ -293,7 +305,7 @@ def demo(out, rows, seed, force, quiet):
 @click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @_source_options
 @_settings_options(exclude=("n_boot",))
-@click.option("--bootstrap", "compare_boot", default=20, show_default=True, type=click.IntRange(min=2),
+@click.option("--bootstrap", "compare_boot", default=COMPARE_BOOTSTRAP, show_default=True, type=click.IntRange(min=2),
               help="Bootstrap refits per algorithm for the comparison's stability column.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
               help="Also write comparison.csv and comparison.json to this folder.")

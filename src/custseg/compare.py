@@ -12,14 +12,16 @@ import time
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import HDBSCAN, AgglomerativeClustering, BisectingKMeans, KMeans, MiniBatchKMeans
+from sklearn.cluster import HDBSCAN, AgglomerativeClustering
 from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score
-from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import NearestNeighbors
 
+from custseg import seeds
+from custseg.engine import ALTERNATIVES, Engine, alternative, get_engine, single_threaded_kmeans
 from custseg.errors import CustsegError
+from custseg.settings import COMPARE_BOOTSTRAP, DEFAULTS
 from custseg.progress import tick
-from custseg.selection import GMM_COVARIANCE, silhouette_samples_many
+from custseg.selection import silhouette_samples_many
 from custseg.stability import match_segments
 
 MODELS = ("KMeans", "MiniBatchKMeans", "BisectingKMeans", "GaussianMixture", "AgglomerativeWard", "HDBSCAN")
@@ -34,8 +36,8 @@ COLUMNS = (
     "fit_seconds",
     "ari_vs_kmeans",
 )
-#: Silhouettes are exact up to this many customers, then on a random sample.
-SILHOUETTE_MAX_N = 20_000
+#: Silhouettes are exact up to this many customers, then on a random sample (the run's setting).
+SILHOUETTE_MAX_N = DEFAULTS.silhouette_max_n
 #: HDBSCAN's smallest segment, as a share of the customers it is fitted on.
 HDBSCAN_MIN_SHARE = 0.01
 
@@ -44,20 +46,23 @@ def compare_models(
     X,
     k: int,
     *,
-    random_state: int = 0,
-    n_boot: int = 20,
+    random_state: seeds.SeedLike = DEFAULTS.seed,
+    n_boot: int = COMPARE_BOOTSTRAP,
+    n_init: int = DEFAULTS.n_init,
     sample_max: int = 10_000,
     reference_labels: np.ndarray | None = None,
+    engine: str | Engine = "sklearn",
     progress=None,
 ) -> pd.DataFrame:
     """Fit k-means and five alternatives with k segments and compare them.
 
     The models, in this order:
 
-    - ``KMeans``: ``KMeans(k, n_init=10)``, the method custseg uses.
-    - ``MiniBatchKMeans``: ``MiniBatchKMeans(k, n_init=3, batch_size=1024)``.
-    - ``BisectingKMeans``: ``BisectingKMeans(k)`` (largest-cluster splitting).
+    - ``KMeans``: k-means with ``n_init`` restarts through ``engine``, the method custseg uses.
+    - ``MiniBatchKMeans``: mini-batch k-means, 3 restarts, batches of 1,024.
+    - ``BisectingKMeans``: bisecting k-means (largest-cluster splitting).
     - ``GaussianMixture``: k diagonal-covariance components, hard assignment.
+      (These three are built by :func:`custseg.engine.alternative`.)
     - ``AgglomerativeWard``: Ward linkage, fitted on at most ``sample_max``
       customers; the rest go to the nearest segment centre.
     - ``HDBSCAN``: minimum segment size 1 % of the customers it is fitted on
@@ -82,14 +87,17 @@ def compare_models(
         Scaled features.
     k : int
         Number of segments for the models that take one.
-    random_state : int, default=0
-        Seed for every random step.
+    random_state : None, int, SeedSequence, RandomState or Generator, default=0
+        Seed: the models are fitted with it; samples and bootstrap replicates
+        draw from streams derived from it (:mod:`custseg.seeds`).
     n_boot : int, default=20
         Bootstrap replicates per model for ``stability`` (0 skips it: NaN).
     sample_max : int, default=10_000
         Most customers Ward and HDBSCAN are fitted on, and the bootstrap size.
     reference_labels : ndarray of shape (n_customers,), optional
         Labels to compute ``ari_vs_kmeans`` against.
+    engine : str or Engine, default="sklearn"
+        Fits the ``KMeans`` row.
     progress : object with ``update(n)``, optional
         Advanced :func:`n_steps` times in total (once per fit).
 
@@ -105,11 +113,13 @@ def compare_models(
         raise CustsegError(f"There are {len(X)} customers; {k} segments need at least {2 * k} rows and k >= 2.")
     if reference_labels is not None and len(reference_labels) != len(X):
         raise CustsegError(f"reference_labels has {len(reference_labels)} entries for {len(X)} customers.")
+    engine = get_engine(engine)
+    random_state = seeds.resolve(random_state)
 
     fitted = {}
     for name in MODELS:
         start = time.perf_counter()
-        labels = fit_predict(name, X, k, random_state, sample_max)
+        labels = fit_predict(name, X, k, random_state, sample_max, engine, n_init)
         fitted[name] = (labels, time.perf_counter() - start)
         tick(progress)
 
@@ -117,28 +127,27 @@ def compare_models(
     silhouettes = _silhouettes(X, {name: labels for name, (labels, _) in fitted.items()}, random_state)
     rows = []
     for name, (labels, seconds) in fitted.items():
-        stability = _stability(name, X, k, labels, n_boot, random_state, sample_max, progress)
+        stability = _stability(name, X, k, labels, n_boot, random_state, sample_max, engine, n_init, progress)
         rows.append(_row(name, X, labels, seconds, silhouettes[name], stability, reference))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def n_steps(n_boot: int = 20) -> int:
+def n_steps(n_boot: int = COMPARE_BOOTSTRAP) -> int:
     """Total ``progress`` units :func:`compare_models` reports."""
     return len(MODELS) * (1 + n_boot)
 
 
-def fit_predict(name: str, X: np.ndarray, k: int, random_state: int, sample_max: int) -> np.ndarray:
+def fit_predict(name: str, X: np.ndarray, k: int, random_state: seeds.SeedLike, sample_max: int,
+                engine: str | Engine = DEFAULTS.engine, n_init: int = DEFAULTS.n_init) -> np.ndarray:
     """Labels of every row of ``X`` under model ``name`` (-1 for HDBSCAN noise)."""
     if name == "KMeans":
-        return KMeans(n_clusters=k, n_init=10, random_state=random_state).fit(X).labels_
-    if name == "MiniBatchKMeans":
-        model = MiniBatchKMeans(n_clusters=k, n_init=3, batch_size=1024, random_state=random_state)
-        return model.fit(X).labels_
-    if name == "BisectingKMeans":
-        return BisectingKMeans(n_clusters=k, random_state=random_state).fit(X).labels_
-    if name == "GaussianMixture":
-        gmm = GaussianMixture(n_components=k, covariance_type=GMM_COVARIANCE, random_state=random_state)
-        return gmm.fit(X).predict(X)
+        engine = get_engine(engine)
+        fit = engine.fit(X, k, n_init=n_init, seed=seeds.as_int(random_state))
+        return fit.labels if fit.labels is not None else engine.assign(X, fit.centres)[0]
+    if name in ALTERNATIVES:
+        model = alternative(name, k, random_state)
+        with single_threaded_kmeans():
+            return model.fit_predict(X)
     take = _sample(len(X), sample_max, random_state)
     part = X if take is None else X[take]
     if name == "AgglomerativeWard":
@@ -154,7 +163,7 @@ def fit_predict(name: str, X: np.ndarray, k: int, random_state: int, sample_max:
 def _sample(n, size, random_state):
     if n <= size:
         return None
-    return np.sort(np.random.default_rng(random_state).choice(n, size=size, replace=False))
+    return np.sort(seeds.generator(seeds.derive(random_state, "subsample")).choice(n, size=size, replace=False))
 
 
 def _nearest_centre(X, part, labels):
@@ -170,7 +179,7 @@ def _nearest_neighbour(X, part, labels):
 
 def _silhouettes(X, labelled, random_state):
     """Mean silhouette per model; one distance pass for all models without noise."""
-    take = _sample(len(X), SILHOUETTE_MAX_N, random_state)
+    take = _sample(len(X), SILHOUETTE_MAX_N, seeds.derive(random_state, "silhouette"))
     Xs = X if take is None else X[take]
     out, batch = {}, {}
     for name, labels in labelled.items():
@@ -188,7 +197,7 @@ def _silhouettes(X, labelled, random_state):
     return out
 
 
-def _stability(name, X, k, labels, n_boot, random_state, sample_max, progress):
+def _stability(name, X, k, labels, n_boot, random_state, sample_max, engine, n_init, progress):
     """Mean over segments of the matched bootstrap Jaccard for this model."""
     keep = labels >= 0
     segments, ref = np.unique(labels[keep], return_inverse=True)
@@ -198,19 +207,18 @@ def _stability(name, X, k, labels, n_boot, random_state, sample_max, progress):
     codes = np.full(len(X), -1)
     codes[keep] = ref.ravel()
     n_ref = len(segments)
-    rng = np.random.default_rng(random_state)
     n, m = len(X), min(len(X), sample_max)
     scores = np.full((n_boot, n_ref), np.nan)
-    for b in range(n_boot):
-        drawn = rng.integers(0, n, size=m)
+    for b, replicate in enumerate(seeds.spawn(seeds.derive(random_state, f"bootstrap {name}"), n_boot)):
+        draw_seed, fit_seed = seeds.spawn(replicate, 2)
+        drawn = seeds.generator(draw_seed).integers(0, n, size=m)
         kept, first = np.unique(drawn, return_index=True)
-        seed = int(rng.integers(0, 2**31 - 1))
         if name == "HDBSCAN":
             # Copies of a customer sit at distance 0 and would form spurious dense spots.
-            boot = fit_predict(name, X[kept], k, seed, sample_max)
+            boot = fit_predict(name, X[kept], k, fit_seed, sample_max, engine, n_init)
         else:
             # Fit on the bootstrap sample (duplicates included); a customer drawn twice has one label.
-            boot = fit_predict(name, X[drawn], k, seed, sample_max)[first]
+            boot = fit_predict(name, X[drawn], k, fit_seed, sample_max, engine, n_init)[first]
         sub = codes[kept]
         inside = sub >= 0
         present = np.bincount(sub[inside], minlength=n_ref) > 0

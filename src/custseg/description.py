@@ -116,11 +116,11 @@ class Selection:
 
     chosen_k: int
     auto_k: int | None
-    clear_structure: bool
+    clear_structure: bool | None  # None: k was fixed and the evidence not computed
     reason: str
     silhouette_sample_size: int | None
     votes: dict[str, int | None]
-    baseline: Baseline
+    baseline: Baseline | None
     table: list[EvidenceRow]
 
 
@@ -245,7 +245,9 @@ def describe(result: RunResult) -> Description:
         data_quality=DataQuality(**{**quality, "findings": [Finding(**f) for f in quality["findings"]]}),
         features=features,
         metrics=Metrics(chosen_k=int(model.n_clusters_),
-                        selection=Selection(**{**selection, "baseline": Baseline(**selection["baseline"]),
+                        selection=Selection(**{**selection,
+                                               "baseline": Baseline(**selection["baseline"]) if selection["baseline"]
+                                               else None,
                                                "table": [EvidenceRow(**r) for r in selection["table"]]}),
                         stability=stability, inertia=jsonable(model.inertia_)),
         segments=_segments(result, profiles["segments"], stability, features),

@@ -248,7 +248,7 @@ def _params(params, features: list[str]) -> dict:
     unknown = [k for k in params if k not in known]
     if unknown:
         raise ValueError(f"'params' has unknown parameter(s) {', '.join(unknown)}")
-    nulls = [k for k, v in params.items() if v is None]
+    nulls = [k for k, v in params.items() if v is None and known[k] is not None]
     if nulls:
         raise ValueError(f"'params' has no value (null) for {', '.join(nulls)}")
     if "features" in params:

@@ -30,8 +30,8 @@ from .progress import describe as describe_progress
 from .quality import QualityReport, validate
 from .score import assignments, score, score_details
 from .selection import n_steps as selection_steps
-from .segmenter import Segmenter, needed_rows, single_threaded_kmeans
-from .settings import Settings
+from .segmenter import Segmenter
+from .settings import COMPARE_BOOTSTRAP, Settings
 from .sinks.base import Sink
 from .sources import Source
 from .sinks.folder import FolderSink, check_writable
@@ -49,7 +49,7 @@ def segmenter_for(settings: Settings) -> Segmenter:
     """The unfitted estimator a run with these settings uses."""
     return Segmenter(n_clusters=settings.k, k_min=settings.k_min, k_max=settings.k_max, features=settings.features,
                      n_init=settings.n_init, random_state=settings.seed, silhouette_max_n=settings.silhouette_max_n,
-                     n_refs=settings.n_refs)
+                     n_refs=settings.n_refs, evidence=settings.evidence, engine=settings.engine)
 
 
 @dataclass
@@ -93,15 +93,13 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
     config = config or RunConfig()
     portfolio = load(source, name=name)
     portfolio, quality = validate(portfolio, required=required_columns(config.features),
-                                  min_rows=needed_rows(config.k, config.k_max),
-                                  min_distinct=needed_rows(config.k, config.k_max) // 2)
+                                  min_rows=2 * config.largest_k, min_distinct=config.largest_k)
     model = segmenter_for(config).fit(portfolio.frame, progress=progress)
     Z = model.embed(portfolio.frame)
     _, distances = model.nearest(Z)
     # refits start from k-means++, not the fitted centres: a warm start makes arbitrary splits look stable
-    with single_threaded_kmeans():
-        stability = bootstrap_stability(Z, model.labels_, n_boot=config.n_boot, random_state=config.seed,
-                                        progress=progress)
+    stability = bootstrap_stability(Z, model.labels_, n_boot=config.n_boot, random_state=config.seed,
+                                    engine=config.engine, progress=progress)
     profiles = profile(portfolio.frame, model.labels_, model.n_clusters_)
     names = name_segments(profiles)
     return RunResult(config, portfolio, quality, model, stability, profiles, names, distances,
@@ -159,7 +157,7 @@ def profiles_csv(result: RunResult) -> pd.DataFrame:
 
 def progress_total(settings: Settings) -> int:
     """Progress units :func:`run` reports: the evidence, the bootstrap refits and the writing."""
-    return selection_steps(settings.k_values(), settings.fixed_k) + settings.n_boot + 1
+    return selection_steps(settings.k_values(), settings.fixed_k, evidence=settings.evidence) + settings.n_boot + 1
 
 
 def run(source, sink: Sink, settings: Settings | None = None, *, name: str | None = None,
@@ -246,7 +244,7 @@ def write_table(table: pd.DataFrame, output: Path) -> None:
         raise CustsegError(f"Could not write {output}: {exc.strerror or exc}. Nothing was written.") from None
 
 
-def compare(source, settings: Settings | None = None, *, n_boot: int = 20, out: str | Path | None = None,
+def compare(source, settings: Settings | None = None, *, n_boot: int = COMPARE_BOOTSTRAP, out: str | Path | None = None,
             force: bool = False, progress: Progress | None = None) -> tuple[int, pd.DataFrame]:
     """Fit six clustering algorithms on the run's features; write comparison.csv/.json into ``out``.
 
@@ -260,13 +258,11 @@ def compare(source, settings: Settings | None = None, *, n_boot: int = 20, out: 
     if sink is not None:
         sink.check(_path_of(source))
     portfolio, _ = validate(load(source), required=required_columns(settings.features),
-                            min_rows=needed_rows(settings.k, settings.k_max),
-                            min_distinct=needed_rows(settings.k, settings.k_max) // 2)
+                            min_rows=2 * settings.largest_k, min_distinct=settings.largest_k)
     model = segmenter_for(settings).fit(portfolio.frame, progress=progress)
     Z = model.embed(portfolio.frame)
-    with single_threaded_kmeans():
-        table = compare_models(Z, model.n_clusters_, random_state=settings.seed, n_boot=n_boot,
-                               reference_labels=model.labels_, progress=progress)
+    table = compare_models(Z, model.n_clusters_, random_state=settings.seed, n_boot=n_boot, n_init=settings.n_init,
+                           reference_labels=model.labels_, engine=settings.engine, progress=progress)
     if out is not None:
         def fill(staging: Path) -> None:
             table.to_csv(staging / "comparison.csv", index=False, lineterminator="\n")
@@ -278,7 +274,7 @@ def compare(source, settings: Settings | None = None, *, n_boot: int = 20, out: 
 def compare_total(settings: Settings, n_boot: int) -> int:
     from .compare import n_steps
 
-    return selection_steps(settings.k_values(), settings.fixed_k) + n_steps(n_boot)
+    return selection_steps(settings.k_values(), settings.fixed_k, evidence=settings.evidence) + n_steps(n_boot)
 
 
 def demo(out: str | Path, *, rows: int, seed: int, force: bool = False,

@@ -1,46 +1,60 @@
-"""``Segmenter``: the feature pipeline and k-means as one scikit-learn estimator."""
+"""``Segmenter``: the feature pipeline, the choice of k and k-means as one scikit-learn estimator."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
-from sklearn.metrics import pairwise_distances_argmin_min
 from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
 
+from . import seeds
+from .core import KMeansCore
+from .engine import get_engine
 from .errors import CustsegError
+from .settings import DEFAULTS
 from .features import make_pipeline, required_columns
 from .load import Portfolio
-from .selection import select_k
+from .selection import check_size, fixed_k_without_evidence, select_k
 
 
 class Segmenter(ClusterMixin, TransformerMixin, BaseEstimator):
     """Segment card holders: domain features, then k-means with k chosen from evidence.
 
+    ``fit`` runs three steps: the feature pipeline; selection (the evidence for every
+    k in ``[k_min, k_max]`` and the auto rule, :func:`custseg.selection.select_k`),
+    unless k is fixed and the evidence is not asked for; and the final k-means fit
+    at one k (:class:`custseg.core.KMeansCore`), with segments renumbered by size.
+
     Parameters
     ----------
     n_clusters : int or "auto", default="auto"
         Number of segments. ``"auto"`` chooses it in ``[k_min, k_max]`` by the rule in
-        :func:`custseg.selection.select_k`; the evidence for every k is computed either way.
+        :func:`custseg.selection.choose_k`.
     k_min, k_max : int, default=2, 10
         Range of k to evaluate.
     features : str or list of str, default="behaviour"
         Feature set for :func:`custseg.features.make_pipeline`.
     n_init : int, default=10
         k-means++ restarts per k; the best (lowest inertia) is kept.
-    random_state : int, default=0
-        Seed for every random step; the same data and seed give the same segments.
+    random_state : None, int, RandomState, Generator or SeedSequence, default=0
+        Seed for every random step; the same data and int seed give the same segments.
     silhouette_max_n : int, default=20000
         Above this many customers the silhouette is estimated on a sample.
     n_refs : int, default=10
         Reference data sets for the gap statistic.
+    evidence : bool or None, default=None
+        Compute the evidence for every k in the range. ``None`` means yes for
+        ``"auto"`` (which needs it) and no for a fixed k, which then costs one fit.
+    engine : str or Engine, default="sklearn"
+        The clustering engine (:func:`custseg.engine.get_engine`).
 
     Attributes
     ----------
     pipeline_ : sklearn.pipeline.Pipeline
         The fitted feature pipeline.
+    core_ : custseg.core.KMeansCore
+        The fitted k-means on the scaled features, its clusters renumbered by size.
     n_clusters_ : int
         The number of segments used.
     cluster_centers_ : ndarray of shape (n_clusters_, n_features)
@@ -50,15 +64,17 @@ class Segmenter(ClusterMixin, TransformerMixin, BaseEstimator):
     inertia_ : float
         Sum of squared distances of customers to their centre.
     selection_ : custseg.selection.Selection
-        The evidence for each k and why ``n_clusters_`` was chosen.
+        The evidence for each k (when computed) and why ``n_clusters_`` was chosen.
     feature_names_out_ : ndarray of str
         Names of the model inputs.
     required_columns_ : tuple of str
         Canonical columns the data must have.
     """
 
-    def __init__(self, n_clusters="auto", *, k_min=2, k_max=10, features="behaviour", n_init=10,
-                 random_state=0, silhouette_max_n=20_000, n_refs=10):
+    def __init__(self, n_clusters=DEFAULTS.k, *, k_min=DEFAULTS.k_min, k_max=DEFAULTS.k_max,
+                 features=DEFAULTS.features, n_init=DEFAULTS.n_init, random_state=DEFAULTS.seed,
+                 silhouette_max_n=DEFAULTS.silhouette_max_n, n_refs=DEFAULTS.n_refs, evidence=DEFAULTS.evidence,
+                 engine=DEFAULTS.engine):
         self.n_clusters = n_clusters
         self.k_min = k_min
         self.k_max = k_max
@@ -67,9 +83,11 @@ class Segmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.silhouette_max_n = silhouette_max_n
         self.n_refs = n_refs
+        self.evidence = evidence
+        self.engine = engine
 
     def fit(self, X, y=None, *, progress=None):
-        """Learn the features and the segments from a portfolio.
+        """Learn the features, choose k and fit the segments.
 
         Parameters
         ----------
@@ -77,25 +95,30 @@ class Segmenter(ClusterMixin, TransformerMixin, BaseEstimator):
             Canonical columns (as from :func:`custseg.quality.validate`).
         y : ignored
         progress : object with ``update(n)``, optional
-            Advanced once per k evaluated and per bootstrap refit.
+            Advanced :func:`custseg.selection.n_steps` times by the selection.
         """
         k_values, fixed = self._k_plan()
+        with_evidence = self._with_evidence(fixed)
+        seed = self._seed()
+        engine = get_engine(self.engine)
         frame = _frame(X)
         self.required_columns_ = required_columns(self.features)
         self.pipeline_ = make_pipeline(self.features).fit(frame)
         Z = self._embed(frame)
-        with single_threaded_kmeans():
-            self.selection_ = select_k(Z, k_values, fixed_k=fixed, n_init=self.n_init,
-                                       random_state=self.random_state, silhouette_max_n=self.silhouette_max_n,
+        if with_evidence:
+            self.selection_ = select_k(Z, k_values, fixed_k=fixed, engine=engine, n_init=self.n_init,
+                                       random_state=seed, silhouette_max_n=self.silhouette_max_n,
                                        n_refs=self.n_refs, progress=progress)
-        km = self.selection_.models[self.selection_.chosen_k]
-        order = np.argsort(-np.bincount(km.labels_, minlength=km.n_clusters), kind="stable")
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        self.n_clusters_ = int(km.n_clusters)
-        self.cluster_centers_ = km.cluster_centers_[order].copy()
-        self.labels_ = rank[km.labels_]
-        self.inertia_ = float(km.inertia_)
+        else:
+            check_size(len(Z), [fixed])
+            self.selection_ = fixed_k_without_evidence(fixed)
+        core = KMeansCore(n_clusters=self.selection_.chosen_k, n_init=self.n_init, random_state=seed,
+                          engine=engine).fit(Z)
+        self.core_ = _by_size(core)
+        self.n_clusters_ = int(self.core_.n_clusters)
+        self.cluster_centers_ = self.core_.cluster_centers_
+        self.labels_ = self.core_.labels_
+        self.inertia_ = self.core_.inertia_
         self.feature_names_out_ = np.asarray(self.pipeline_.get_feature_names_out(), dtype=object)
         self.n_features_in_ = len(self.required_columns_)
         return self
@@ -120,8 +143,7 @@ class Segmenter(ClusterMixin, TransformerMixin, BaseEstimator):
     def nearest(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`assign`, for features already embedded with :meth:`embed`."""
         check_is_fitted(self, "cluster_centers_")
-        labels, dist = pairwise_distances_argmin_min(Z, self.cluster_centers_)
-        return labels.astype(np.int64), dist
+        return get_engine(self.engine).assign(Z, self.cluster_centers_)
 
     def score(self, X, y=None) -> float:
         """Negative inertia of ``X`` against the fitted centres (higher is better)."""
@@ -144,17 +166,30 @@ class Segmenter(ClusterMixin, TransformerMixin, BaseEstimator):
             return range(self.k_min, self.k_max + 1), int(self.n_clusters)
         raise CustsegError(f"n_clusters must be 'auto' or an integer of at least 2 (got {self.n_clusters!r})")
 
+    def _with_evidence(self, fixed: int | None) -> bool:
+        if self.evidence is None:
+            return fixed is None
+        if not isinstance(self.evidence, (bool, np.bool_)):
+            raise CustsegError(f"evidence must be True, False or None (got {self.evidence!r})")
+        if fixed is None and not self.evidence:
+            raise CustsegError("n_clusters='auto' chooses k from the evidence, so evidence=False needs a fixed k")
+        return bool(self.evidence)
 
-def single_threaded_kmeans():
-    """Run k-means' OpenMP loops on one thread (BLAS keeps its threads).
+    def _seed(self):
+        try:
+            return seeds.resolve(self.random_state)
+        except ValueError as exc:
+            raise CustsegError(str(exc)) from None
 
-    The many short k-means fits of selection, gap references and bootstrap spend
-    more time synchronising threads than computing; on a busy machine OpenMP's
-    spinning threads made a 20,000-customer run 10x slower (measured: 110 s against
-    11 s single-threaded), while on an idle machine the selection benchmark took
-    3.54 s single-threaded against 3.64 s with default threads.
-    """
-    return threadpool_limits(limits=1, user_api="openmp")
+
+def _by_size(core: KMeansCore) -> KMeansCore:
+    """Renumber ``core``'s clusters so that cluster 0 is the largest (ties keep the engine's order)."""
+    order = np.argsort(-np.bincount(core.labels_, minlength=core.n_clusters), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    core.cluster_centers_ = core.cluster_centers_[order].copy()
+    core.labels_ = rank[core.labels_]
+    return core
 
 
 def _frame(X) -> pd.DataFrame:
@@ -165,8 +200,12 @@ def _frame(X) -> pd.DataFrame:
     raise TypeError("Segmenter expects a DataFrame with canonical columns (see custseg.schema) or a Portfolio")
 
 
-def needed_rows(n_clusters, k_max: int) -> int:
-    """Fewest customers a fit can use: two per segment at the largest k evaluated."""
-    top = max(k_max, n_clusters if isinstance(n_clusters, int) else 0)
-    return 2 * top
+def needed_rows(n_clusters, k_max: int, evidence: bool | None = None) -> int:
+    """Fewest customers a fit can use: two per segment at the largest k fitted.
 
+    ``evidence`` as :class:`Segmenter`'s: by default a fixed k fits only that k.
+    """
+    fixed = n_clusters if isinstance(n_clusters, int) else None
+    if fixed is not None and not evidence:
+        return 2 * fixed
+    return 2 * max(k_max, fixed or 0)

@@ -1,11 +1,13 @@
 """Choose the number of segments from the evidence, or say there is none.
 
-k-means always returns k groups, real or not. :func:`select_k` fits k-means for
-every candidate k and records, for each, six pieces of evidence (inertia,
-silhouette, Calinski-Harabasz, Davies-Bouldin, the gap statistic and the BIC of
-a Gaussian mixture). A documented ``auto`` rule combines them and either names a
-k, with the criteria that agree on it, or reports that the data show no clear
-structure. See ``docs/evidence.md`` for the method and measured figures.
+k-means always returns k groups, real or not. Selection is a step of its own,
+before the final fit: :func:`evaluate_k` fits k-means for every candidate k and
+records, for each, six pieces of evidence (inertia, silhouette,
+Calinski-Harabasz, Davies-Bouldin, the gap statistic and the BIC of a Gaussian
+mixture) as an :class:`Evidence`; :func:`choose_k`, a documented ``auto`` rule,
+combines them and either names a k, with the criteria that agree on it, or
+reports that the data show no clear structure. :func:`select_k` is the two in
+sequence. See ``docs/evidence.md`` for the method and measured figures.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
-from sklearn.mixture import GaussianMixture
 
+from custseg import seeds
+from custseg.engine import Engine, gaussian_mixture, get_engine, single_threaded_kmeans
 from custseg.errors import CustsegError
 from custseg.jsonio import jsonable
 from custseg.progress import tick
@@ -47,51 +49,81 @@ GAP_MIN_LIFT = 0.1
 GAP_N_INIT = 3
 #: The Gaussian mixture behind ``gmm_bic`` is fitted on at most this many customers.
 GMM_MAX_N = 5_000
-#: Covariance model of that mixture (see ``docs/evidence.md`` for why diagonal).
-GMM_COVARIANCE = "diag"
+#: EM iterations of that mixture.
+GMM_MAX_ITER = 200
 #: Rows of the distance matrix held at once while computing silhouettes.
 _CHUNK_BYTES = 64 * 2**20
 
 
-@dataclass
-class Selection:
-    """The evidence for each k and the k chosen from it.
+@dataclass(frozen=True)
+class Evidence:
+    """What the data say about each candidate k, before any choice.
 
     Attributes
     ----------
     table : pandas.DataFrame
         One row per evaluated k (index ``"k"``, ascending) with the columns in
         :data:`COLUMNS`.
+    centres : dict of int to ndarray of shape (k, n_features)
+        The k-means centres found for each k (in the engine's order).
+    baseline : dict of str to float
+        The k = 1 values the knee and the gap rule use (``inertia``, ``gap``,
+        ``gap_se``).
+    silhouette_sample_size : int or None
+        Customers the silhouettes were computed on; ``None`` when exact.
+    """
+
+    table: pd.DataFrame
+    centres: dict[int, np.ndarray] = field(repr=False)
+    baseline: dict[str, float]
+    silhouette_sample_size: int | None
+
+
+@dataclass
+class Selection:
+    """The k chosen, and why.
+
+    Attributes
+    ----------
     chosen_k : int
         The k to use: ``fixed_k`` when given, else the auto rule's pick (its best
         available candidate even when the structure is unclear).
     auto_k : int or None
-        What the auto rule picked; ``None`` when it found no clear structure.
-    clear_structure : bool
-        Whether the auto rule found clear structure.
+        What the auto rule picked; ``None`` when it found no clear structure or
+        was not run.
+    clear_structure : bool or None
+        Whether the auto rule found clear structure; ``None`` when the evidence
+        was not computed (a fixed k without evidence).
     reason : str
         One plain-language paragraph: why this k, or why no clear structure.
-    silhouette_sample_size : int or None
-        Customers the silhouettes were computed on; ``None`` when exact.
-    models : dict of int to KMeans
-        The fitted k-means model per k (left out of :meth:`to_dict`).
+    evidence : Evidence or None
+        The evidence the choice was made from; ``None`` when it was not computed.
     votes : dict of str to int or None
         The k each criterion points to (``knee``, ``silhouette``, ``gap``,
         ``bic``); ``gap`` is 1 when the gap statistic sees a single group.
-    baseline : dict of str to float
-        The k = 1 values the knee and the gap rule use (``inertia``, ``gap``,
-        ``gap_se``).
     """
 
-    table: pd.DataFrame
     chosen_k: int
     auto_k: int | None
-    clear_structure: bool
+    clear_structure: bool | None
     reason: str
-    silhouette_sample_size: int | None
-    models: dict[int, KMeans] = field(repr=False)
+    evidence: Evidence | None = field(repr=False)
     votes: dict[str, int | None] = field(default_factory=dict)
-    baseline: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The evidence table (empty, with :data:`COLUMNS`, when not computed)."""
+        if self.evidence is None:
+            return pd.DataFrame(columns=list(COLUMNS), index=pd.Index([], name="k"), dtype="float64")
+        return self.evidence.table
+
+    @property
+    def baseline(self) -> dict[str, float]:
+        return {} if self.evidence is None else self.evidence.baseline
+
+    @property
+    def silhouette_sample_size(self) -> int | None:
+        return None if self.evidence is None else self.evidence.silhouette_sample_size
 
     def to_dict(self) -> dict:
         """JSON-safe summary (plain numbers and strings, NaN as ``None``)."""
@@ -102,7 +134,7 @@ class Selection:
         return {
             "chosen_k": int(self.chosen_k),
             "auto_k": None if self.auto_k is None else int(self.auto_k),
-            "clear_structure": bool(self.clear_structure),
+            "clear_structure": None if self.clear_structure is None else bool(self.clear_structure),
             "reason": self.reason,
             "silhouette_sample_size": (
                 None if self.silhouette_sample_size is None else int(self.silhouette_sample_size)
@@ -113,29 +145,110 @@ class Selection:
         }
 
 
-def select_k(
+def evaluate_k(
     X,
-    k_values=range(2, 11),
+    ks=range(2, 11),
     *,
-    fixed_k: int | None = None,
+    engine: str | Engine = "sklearn",
     n_init: int = 10,
-    random_state: int = 0,
+    seed: seeds.SeedLike = 0,
     silhouette_max_n: int = 20_000,
     n_refs: int = 10,
     progress=None,
-) -> Selection:
-    """Evaluate every candidate k and choose one from the evidence.
+) -> Evidence:
+    """Fit k-means for every k in ``ks`` and record the evidence for each.
 
-    For each k the data are clustered with ``KMeans(k, n_init, random_state)``
-    and the evidence recorded is: inertia; the mean silhouette (exact when
-    ``len(X) <= silhouette_max_n``, otherwise on one random sample of that many
-    customers, with the standard error of its mean); Calinski-Harabasz;
+    For each k the engine fits k-means (best of ``n_init`` k-means++ starts
+    seeded with ``seed`` itself, so the final fit at that k finds the same
+    centres) and the evidence recorded is: inertia; the mean silhouette (exact
+    when ``len(X) <= silhouette_max_n``, otherwise on one random sample of that
+    many customers, with the standard error of its mean); Calinski-Harabasz;
     Davies-Bouldin; the gap statistic with its ``s_k`` (on at most
     :data:`GAP_MAX_N` customers, ``n_refs`` uniform reference sets over the
     principal-component box); and the BIC of a diagonal Gaussian mixture
     started from the k-means centres (on at most :data:`GMM_MAX_N` customers).
+    The samples and the reference sets draw from streams derived from ``seed``
+    (:func:`custseg.seeds.derive`).
 
-    The auto rule, applied to ``k_values`` only:
+    Parameters
+    ----------
+    X : array-like of shape (n_customers, n_features)
+        Scaled features.
+    ks : iterable of int, default=range(2, 11)
+        The numbers of segments to evaluate, each at least 2.
+    engine : str or Engine, default="sklearn"
+        Fits the k-means models (:func:`custseg.engine.get_engine`).
+    n_init : int, default=10
+        k-means restarts per k.
+    seed : None, int, SeedSequence, RandomState or Generator, default=0
+        Seed for every random step; the same inputs and int seed give the same result.
+    silhouette_max_n : int, default=20_000
+        Above this many customers, silhouettes are computed on a sample.
+    n_refs : int, default=10
+        Reference data sets (B) for the gap statistic.
+    progress : object with ``update(n)``, optional
+        Advanced ``4 * len(ks)`` times in total.
+
+    Returns
+    -------
+    Evidence
+
+    Raises
+    ------
+    CustsegError
+        When ``X`` is not a finite 2-D array, a k is below 2, there are
+        fewer than two customers per segment for the largest k, or
+        ``n_refs`` is below 2.
+    """
+    X = _as_matrix(X)
+    ks = _candidate_ks(ks)
+    check_size(len(X), ks)
+    if n_refs < 2:
+        raise CustsegError(f"n_refs must be at least 2 to estimate the gap's spread; got {n_refs}.")
+    engine = get_engine(engine)
+    seed = seeds.resolve(seed)
+
+    fits = {}
+    for k in ks:
+        fits[k] = engine.fit(X, k, n_init=n_init, seed=seed)
+        tick(progress)
+    labels = {k: _labels(engine, X, fits[k]) for k in ks}
+
+    sil, sil_se, sample_size = _silhouette_evidence(
+        X, [labels[k] for k in ks], silhouette_max_n, seeds.derive(seed, "silhouette")
+    )
+    tick(progress, len(ks))
+    gap, gap_se, gap1, gap1_se = _gap_evidence(X, ks, n_refs, engine, seeds.derive(seed, "gap"))
+    tick(progress, len(ks))
+    bic = _bic_evidence(X, {k: fits[k].centres for k in ks}, seed)
+    tick(progress, len(ks))
+
+    table = pd.DataFrame(
+        {
+            "inertia": [float(fits[k].inertia) for k in ks],
+            "silhouette": sil,
+            "silhouette_se": sil_se,
+            "calinski_harabasz": [calinski_harabasz_score(X, labels[k]) for k in ks],
+            "davies_bouldin": [davies_bouldin_score(X, labels[k]) for k in ks],
+            "gap": gap,
+            "gap_se": gap_se,
+            "gmm_bic": bic,
+        },
+        index=pd.Index(ks, name="k"),
+    ).astype("float64")
+    inertia1 = float(((X - X.mean(axis=0)) ** 2).sum())
+    return Evidence(
+        table=table,
+        centres={k: fits[k].centres for k in ks},
+        baseline={"inertia": inertia1, "gap": gap1, "gap_se": gap1_se},
+        silhouette_sample_size=sample_size,
+    )
+
+
+def choose_k(evidence: Evidence, k_values=None, *, fixed_k: int | None = None) -> Selection:
+    """Apply the auto rule to the evidence for ``k_values`` (default: every k evaluated).
+
+    The rule:
 
     1. Each criterion votes for one k: the *knee* of the log-inertia curve
        (offline Kneedle, :func:`kneedle`, on k = 1 and the candidates); the
@@ -155,89 +268,71 @@ def select_k(
 
     Parameters
     ----------
-    X : array-like of shape (n_customers, n_features)
-        Scaled features.
-    k_values : iterable of int, default=range(2, 11)
-        Candidate numbers of segments, each at least 2.
+    evidence : Evidence
+    k_values : iterable of int, optional
+        The candidates the rule chooses among; each must have been evaluated.
     fixed_k : int, optional
-        Use this k whatever the evidence says; evaluated too when outside
-        ``k_values``, but never votes.
-    n_init : int, default=10
-        k-means restarts per k.
-    random_state : int, default=0
-        Seed for every random step; the same inputs give the same result.
-    silhouette_max_n : int, default=20_000
-        Above this many customers, silhouettes are computed on a sample.
-    n_refs : int, default=10
-        Reference data sets (B) for the gap statistic.
-    progress : object with ``update(n)``, optional
-        Advanced :func:`n_steps` times in total.
+        Use this k whatever the evidence says (the reason says whether the rule
+        agrees); it must have been evaluated, and it does not vote.
 
     Returns
     -------
     Selection
-
-    Raises
-    ------
-    CustsegError
-        When ``X`` is not a finite 2-D array, a k is below 2, or there are
-        fewer than two customers per segment for the largest k.
     """
-    X = _as_matrix(X)
-    auto_ks = _candidate_ks(k_values)
-    ks = sorted(set(auto_ks) | ({int(fixed_k)} if fixed_k is not None else set()))
-    _check_size(len(X), ks)
-    if n_refs < 2:
-        raise CustsegError(f"n_refs must be at least 2 to estimate the gap's spread; got {n_refs}.")
-
-    models = {}
-    for k in ks:
-        models[k] = KMeans(n_clusters=k, n_init=n_init, random_state=random_state).fit(X)
-        tick(progress)
-
-    sil, sil_se, sample_size = _silhouette_evidence(
-        X, [models[k].labels_ for k in ks], silhouette_max_n, random_state
-    )
-    tick(progress, len(ks))
-    gap, gap_se, gap1, gap1_se = _gap_evidence(X, ks, n_refs, random_state)
-    tick(progress, len(ks))
-    bic = _bic_evidence(X, {k: models[k].cluster_centers_ for k in ks}, random_state)
-    tick(progress, len(ks))
-
-    table = pd.DataFrame(
-        {
-            "inertia": [float(models[k].inertia_) for k in ks],
-            "silhouette": sil,
-            "silhouette_se": sil_se,
-            "calinski_harabasz": [calinski_harabasz_score(X, models[k].labels_) for k in ks],
-            "davies_bouldin": [davies_bouldin_score(X, models[k].labels_) for k in ks],
-            "gap": gap,
-            "gap_se": gap_se,
-            "gmm_bic": bic,
-        },
-        index=pd.Index(ks, name="k"),
-    ).astype("float64")
-    inertia1 = float(((X - X.mean(axis=0)) ** 2).sum())
-    baseline = {"inertia": inertia1, "gap": gap1, "gap_se": gap1_se}
-
-    votes, auto_k, candidate, why = _auto_rule(table.loc[auto_ks], baseline)
+    evaluated = [int(k) for k in evidence.table.index]
+    auto_ks = evaluated if k_values is None else _candidate_ks(k_values)
+    missing = sorted(set(auto_ks) - set(evaluated)) + (
+        [int(fixed_k)] if fixed_k is not None and int(fixed_k) not in evaluated else [])
+    if missing:
+        raise CustsegError(f"There is no evidence for k = {', '.join(map(str, missing))}; evaluate it first.")
+    votes, auto_k, candidate, why = _auto_rule(evidence.table.loc[auto_ks], evidence.baseline)
     chosen = int(fixed_k) if fixed_k is not None else candidate
     reason = why if fixed_k is None else _fixed_reason(int(fixed_k), auto_k, candidate, why)
+    return Selection(chosen_k=chosen, auto_k=auto_k, clear_structure=auto_k is not None, reason=reason,
+                     evidence=evidence, votes=votes)
+
+
+def fixed_k_without_evidence(k: int) -> Selection:
+    """The selection of a fixed k when the evidence for other k was not computed."""
     return Selection(
-        table=table,
-        chosen_k=chosen,
-        auto_k=auto_k,
-        clear_structure=auto_k is not None,
-        reason=reason,
-        silhouette_sample_size=sample_size,
-        models=models,
-        votes=votes,
-        baseline=baseline,
+        chosen_k=int(k), auto_k=None, clear_structure=None,
+        reason=(f"k = {int(k)} was fixed; the evidence for other k was not computed "
+                "(pass --evidence to compute it)."),
+        evidence=None,
     )
 
 
-def n_steps(k_values=range(2, 11), fixed_k: int | None = None) -> int:
-    """Total ``progress`` units :func:`select_k` reports for these arguments."""
+def select_k(
+    X,
+    k_values=range(2, 11),
+    *,
+    fixed_k: int | None = None,
+    engine: str | Engine = "sklearn",
+    n_init: int = 10,
+    random_state: seeds.SeedLike = 0,
+    silhouette_max_n: int = 20_000,
+    n_refs: int = 10,
+    progress=None,
+) -> Selection:
+    """Evaluate every candidate k (:func:`evaluate_k`) and choose one (:func:`choose_k`).
+
+    ``fixed_k`` is evaluated too when outside ``k_values``, but never votes.
+    ``progress`` is advanced :func:`n_steps` times in total.
+    """
+    auto_ks = _candidate_ks(k_values)
+    ks = sorted(set(auto_ks) | ({int(fixed_k)} if fixed_k is not None else set()))
+    evidence = evaluate_k(X, ks, engine=engine, n_init=n_init, seed=random_state,
+                          silhouette_max_n=silhouette_max_n, n_refs=n_refs, progress=progress)
+    return choose_k(evidence, auto_ks, fixed_k=fixed_k)
+
+
+def n_steps(k_values=range(2, 11), fixed_k: int | None = None, *, evidence: bool | None = None) -> int:
+    """Total ``progress`` units selection reports (:func:`select_k`, or ``Segmenter.fit``'s selection).
+
+    ``evidence`` as ``Segmenter``'s: ``None`` means computed for ``"auto"`` and skipped for a fixed k.
+    """
+    if not (fixed_k is None if evidence is None else evidence):
+        return 0
     ks = set(_candidate_ks(k_values)) | ({int(fixed_k)} if fixed_k is not None else set())
     return 4 * len(ks)
 
@@ -263,7 +358,8 @@ def _candidate_ks(k_values) -> list[int]:
     return ks
 
 
-def _check_size(n: int, ks: list[int]) -> None:
+def check_size(n: int, ks: list[int]) -> None:
+    """Refuse fewer than two customers per segment at the largest k."""
     k_max = max(ks)
     if n < 2 * k_max:
         raise CustsegError(
@@ -277,7 +373,11 @@ def _check_size(n: int, ks: list[int]) -> None:
 # ---------------------------------------------------------------------- silhouette
 
 
-def _silhouette_evidence(X, label_sets, max_n, random_state):
+def _labels(engine, X, fit):
+    return fit.labels if fit.labels is not None else engine.assign(X, fit.centres)[0]
+
+
+def _silhouette_evidence(X, label_sets, max_n, seed):
     """Mean silhouette and its standard error for each labelling.
 
     Exact (``se`` NaN) up to ``max_n`` rows; above, on one uniform sample of
@@ -287,7 +387,7 @@ def _silhouette_evidence(X, label_sets, max_n, random_state):
     if n <= max_n:
         idx, sample_size = None, None
     else:
-        idx = np.sort(np.random.default_rng(random_state).choice(n, size=max_n, replace=False))
+        idx = np.sort(seeds.generator(seed).choice(n, size=max_n, replace=False))
         sample_size = max_n
     Xs = X if idx is None else X[idx]
     sets = label_sets if idx is None else [np.asarray(lab)[idx] for lab in label_sets]
@@ -374,28 +474,32 @@ def _silhouette_from_sums(sums, code, count):
 # ----------------------------------------------------------------------------- gap
 
 
-def _gap_evidence(X, ks, n_refs, random_state):
+def _gap_evidence(X, ks, n_refs, engine, seed):
     """Gap statistic (Tibshirani, Walther & Hastie 2001) for k = 1 and ``ks``.
 
-    Observed and reference data are clustered the same way
-    (``KMeans(k, n_init=GAP_N_INIT)``) on the same number of rows, at most
+    Observed and reference data are clustered the same way (k-means with
+    :data:`GAP_N_INIT` restarts) on the same number of rows, at most
     :data:`GAP_MAX_N`, so ``log W_k`` is comparable. References are uniform over
     the bounding box of the sample's principal components (the paper's method b).
+    The sample, the observed fits and each reference set draw from their own
+    child of ``seed``.
     """
-    rng = np.random.default_rng(random_state)
+    sample_seed, observed_seed, *ref_seeds = seeds.spawn(seed, 2 + n_refs)
     n = len(X)
-    Xs = X if n <= GAP_MAX_N else X[np.sort(rng.choice(n, size=GAP_MAX_N, replace=False))]
+    if n > GAP_MAX_N:
+        X = X[np.sort(seeds.generator(sample_seed).choice(n, size=GAP_MAX_N, replace=False))]
     all_ks = [1, *ks]
-    observed = _log_w(Xs, all_ks, random_state)
+    observed = _log_w(X, all_ks, engine, observed_seed)
 
-    centred = Xs - Xs.mean(axis=0)
+    centred = X - X.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     scores = centred @ vt.T
     lo, hi = scores.min(axis=0), scores.max(axis=0)
     refs = np.empty((n_refs, len(all_ks)))
-    for b in range(n_refs):
-        ref = rng.uniform(lo, hi, size=scores.shape) @ vt
-        refs[b] = _log_w(ref, all_ks, random_state + 1 + b)
+    for b, ref_seed in enumerate(ref_seeds):
+        data_seed, fit_seed = seeds.spawn(ref_seed, 2)
+        ref = seeds.generator(data_seed).uniform(lo, hi, size=scores.shape) @ vt
+        refs[b] = _log_w(ref, all_ks, engine, fit_seed)
 
     gap = refs.mean(axis=0) - observed
     # The paper's sd_k uses 1/B; s_k inflates it for the simulation error.
@@ -403,13 +507,13 @@ def _gap_evidence(X, ks, n_refs, random_state):
     return list(gap[1:]), list(se[1:]), float(gap[0]), float(se[0])
 
 
-def _log_w(X, ks, seed):
+def _log_w(X, ks, engine, seed):
     out = []
     for k in ks:
         if k == 1:
             w = float(((X - X.mean(axis=0)) ** 2).sum())
         else:
-            w = KMeans(n_clusters=k, n_init=GAP_N_INIT, random_state=seed).fit(X).inertia_
+            w = engine.fit(X, k, n_init=GAP_N_INIT, seed=seed).inertia
         out.append(math.log(max(w, np.finfo(float).tiny)))
     return np.array(out)
 
@@ -417,22 +521,21 @@ def _log_w(X, ks, seed):
 # ----------------------------------------------------------------------------- BIC
 
 
-def _bic_evidence(X, centres, random_state):
-    """BIC of a diagonal Gaussian mixture per k, started from the k-means centres."""
+def _bic_evidence(X, centres, seed):
+    """BIC of a diagonal Gaussian mixture per k, started from the k-means centres.
+
+    The mixture is seeded with ``seed`` itself; the sample it is fitted on
+    (above :data:`GMM_MAX_N` customers) draws from a stream derived from it.
+    """
     n = len(X)
     if n > GMM_MAX_N:
-        rng = np.random.default_rng(random_state + 7919)
-        X = X[np.sort(rng.choice(n, size=GMM_MAX_N, replace=False))]
+        X = X[np.sort(seeds.generator(seeds.derive(seed, "gmm-sample")).choice(n, size=GMM_MAX_N, replace=False))]
     out = []
     for k, means in centres.items():
-        gmm = GaussianMixture(
-            n_components=k,
-            covariance_type=GMM_COVARIANCE,
-            means_init=means,
-            random_state=random_state,
-            max_iter=200,
-        )
-        out.append(float(gmm.fit(X).bic(X)))
+        gmm = gaussian_mixture(k, seed, means_init=means, max_iter=GMM_MAX_ITER)
+        with single_threaded_kmeans():  # its k-means initialisation
+            gmm.fit(X)
+        out.append(float(gmm.bic(X)))
     return out
 
 

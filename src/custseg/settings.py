@@ -14,6 +14,10 @@ from typing import Any
 from .errors import CustsegError
 
 
+#: Bootstrap refits per algorithm in ``custseg compare-models`` (its ``--bootstrap``).
+COMPARE_BOOTSTRAP = 20
+
+
 def _option(flag: str, help: str, **click_kwargs) -> dict:
     return {"flag": flag, "help": help, "click": click_kwargs}
 
@@ -40,6 +44,10 @@ class Settings:
         Above this many customers, silhouettes are estimated on a sample of this size.
     n_refs : int
         Reference data sets for the gap statistic.
+    evidence : bool or None
+        Compute the evidence for every k; ``None``: for ``k="auto"`` only.
+    engine : str
+        The clustering engine (:func:`custseg.engine.get_engine`).
     """
 
     k: int | str = field(default="auto", metadata=_option(
@@ -57,6 +65,12 @@ class Settings:
         min=100))
     n_refs: int = field(default=10, metadata=_option(
         "--gap-refs", "Reference data sets for the gap statistic.", min=2))
+    evidence: bool | None = field(default=None, metadata=_option(
+        "--evidence/--no-evidence", "Compute the evidence for every k in the range (default: only when k is "
+        "'auto'; with a fixed k the range is skipped unless asked for)."))
+    engine: str = field(default="sklearn", metadata=_option(
+        "--engine", "Clustering engine: 'sklearn' (in memory) or 'chunked' (multi-threaded, for millions "
+        "of customers)."))
 
     def __post_init__(self):
         check(self)
@@ -72,6 +86,13 @@ class Settings:
     def fixed_k(self) -> int | None:
         return None if self.k == "auto" else int(self.k)
 
+    @property
+    def largest_k(self) -> int:
+        """The largest k any fit of this run uses (the range only when the evidence is computed)."""
+        if self.fixed_k is not None and not self.evidence:
+            return self.fixed_k
+        return max(self.k_max, self.fixed_k or 0)
+
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)
 
@@ -86,9 +107,15 @@ def check(s: Settings) -> None:
             raise CustsegError(f"{name} must be a whole number (got {value!r}).")
     if s.k_min < 2 or s.k_min > s.k_max:
         raise CustsegError(f"The k range must satisfy 2 <= k_min <= k_max (got {s.k_min}..{s.k_max}).")
+    if s.k == "auto" and s.evidence is False:
+        raise CustsegError("k = 'auto' chooses k from the evidence, so the evidence cannot be switched off; "
+                           "give a fixed --k or drop --no-evidence.")
     if s.n_init < 1 or s.n_boot < 2 or s.n_refs < 2:
         raise CustsegError("n_init must be at least 1, and the bootstrap and gap references at least 2.")
     _check_features(s.features)
+    from .engine import get_engine
+
+    get_engine(s.engine)
     if not 0 <= s.seed < 2**32:
         raise CustsegError(f"The seed must be a whole number from 0 to {2**32 - 1} (got {s.seed}).")
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 
+from custseg import seeds
+from custseg.engine import Engine, get_engine
 from custseg.errors import CustsegError
 from custseg.jsonio import jsonable
 from custseg.progress import tick
@@ -71,10 +72,11 @@ def bootstrap_stability(
     labels,
     *,
     n_boot: int = 50,
-    random_state: int = 0,
+    random_state: seeds.SeedLike = 0,
     n_init: int = 1,
     init_centers: np.ndarray | None = None,
     max_n: int = 20_000,
+    engine: str | Engine = "sklearn",
     progress=None,
 ) -> Stability:
     """Bootstrap the k-means segmentation and score each segment's stability.
@@ -96,8 +98,10 @@ def bootstrap_stability(
         Reference segment of each customer.
     n_boot : int, default=50
         Bootstrap replicates (B).
-    random_state : int, default=0
-        Seed; the same inputs give the same result.
+    random_state : None, int, SeedSequence, RandomState or Generator, default=0
+        Seed; each replicate draws its sample and its k-means starts from its own
+        child sequence (:func:`custseg.seeds.spawn`). The same inputs and int seed
+        give the same result.
     n_init : int, default=1
         k-means restarts per replicate from k-means++ seeds (clusterboot's
         ``kmeansCBI`` uses one run). Ignored when ``init_centers`` is given.
@@ -109,6 +113,8 @@ def bootstrap_stability(
     max_n : int, default=20_000
         Bootstrap sample size cap; above it, each replicate draws ``max_n``
         customers with replacement (an m-out-of-n bootstrap).
+    engine : str or Engine, default="sklearn"
+        Fits the replicates and assigns the customers to their centres.
     progress : object with ``update(n)``, optional
         Advanced once per replicate.
 
@@ -128,17 +134,17 @@ def bootstrap_stability(
     k = len(segments)
     _check(X, ref, k, n_boot, init_centers)
 
-    rng = np.random.default_rng(random_state)
+    engine = get_engine(engine)
     n = len(X)
     m = min(n, max_n)
     jaccard = np.full((n_boot, k), np.nan)
     ari = np.empty(n_boot)
-    for b in range(n_boot):
-        drawn = rng.integers(0, n, size=m)
-        seed = int(rng.integers(0, 2**31 - 1))
-        model = _kmeans(k, n_init, init_centers, seed).fit(X[drawn])
+    for b, replicate in enumerate(seeds.spawn(seeds.derive(random_state, "bootstrap"), n_boot)):
+        draw_seed, fit_seed = seeds.spawn(replicate, 2)
+        drawn = seeds.generator(draw_seed).integers(0, n, size=m)
+        fit = engine.fit(X[drawn], k, n_init=n_init, seed=fit_seed, init=init_centers)
         kept = np.unique(drawn)
-        boot = model.predict(X[kept])
+        boot = engine.assign(X[kept], fit.centres)[0]
         jaccard[b] = _matched_jaccard(ref[kept], boot, k)
         ari[b] = adjusted_rand_score(ref[kept], boot)
         tick(progress)
@@ -214,12 +220,6 @@ def _matched_jaccard(ref, boot, k):
     return score
 
 
-def _kmeans(k, n_init, init_centers, seed):
-    if init_centers is not None:
-        return KMeans(n_clusters=k, init=np.asarray(init_centers, dtype=np.float64), n_init=1)
-    return KMeans(n_clusters=k, n_init=n_init, random_state=seed)
-
-
 def _check(X, ref, k, n_boot, init_centers):
     if X.ndim != 2 or len(X) != len(ref):
         raise CustsegError(f"Features and labels disagree: {X.shape} features for {len(ref)} labels.")
@@ -234,7 +234,6 @@ def _check(X, ref, k, n_boot, init_centers):
             f"init_centers has shape {np.shape(init_centers)}; expected {(k, X.shape[1])} "
             f"for {k} segments and {X.shape[1]} features."
         )
-
 
 
 def _label(seg):

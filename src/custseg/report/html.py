@@ -173,8 +173,8 @@ def _selection(sel: Selection) -> dict:
         "reason": sel.reason,
         "silhouette_sample_size": (None if sel.silhouette_sample_size is None
                                    else fmt_int(sel.silhouette_sample_size)),
-        "baseline": {"inertia": fmt_big(sel.baseline.inertia),
-                     "gap": fmt_pm(sel.baseline.gap, sel.baseline.gap_se)},
+        "baseline": None if sel.baseline is None else {"inertia": fmt_big(sel.baseline.inertia),
+                                                       "gap": fmt_pm(sel.baseline.gap, sel.baseline.gap_se)},
         "table": rows,
     }
 

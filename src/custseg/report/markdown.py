@@ -61,7 +61,8 @@ def render_markdown(description: Description, figure_names: Iterable[str]) -> st
     add("## Summary")
     add("")
     sel = c["selection"]
-    verdict = ("The data show clear structure." if sel["clear_structure"] else
+    verdict = ("The number of segments was fixed; the evidence for other k was not computed."
+               if sel["clear_structure"] is None else "The data show clear structure." if sel["clear_structure"] else
                "The data show no clear structure: read the segments as a convenient partition, "
                "not as distinct groups.")
     add(f"> **{verdict}** {md(sel['reason'])}")

@@ -343,8 +343,8 @@ def record_from_result(result) -> RunRecord:
     from ..persist import model_state
     from ..run import profiles_csv
 
-    description = to_dict(result.describe())
     training = result.training_info()
+    description = to_dict(result.describe())
     names = [n.name for n in result.names]
     # the exact text save_model writes, so a re-rendered model.json is the same file
     state = model_state(result.model, segment_names=names, training=training)

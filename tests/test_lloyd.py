@@ -1,0 +1,117 @@
+"""The fused Lloyd kernel: one pass, nearest centres, seeding and iterations against plain NumPy and scikit-learn."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import pairwise_distances_argmin_min
+
+from custseg.engine import lloyd
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks and segments of a few rows, so small data cross many block and segment boundaries."""
+    monkeypatch.setattr(lloyd, "BLOCK_ROWS", 64)
+    monkeypatch.setattr(lloyd, "SEGMENT_ROWS", 300)
+
+
+def _data(n=2_000, p=5, dtype=np.float64, seed=0):
+    X, _ = make_blobs(n, p, centers=4, cluster_std=2.0, random_state=seed)
+    return X.astype(dtype)
+
+
+def _reference_sums(X, C):
+    labels = ((X[:, None, :].astype(np.float64) - C[None]) ** 2).sum(-1).argmin(1)
+    sums = np.zeros_like(C)
+    np.add.at(sums, labels, X.astype(np.float64))
+    return sums, np.bincount(labels, minlength=len(C))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pass_sums_match_numpy(small_blocks, dtype):
+    X = _data(dtype=dtype)
+    C = X[[0, 500, 1000, 1500]].astype(np.float64)
+    with lloyd.Pool(2) as pool:
+        sums, counts, squares = lloyd.pass_sums(X, C, pool, with_squares=True)
+    ref_sums, ref_counts = _reference_sums(X, C)
+    np.testing.assert_array_equal(counts, ref_counts)
+    np.testing.assert_allclose(sums, ref_sums, rtol=1e-6, atol=1e-6)
+    assert squares == pytest.approx(float((X.astype(np.float64) ** 2).sum()), rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nearest_matches_sklearn(small_blocks, dtype):
+    X = _data(dtype=dtype)
+    C = _data(n=6, seed=3)
+    with lloyd.Pool(2) as pool:
+        labels, dist = lloyd.nearest(X, C, pool)
+    ref_labels, ref_dist = pairwise_distances_argmin_min(X.astype(np.float64), C)
+    assert labels.dtype == np.int64 and dist.dtype == np.float64
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_allclose(dist, ref_dist, rtol=1e-5)
+
+
+def test_results_do_not_depend_on_threads(small_blocks):
+    X = _data(dtype=np.float32)
+    C = X[[1, 2, 3, 4]].astype(np.float64)
+    results = []
+    for threads in (1, 2, 3):
+        with lloyd.Pool(threads) as pool:
+            results.append(lloyd.lloyd(lambda: lloyd.one_pass(X), C, pool).centres.tobytes())
+    assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lloyd_follows_sklearn_iterations(small_blocks, dtype):
+    X = _data(n=3_000, p=6, dtype=dtype, seed=1)
+    C0 = X[np.random.default_rng(0).choice(len(X), 5, replace=False)].astype(np.float64)
+    km = KMeans(5, init=C0, n_init=1).fit(X)
+    with lloyd.Pool(2) as pool:
+        run = lloyd.lloyd(lambda: lloyd.one_pass(X), C0, pool)
+        inertia, labels = lloyd.inertia_and_labels(lambda: lloyd.one_pass(X), run.centres, pool, keep_labels=True)
+    assert run.n_iter == km.n_iter_
+    assert abs(inertia - km.inertia_) / km.inertia_ <= 1e-5
+    np.testing.assert_allclose(run.centres, km.cluster_centers_, atol=1e-4)
+    np.testing.assert_array_equal(labels, km.labels_)
+    assert run.tol == pytest.approx(1e-4 * X.astype(np.float64).var(axis=0).mean(), rel=1e-6)
+
+
+def test_empty_cluster_takes_the_farthest_row(small_blocks):
+    X = _data(n=1_000, p=3, seed=2)
+    C0 = np.vstack([X[:3], [[1e3, 1e3, 1e3]]])  # the far centre wins no row on the first pass
+    km = KMeans(4, init=C0, n_init=1).fit(X)
+    with lloyd.Pool(2) as pool:
+        run = lloyd.lloyd(lambda: lloyd.one_pass(X), C0, pool)
+        inertia, _ = lloyd.inertia_and_labels(lambda: lloyd.one_pass(X), run.centres, pool, keep_labels=False)
+    assert np.isfinite(run.centres).all()
+    assert abs(inertia - km.inertia_) / km.inertia_ <= 1e-6
+
+
+def test_non_finite_values_are_refused():
+    X = _data(n=200)
+    X[17, 2] = np.nan
+    with lloyd.Pool(1) as pool, pytest.raises(ValueError, match="NaN"):
+        lloyd.lloyd(lambda: lloyd.one_pass(X), X[:3], pool)
+
+
+def test_check_matrix_keeps_conforming_arrays():
+    X = np.zeros((10, 3), dtype=np.float32)
+    assert lloyd.check_matrix(X) is X
+    assert lloyd.check_matrix(np.zeros((10, 3), dtype=np.int64)).dtype == np.float64
+    assert lloyd.check_matrix(np.zeros((3, 10)).T).flags.c_contiguous
+    with pytest.raises(ValueError, match="2-D"):
+        lloyd.check_matrix(np.zeros(5))
+
+
+def test_seeding_samples_and_is_deterministic():
+    X = _data(n=5_000)
+    a = lloyd.seed_centres(X, 4, np.random.default_rng(7), sample=500)
+    b = lloyd.seed_centres(X, 4, np.random.default_rng(7), sample=500)
+    c = lloyd.seed_centres(X, 4, np.random.default_rng(8), sample=500)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    rows = {tuple(r) for r in X}
+    assert all(tuple(r) in rows for r in a)  # k-means++ picks data rows

@@ -66,6 +66,9 @@ def cli():
       custseg compare-models cards.csv --out compare/
       custseg run december.csv --out dec --reference nov/model.json
       custseg compare nov dec --out nov-to-dec
+      custseg load-db cards.csv --db duckdb:///cards.duckdb --table cards
+      custseg run --table cards --db duckdb:///cards.duckdb --out out --store
+      custseg history
     """
 
 
@@ -100,6 +103,37 @@ def _settings_options(f=None, *, exclude=()):
     for option in reversed(options):
         f = option(f)
     return f
+
+
+def _source_options(f):
+    """--sql / --table / --db / --param: customers from a database instead of the file DATA (see run.open_input)."""
+    f = click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+                     help="A value for the query's :NAME placeholder, sent as a bound parameter (repeatable); "
+                          "whole numbers are sent as integers, decimals as floats, the rest as text.")(f)
+    f = click.option("--db", metavar="URL",
+                     help="Database to read from: duckdb:///file.duckdb, sqlite:///file.sqlite, "
+                          "postgresql://user@host/db, bigquery://project/dataset [default: $CUSTSEG_DB_URL]. "
+                          "A password left out comes from $CUSTSEG_DB_PASSWORD; it is never shown.")(f)
+    f = click.option("--table", metavar="NAME", help="Read the whole table NAME from --db instead of DATA.")(f)
+    return click.option("--sql", metavar="QUERY",
+                        help="Read customers from this SELECT on --db instead of DATA.")(f)
+
+
+def _store_option(f):
+    return click.option("--store", is_flag=False, flag_value="", default=None, metavar="[URL]",
+                        help="Also record into the segment store at URL; --store alone: $CUSTSEG_STORE_URL or "
+                             "~/.local/share/custseg/store.duckdb. Without it, recorded only when "
+                             "$CUSTSEG_STORE_URL is set.")(f)
+
+
+def _read_store_option(f):
+    return click.option("--store", metavar="URL",
+                        help="The segment store [default: $CUSTSEG_STORE_URL, else "
+                             "~/.local/share/custseg/store.duckdb].")(f)
+
+
+def _recorded(run_id) -> str:
+    return "" if run_id is None else f"\nrecorded in the store as run {run_id}"
 
 
 def _common_options(f):
@@ -142,17 +176,22 @@ def _summary(result, out: Path) -> str:
 
 
 @cli.command()
-@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@_source_options
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the outputs (must be empty or absent, unless --force).")
+@_store_option
 @_settings_options
 @_common_options
-def run(data, out, force, quiet, **settings):
-    """Segment the portfolio in DATA (CSV or Parquet) and write everything to --out.
+def run(data, sql, table, db, params, out, store, force, quiet, **settings):
+    """Segment the portfolio in DATA (CSV or Parquet), or from a database
+    (--sql/--table with --db), and write everything to --out.
 
     \b
     Writes segments.csv, profiles.csv/.json, metrics.json, data_quality.json,
     description.json, model.json, report.html, report.md and figures/.
+    With --store the run is also recorded in the segment store: the folder
+    and the store record are written together or not at all.
     Nothing is written if the run fails.
 
     \b
@@ -160,14 +199,18 @@ def run(data, out, force, quiet, **settings):
       custseg run cards.csv --out out
       custseg run cards.parquet --out out --k 5 --seed 7 --force
       custseg run cards.csv --out out --features notebook --bootstrap 100
+      custseg run --table cards --db duckdb:///cards.duckdb --out out --store
+      custseg run --db "$URL" --sql 'SELECT * FROM cards WHERE "TENURE" = :t' --param t=12 --out out
     """
     from . import run as runs
 
     config = _settings(**settings)
+    source = runs.open_input(data, sql, table, db, params)
+    sink = runs.run_sink(out, source, force=force, store=store)
     with bar(runs.progress_total(config), "segmenting", quiet=quiet) as progress:
-        result = runs.run(data, runs.folder_sink(out, data, force=force), config, progress=progress)
+        result = runs.run(source, sink, config, progress=progress)
     _changes(result.quality)
-    _say(quiet, _summary(result, out) + _reference_summary(result.reference))
+    _say(quiet, _summary(result, out) + _reference_summary(result.reference) + _recorded(getattr(sink, "run_id", None)))
 
 
 def _reference_summary(reference) -> str:
@@ -183,14 +226,16 @@ def _reference_summary(reference) -> str:
 
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@_source_options
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the assignments (.csv or .parquet).")
 @click.option("--drift-json", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the drift report (PSI per column and feature, customers far from every centre).")
+@_store_option
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary (drift warnings are still shown).")
-def predict(model, data, output, drift_json, force, quiet):
+def predict(model, data, sql, table, db, params, output, drift_json, store, force, quiet):
     """Assign the customers in DATA to the segments of a saved MODEL.
 
     \b
@@ -208,10 +253,12 @@ def predict(model, data, output, drift_json, force, quiet):
     Examples:
       custseg predict out/model.json december.csv -o december_segments.csv
       custseg predict out/model.json december.parquet -o scored.parquet --drift-json drift.json
+      custseg predict out/model.json --table december --db duckdb:///cards.duckdb -o scored.csv --store
     """
     from . import run as runs
 
-    scoring = runs.predict_with_drift(model, data, output, force=force, drift_json=drift_json)
+    source = runs.open_input(data, sql, table, db, params)
+    scoring = runs.predict_with_drift(model, source, output, force=force, drift_json=drift_json, store=store)
     table = scoring.table
     counts = table.groupby(["segment", "segment_name"], sort=True).size()
     _changes(scoring.quality)
@@ -221,7 +268,7 @@ def predict(model, data, output, drift_json, force, quiet):
     if scoring.drift is not None and scoring.drift.far_share is not None:
         lines.append(f"{scoring.drift.far_share:.1%} of customers are farther from every centre than 99 % of "
                      "the training customers (about 1 % expected)")
-    _say(quiet, "\n".join(lines))
+    _say(quiet, "\n".join(lines) + _recorded(scoring.run_id))
 
 
 def _drift(scoring) -> None:
@@ -315,14 +362,15 @@ def demo(out, rows, seed, force, quiet):
 
 
 @cli.command("compare-models")
-@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@_source_options
 @_settings_options(exclude=("n_boot", "reference"))
 @click.option("--bootstrap", "compare_boot", default=COMPARE_BOOTSTRAP, show_default=True, type=click.IntRange(min=2),
               help="Bootstrap refits per algorithm for the comparison's stability column.")
 @click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path),
               help="Also write comparison.csv and comparison.json to this folder.")
 @_common_options
-def compare_models_cmd(data, compare_boot, out, force, quiet, **settings):
+def compare_models_cmd(data, sql, table, db, params, compare_boot, out, force, quiet, **settings):
     """Fit six clustering algorithms on the same features and compare them.
 
     \b
@@ -340,9 +388,121 @@ def compare_models_cmd(data, compare_boot, out, force, quiet, **settings):
     from . import run as runs
 
     config = _settings(**settings)  # n_boot (the run's bootstrap) plays no part in a comparison
+    source = runs.open_input(data, sql, table, db, params)
     with bar(runs.compare_total(config, compare_boot), "comparing", quiet=quiet) as progress:
-        _, table = runs.compare(data, config, n_boot=compare_boot, out=out, force=force, progress=progress)
-    click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        _, comparison = runs.compare(source, config, n_boot=compare_boot, out=out, force=force, progress=progress)
+    click.echo(comparison.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+@cli.command("load-db")
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--db", metavar="URL", help="Database to load into [default: $CUSTSEG_DB_URL]; a DuckDB or "
+                                          "SQLite file is created if absent.")
+@click.option("--table", required=True, metavar="NAME", help="Table to write (NAME or SCHEMA.NAME).")
+@click.option("--mode", type=click.Choice(["replace", "append"]), default="replace", show_default=True,
+              help="replace: drop a table of that name and create it from the file's columns; "
+                   "append: add the rows to it (created if absent).")
+@click.option("--quiet", "-q", is_flag=True, help="No summary.")
+def load_db(data, db, table, mode, quiet):
+    """Load a CSV or Parquet file into a database table, in one transaction.
+
+    \b
+    Columns keep the file's names; numbers become DOUBLE/BIGINT, text TEXT.
+    If anything fails the table is left exactly as it was.
+
+    \b
+    Examples:
+      custseg load-db cc_general.csv --db duckdb:///cards.duckdb --table cards
+      custseg load-db more.parquet --db "$URL" --table cards --mode append
+    """
+    from . import run as runs
+
+    rows, where = runs.load_db(data, db, table, mode=mode)
+    what = "replaced the table" if mode == "replace" else "appended to the table"
+    _say(quiet, f"{rows:,} rows loaded from {data} into {where} (mode {mode}: {what})")
+
+
+@cli.command()
+@_read_store_option
+def history(store):
+    """List the runs and scorings recorded in the segment store, oldest first.
+
+    \b
+    One line each: run id, time (UTC), kind, customers, k, model id, source.
+
+    \b
+    Examples:
+      custseg history
+      custseg history --store postgresql://analyst@db.bank/segments
+    """
+    from . import run as runs
+
+    label, runs_found = runs.history(store)
+    if not runs_found:
+        click.echo(f"no runs recorded in {label}")
+    for summary in runs_found:
+        click.echo(summary.line())
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@_read_store_option
+def show(run_id, store):
+    """Print the summary of one stored run (RUN: its id or a unique prefix).
+
+    \b
+    Examples:
+      custseg show 20261128-154934-a1b2c3
+      custseg show 20261128-1549 --store segments.duckdb
+    """
+    from . import run as runs
+
+    click.echo(_stored_summary(runs.stored_run(run_id, store)))
+
+
+def _stored_summary(record) -> str:
+    lines = [f"run {record.run_id}  ({record.kind}, {record.created_at})",
+             f"source       {record.source}",
+             f"customers    {record.n_customers:,}",
+             f"fingerprint  {record.fingerprint}",
+             f"model id     {record.model_id}",
+             f"k            {record.k}"]
+    settings = ", ".join(f"{k}={v}" for k, v in record.settings.items())
+    if settings:
+        lines.append(f"settings     {settings}")
+    selection = record.metrics.get("selection", {})
+    if "clear_structure" in selection:
+        clear = selection["clear_structure"]
+        lines.append(f"structure    {'clear' if clear else 'no clear structure; best available k'}")
+    sizes = record.assignments.groupby(["segment", "segment_name"], sort=True).size()
+    status = dict(record.profiles["stability_status"]) if "stability_status" in record.profiles.columns else {}
+    lines.append("segments")
+    for (number, name), size in sizes.items():
+        lines.append(f"  {number:>2}  {name:<40} {size:>9,}  {status.get(number, '')}".rstrip())
+    return "\n".join(lines)
+
+
+@cli.command("report")
+@click.argument("run_id", metavar="RUN")
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the outputs (must be empty or absent, unless --force).")
+@_read_store_option
+@click.option("--force", is_flag=True, help="Replace the contents of a folder an earlier custseg run wrote.")
+def report_cmd(run_id, out, store, force):
+    """Write a stored run's report and files again, from the segment store.
+
+    \b
+    The same files the run wrote (segments.csv, profiles, metrics, model.json,
+    report.html, report.md, figures/), all or nothing.
+
+    \b
+    Examples:
+      custseg report 20261128-154934-a1b2c3 --out rerun
+    """
+    from . import run as runs
+
+    record = runs.report_run(run_id, out, store=store, force=force)
+    click.echo(f"run {record.run_id} → {out}/ (open {out}/report.html)")
 
 
 @cli.command("compare")

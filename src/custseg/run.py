@@ -8,6 +8,8 @@ two in sequence; a notebook can call them, or the stages, one by one.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from .selection import n_steps as selection_steps
 from .segmenter import Segmenter
 from .settings import COMPARE_BOOTSTRAP, Settings
 from .sinks.base import Sink
+from .sources import Source
 from .sinks.folder import FolderSink, check_out_dir, check_writable, write_failure
 from .stability import Stability, bootstrap_stability
 
@@ -274,6 +277,8 @@ def progress_total(settings: Settings) -> int:
 def run(source, sink: Sink, settings: Settings | None = None, *, name: str | None = None,
         progress: Progress | None = None) -> RunResult:
     """Segment ``source`` and write the run to ``sink``; the sink's refusals come before any computation."""
+    if isinstance(source, Source):
+        source.columns()  # an unreachable database, a bad query or a missing table is refused before any write
     sink.check(_path_of(source))
     if settings is not None and settings.reference is not None:
         sink.check(Path(settings.reference))  # the reference model is an input too: never replaced
@@ -322,21 +327,25 @@ def check_output_file(output: str | Path, *, force: bool, inputs=(), what: str =
     return output
 
 
-def predict(model_path: str | Path, data, output: str | Path, *, force: bool = False):
+def predict(model_path: str | Path, data, output: str | Path, *, force: bool = False, store=None):
     """Score ``data`` with a saved model and write the assignments (.csv or .parquet) atomically.
 
-    Returns the assignments and the data-quality report of ``data`` (validated as in training).
+    With ``store`` (see :func:`recording_store`) the scoring is also recorded there, in
+    the same all-or-nothing way as :func:`run_sink`'s runs. Returns the assignments, the
+    data-quality report of ``data`` (validated as in training) and the stored run id
+    (``None`` when not recording).
     """
-    scoring = predict_with_drift(model_path, data, output, force=force)
-    return scoring.table, scoring.quality
+    scoring = predict_with_drift(model_path, data, output, force=force, store=store)
+    return scoring.table, scoring.quality, scoring.run_id
 
 
 def predict_with_drift(model_path: str | Path, data, output: str | Path, *, force: bool = False,
-                       drift_json: str | Path | None = None) -> Scoring:
+                       drift_json: str | Path | None = None, store=None) -> Scoring:
     """Like :func:`predict`, and check the scored population for drift (:mod:`custseg.drift`).
 
     The drift report (or, for a model file without a training distribution, why
-    there is none) is written to ``drift_json`` when given, after the scores.
+    there is none) is written to ``drift_json`` when given, after the scores; with a
+    ``store`` both are written inside the store's transaction.
     """
     output = Path(output)
     if output.suffix.lower() not in (".csv", ".parquet"):
@@ -349,15 +358,29 @@ def predict_with_drift(model_path: str | Path, data, output: str | Path, *, forc
         if Path(drift_json).absolute() == output.absolute():
             raise CustsegError(f"--drift-json {drift_json} is the same file as the scores -o {output}; give two names.")
         check_output_file(drift_json, force=force, inputs=(model_path, source), what="drift report")
+    recorder = recording_store(store)
+    if recorder is not None:
+        recorder.schema_version()
     scoring = score_with_drift(model_path, data)
-    write_table(scoring.table, output)
-    if drift_json is not None:
-        try:
-            with replacing(drift_json) as tmp:
-                write_json(tmp, scoring.drift_dict())
-        except OSError as exc:
-            raise CustsegError(f"Could not write {drift_json}: {write_failure(exc)}.") from None
-    return scoring
+
+    def write() -> None:
+        write_table(scoring.table, output)
+        if drift_json is not None:
+            try:
+                with replacing(drift_json) as tmp:
+                    write_json(tmp, scoring.drift_dict())
+            except OSError as exc:
+                raise CustsegError(f"Could not write {drift_json}: {write_failure(exc)}.") from None
+
+    if recorder is None:
+        write()
+        return scoring
+    from .sinks.store import StoreSink
+
+    run_id = StoreSink(recorder).write_predictions(scoring.table, source=getattr(data, "label", str(data)),
+                                                   fingerprint=scoring.fingerprint, state=scoring.state,
+                                                   write=write)
+    return replace(scoring, run_id=run_id)
 
 
 def write_table(table: pd.DataFrame, output: Path) -> None:
@@ -499,3 +522,169 @@ def make_months(folder: str | Path, rows: int, months: int, *, seed: int = 0, mo
 
     sink.write_files(fill)
     return written[0]
+
+
+# ------------------------------------------------------------------ databases and the segment store
+
+
+def open_input(data=None, sql: str | None = None, table: str | None = None, db=None,
+               params: Mapping[str, object] | Sequence[str] | None = None):
+    """What a command reads customers from: the file ``data``, or ``sql`` / ``table`` in the database ``db``.
+
+    Exactly one of ``data``, ``sql`` and ``table`` must be given. ``db`` defaults to
+    ``CUSTSEG_DB_URL``; ``params`` fills the query's ``:name`` placeholders as bound
+    parameters (a mapping, or ``name=value`` texts as on the command line, see
+    :func:`query_params`). A file comes back as its path, a query or table as a
+    :class:`~custseg.sources.sql.SQLSource` (its label masks any password).
+
+    Raises
+    ------
+    CustsegError
+        None or several of the three given, ``--db``/``--param`` with a file, ``--param`` with a table.
+    """
+    given = [flag for flag, value in (("DATA", data), ("--sql", sql), ("--table", table)) if value is not None]
+    if len(given) != 1:
+        said = "none was" if not given else " and ".join(given) + " were"
+        raise CustsegError(f"Give the customers either as a file (DATA) or from a database (--sql QUERY or "
+                           f"--table NAME, with --db URL): exactly one of the three; {said} given.")
+    if data is not None:
+        if db is not None or params:
+            raise CustsegError("--db and --param go with --sql or --table; DATA is read as a file.")
+        return data
+    if params and table is not None:
+        raise CustsegError("--param fills the :name placeholders of an --sql query; --table has none.")
+    from .sources.sql import SQLSource
+
+    values = query_params(params) if params is not None and not isinstance(params, Mapping) else params
+    return SQLSource(db, query=sql, table=table, params=values)
+
+
+_INTEGER = re.compile(r"[+-]?(0|[1-9][0-9]*)")
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def query_params(pairs: Sequence[str]) -> dict[str, object]:
+    """``name=value`` texts as bound parameters: whole numbers become ``int``, decimals ``float``,
+    everything else (``01234`` included) stays text.
+
+    Raises
+    ------
+    CustsegError
+        A text without ``=`` or a name that is not a placeholder name, or a name given twice.
+    """
+    values: dict[str, object] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise CustsegError(f"--param '{pair}': write it as name=value, where :name is a placeholder "
+                               "in the --sql query.")
+        if name in values:
+            raise CustsegError(f"--param {name} is given twice; give each placeholder one value.")
+        values[name] = int(text) if _INTEGER.fullmatch(text) else float(text) if _DECIMAL.fullmatch(text) else text
+    return values
+
+
+def load_db(data, db=None, table: str = "customers", *, mode: str = "replace") -> tuple[int, str]:
+    """Load the file ``data`` into ``table`` of ``db`` (``custseg load-db``); return the rows and how to name the table.
+
+    See :func:`custseg.dbload.load_table` for the modes; one transaction, all or nothing.
+    """
+    from .credentials import mask_url, resolve_url
+    from .dbload import load_table
+
+    url = resolve_url(db)
+    return load_table(data, url, table, mode=mode), f"{mask_url(url)} table {table}"
+
+
+def recording_store(store=None):
+    """The :class:`~custseg.sinks.store.Store` a run or scoring records into, or ``None``.
+
+    Recording is opt-in: ``store`` is a URL, ``""`` (``--store`` without a value: the
+    default store, ``CUSTSEG_STORE_URL`` or ``~/.local/share/custseg/store.duckdb``), or
+    ``None``: then runs are recorded only when ``CUSTSEG_STORE_URL`` is set.
+    """
+    import os
+
+    from .credentials import STORE_URL_ENV
+    from .sinks.store import Store
+
+    if store is None:
+        return Store(os.environ[STORE_URL_ENV]) if os.environ.get(STORE_URL_ENV, "").strip() else None
+    return Store(store or None)
+
+
+def run_sink(out: str | Path, source=None, *, force: bool = False, store=None) -> Sink:
+    """The sink of ``custseg run``: the folder ``out``, and the store when recording (:func:`recording_store`).
+
+    When recording, the folder is written inside the store's transaction, after the
+    run's rows are inserted and before they are committed, so both land or neither does
+    (:class:`~custseg.sinks.store.StoreSink`).
+    """
+    folder = folder_sink(out, source, force=force)
+    recorder = recording_store(store)
+    if recorder is None:
+        return folder
+    from .sinks.store import StoreSink
+
+    return StoreSink(recorder, alongside=folder)
+
+
+def stored_store(store=None):
+    """The store ``history``, ``show`` and ``report`` read: ``store``, else ``CUSTSEG_STORE_URL``, else the
+    default file."""
+    from .sinks.store import Store
+
+    return Store(store or None)
+
+
+def history(store=None) -> tuple[str, list]:
+    """The store's label and its runs, oldest first (:class:`~custseg.sinks.store.RunSummary`)."""
+    found = stored_store(store)
+    return found.label, found.history()
+
+
+def stored_run(run_id: str, store=None):
+    """The run ``run_id`` (or a unique prefix of it) as a :class:`~custseg.sinks.store.RunRecord`."""
+    return stored_store(store).get_run(run_id)
+
+
+def report_run(run_id: str, out: str | Path, *, store=None, force: bool = False):
+    """Render a stored run again into the folder ``out`` (all or nothing); return its record.
+
+    Writes what the run wrote: segments.csv, profiles.csv/.json, metrics.json,
+    data_quality.json, description.json, model.json, report.html, report.md, figures/.
+
+    Raises
+    ------
+    CustsegError
+        No such run, or it is a scoring (``custseg predict``), which has no report.
+    """
+    found = stored_store(store)
+    record = found.get_run(run_id)
+    if record.kind != "run" or not record.description:
+        raise CustsegError(f"{found.label}: {record.run_id} is a scoring (custseg predict), not a run; only runs "
+                           "have a report. custseg show prints what it recorded.")
+    sink = FolderSink(out, force=force)
+    sink.check()
+    sink.write_files(lambda staging: write_stored_files(record, staging))
+    return record
+
+
+def write_stored_files(record, folder: Path) -> None:
+    """Write a stored run's files into an existing (staging) folder, as :func:`write_run_files` wrote them."""
+    import json
+
+    from .description import from_dict
+    from .report import render_all
+
+    data = json.loads(record.description)
+    description = from_dict(data, source=f"the description of run {record.run_id}")
+    record.assignments.to_csv(folder / "segments.csv", index=False, lineterminator="\n")
+    record.profiles.to_csv(folder / "profiles.csv", float_format="%.6g", lineterminator="\n")
+    write_json(folder / "profiles.json", {"segments": data["segments"], "portfolio": data["portfolio"]})
+    write_json(folder / "metrics.json", data["metrics"])
+    write_json(folder / "data_quality.json", data["data_quality"])
+    write_json(folder / "description.json", data)
+    (folder / MODEL_FILE).write_text(record.model, encoding="utf-8")
+    render_all(description, folder)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ import pandas as pd
 from . import schema
 from .drift import DriftReport, drift_report
 from .load import load
-from .persist import load_model, segment_identities
+from .persist import fingerprint, load_model, segment_identities
 from .quality import QualityReport, validate
 
 #: Said when a model file predates stored training distributions.
@@ -32,12 +32,21 @@ class Scoring:
         Drift against the training distribution; ``None`` when the model has none.
     model_id : str
         The scoring model's id.
+    fingerprint : str
+        SHA-256 of the scored (validated) data, as the segment store records it.
+    state : dict
+        The model file's state (what the store records about the model).
+    run_id : str or None
+        The store's id of this scoring, once recorded.
     """
 
     table: pd.DataFrame
     quality: QualityReport
     drift: DriftReport | None
     model_id: str
+    fingerprint: str = ""
+    state: dict = field(default_factory=dict, repr=False)
+    run_id: str | None = None
 
     def warnings(self) -> list[str]:
         """Lines for standard error: drifted and watched columns with a hint, or why drift was not checked."""
@@ -98,7 +107,7 @@ def score_with_drift(model_path: str | Path, data) -> Scoring:
         features = pd.DataFrame(Z, columns=list(model.feature_names_out_), index=frame.index)
         drift = drift_report(state["training_distribution"], frame[list(model.required_columns_)], features,
                              distances)
-    return Scoring(table, report, drift, str(state["model_id"]))
+    return Scoring(table, report, drift, str(state["model_id"]), fingerprint(frame), state)
 
 
 def assignments(ids: pd.Series, labels: np.ndarray, distances: np.ndarray, names: list[str],

@@ -16,11 +16,10 @@ error; PostgreSQL and SQLite serialise writers themselves.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -41,6 +40,8 @@ LOCK_WAIT = 120.0
 #: Assignment rows per insert batch (and per progress tick).
 WRITE_ROWS = 100_000
 DEFAULT_STORE = Path("~/.local/share/custseg/store.duckdb")
+#: Hex digits of a model id shown in one-line summaries (the store keeps the whole id).
+MODEL_ID_SHOWN = 16
 _PG_LOCK_KEY = 0x6375737473656700 >> 8  # "custseg" as a number: serialises schema creation on PostgreSQL
 
 _meta = sa.MetaData()
@@ -91,7 +92,8 @@ class RunRecord:
     ``assignments`` has the columns of segments.csv (customer_id, segment, segment_name,
     distance_to_centre); ``profiles`` is the table of profiles.csv (index ``segment``).
     ``model`` and ``description`` are the JSON texts of model.json and description.json,
-    enough to render the run again. ``run_id`` and ``created_at`` are set when recorded.
+    enough to render the run again; ``model_id`` is the model file's own ``model_id``.
+    ``run_id`` and ``created_at`` are set when recorded.
     """
 
     source: str
@@ -127,7 +129,7 @@ class RunSummary:
 
     def line(self) -> str:
         return (f"{self.run_id}  {self.created_at[:19]}Z  {self.kind:<7}  {self.n_customers:>10,} customers  "
-                f"k={self.k:<3} model {self.model_id}  {self.source}")
+                f"k={self.k:<3} model {self.model_id[:MODEL_ID_SHOWN]}  {self.source}")
 
 
 def default_store_url() -> str:
@@ -135,16 +137,6 @@ def default_store_url() -> str:
     import os
 
     return os.environ.get(STORE_URL_ENV) or f"duckdb:///{DEFAULT_STORE.expanduser()}"
-
-
-def model_id(model_text: str) -> str:
-    """A model's id: the ``model_id`` its model.json carries (:func:`custseg.persist.model_id`, a hash of
-    the fitted state), or for an older file without one the first 16 hex digits of the SHA-256 of its text."""
-    try:
-        stated = json.loads(model_text).get("model_id")
-    except (ValueError, AttributeError):
-        stated = None
-    return stated if isinstance(stated, str) and stated else hashlib.sha256(model_text.encode("utf-8")).hexdigest()[:16]
 
 
 def new_run_id(now: datetime) -> str:
@@ -173,10 +165,14 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def record_run(self, record: RunRecord, *, progress: Progress | None = None) -> str:
+    def record_run(self, record: RunRecord, *, progress: Progress | None = None,
+                   before_commit: Callable[[], object] | None = None) -> str:
         """Write ``record`` in one transaction and return its run id.
 
         ``progress`` (anything with ``update(n)``) advances by the assignment rows written.
+        ``before_commit`` is called inside the transaction once every row is inserted: if
+        it raises, nothing is recorded (a run's output folder or file is written there, so
+        the store and the files land together or not at all).
         """
         now = datetime.now(timezone.utc)
         run_id = record.run_id or new_run_id(now)
@@ -194,14 +190,17 @@ class Store:
                 part = assignments.iloc[start:start + WRITE_ROWS]
                 insert_frame(conn, ASSIGNMENTS, part)
                 tick(progress, len(part))
+            if before_commit is not None:
+                before_commit()
         return run_id
 
     def record_predictions(self, table: pd.DataFrame, *, source: str, fingerprint: str, model_id: str, k: int,
-                           settings: dict | None = None, progress: Progress | None = None) -> str:
+                           settings: dict | None = None, progress: Progress | None = None,
+                           before_commit: Callable[[], object] | None = None) -> str:
         """Record a scoring (``custseg predict``): its assignments table and the model it used."""
         return self.record_run(RunRecord(source=source, fingerprint=fingerprint, settings=settings or {}, k=k,
                                          metrics={}, model_id=model_id, assignments=table, kind="predict"),
-                               progress=progress)
+                               progress=progress, before_commit=before_commit)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -284,17 +283,57 @@ class Store:
 
 
 class StoreSink(Sink):
-    """Record a finished :class:`~custseg.run.RunResult` into a :class:`Store`; ``write`` returns the run id."""
+    """Record a finished :class:`~custseg.run.RunResult` into a :class:`Store`; ``write`` returns the run id.
 
-    def __init__(self, store: Store | str | None = None, *, progress: Progress | None = None):
+    ``alongside`` (e.g. a :class:`~custseg.sinks.folder.FolderSink`) is written inside the
+    store's transaction, after the run's rows are inserted and before they are committed:
+    if it fails nothing is recorded, and if recording fails before the commit the other
+    sink is never written. Only a failure of the commit itself (the connection lost at
+    that instant) can leave the other sink's output without its stored run.
+    """
+
+    def __init__(self, store: Store | str | None = None, *, progress: Progress | None = None,
+                 alongside: Sink | None = None):
         self.store = store if isinstance(store, Store) else Store(store)
         self.progress = progress
+        self.alongside = alongside
+        self.run_id: str | None = None  # of the last run or scoring written
 
     def check(self, result_source=None) -> None:
+        if self.alongside is not None:
+            self.alongside.check(result_source)
         self.store.schema_version()
 
     def write(self, result) -> str:
-        return self.store.record_run(record_from_result(result), progress=self.progress)
+        later = None if self.alongside is None else (lambda: self.alongside.write(result))
+        return self._record(record_from_result(result), later)
+
+    def write_predictions(self, table: pd.DataFrame, *, source: str, fingerprint: str, state: dict,
+                          write: Callable[[], object] | None = None) -> str:
+        """Record a scoring (assignments ``table`` of ``source`` by the model whose file state is ``state``).
+
+        ``write`` (writing the scores file) runs inside the transaction, as ``alongside`` does for runs.
+        """
+        record = RunRecord(source=source, fingerprint=fingerprint, settings={}, k=len(state["centers"]), metrics={},
+                           model_id=state["model_id"], assignments=table, kind="predict")
+        return self._record(record, write)
+
+    def _record(self, record: RunRecord, write: Callable[[], object] | None) -> str:
+        written = []
+
+        def later() -> None:
+            write()
+            written.append(True)
+
+        try:
+            self.run_id = self.store.record_run(record, progress=self.progress,
+                                                before_commit=None if write is None else later)
+            return self.run_id
+        except CustsegError as exc:
+            if written:  # the commit itself failed after the outputs were written
+                raise CustsegError(f"{exc} The outputs were written, but this {record.kind} was NOT recorded in "
+                                   f"{self.store.label}; run it again to record it.") from None
+            raise
 
 
 def record_from_result(result) -> RunRecord:
@@ -313,7 +352,7 @@ def record_from_result(result) -> RunRecord:
     model_text = json.dumps(state, indent=1, allow_nan=False) + "\n"
     return RunRecord(source=result.portfolio.source, fingerprint=training["fingerprint"],
                      settings=jsonable(asdict(result.config)), k=int(result.model.n_clusters_),
-                     metrics=description["metrics"], model_id=model_id(model_text),
+                     metrics=description["metrics"], model_id=state["model_id"],
                      assignments=result.segments_table(), profiles=profiles_csv(result), model=model_text,
                      description=dumps(description))
 

@@ -5,7 +5,7 @@ import pytest
 
 import custseg
 from custseg.datasets import generate
-from custseg.summary import RISK_SIGNALS, insights, risk_text
+from custseg.summary import FACT_WORDS, RISK_SIGNALS, insights, risk_text
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,9 @@ def test_paragraph_names_counts_first_target_and_main_risk(result):
     assert f"Target first: {first.name} (segment {first.segment}, {first.size:,} customers" in text
     top = ins.actions[first.segment].actions[0]
     assert top.why in text
+    for cond, value in top.triggers.items():  # the numbers behind the action are quoted
+        if cond.split()[0] in FACT_WORDS:
+            assert f"{value:.0%} {FACT_WORDS[cond.split()[0]]}" in text
     over = next(c for c in ins.value.concentration if c.signal == "over-limit accounts")
     assert text.endswith(over.sentence)
     largest = max(ins.summary.rows, key=lambda r: r.size)

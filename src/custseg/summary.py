@@ -96,6 +96,18 @@ def executive_summary(names: list[SegmentName], value: PortfolioValue, actions: 
     return ExecutiveSummary(_paragraph(rows, value, actions, n), tuple(rows))
 
 
+FACT_WORDS = {"share_over_limit": "over their limit", "share_minimum_only": "paying only about the minimum",
+              "median_utilisation": "median limit use", "median_cash_share": "median cash share of use",
+              "share_cash_users": "taking cash advances", "value_share": "of the estimated revenue"}
+
+
+def _evidence(triggers: dict) -> str:
+    """The numeric facts behind an action, e.g. " (49% paying only about the minimum)"."""
+    shown = [f"{value:.0%} {FACT_WORDS[cond.split()[0]]}" for cond, value in triggers.items()
+             if cond.split()[0] in FACT_WORDS and isinstance(value, float)]
+    return f" ({', '.join(shown)})" if shown else ""
+
+
 def _paragraph(rows: list[SummaryRow], value: PortfolioValue, actions: dict[int, SegmentActions], n: int) -> str:
     counts = {st: sum(r.stability == st for r in rows) for st in ("stable", "weak", "unstable")}
     trust = ", ".join(f"{c} {st}" for st, c in counts.items() if c)
@@ -108,7 +120,7 @@ def _paragraph(rows: list[SummaryRow], value: PortfolioValue, actions: dict[int,
     if top is not None:
         text.append(f"Target first: {first.name} (segment {first.segment}, {first.size:,} customers, "
                     f"{first.value_share:.0%} of the estimated revenue, {first.stability}): "
-                    f"{top.action[0].lower() + top.action[1:]}, because {top.why}.")
+                    f"{top.action[0].lower() + top.action[1:]}, because {top.why}{_evidence(top.triggers)}.")
     main = next((c for c in value.concentration if c.signal == "over-limit accounts"), None)
     if main is not None:
         text.append(f"Main risk: {main.sentence}")

@@ -100,7 +100,7 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
         stability = bootstrap_stability(Z, model.labels_, n_boot=config.n_boot, random_state=config.seed,
                                         progress=progress)
     profiles = profile(portfolio.frame, model.labels_, model.n_clusters_)
-    names = name_segments(profiles)
+    names = name_segments(portfolio.frame, model.labels_, model.n_clusters_)
     return RunResult(config, portfolio, quality, model, stability, profiles, names, distances,
                      projection(Z, model.labels_, model.cluster_centers_, config.seed))
 

@@ -105,7 +105,8 @@ def test_segments_are_numbered_from_one_in_every_output(written, description):
     assert [r["segment"] for r in data["metrics"]["stability"]["segments"]] == list(range(1, k + 1))
     assert read_json(written, "metrics.json") == data["metrics"]
     assert read_json(written, "data_quality.json") == data["data_quality"]
-    assert read_json(written, "profiles.json") == {"segments": data["segments"], "portfolio": data["portfolio"]}
+    assert read_json(written, "profiles.json") == {"segments": data["segments"], "portfolio": data["portfolio"],
+                                                   "insights": data["insights"]}
 
 
 def test_stored_description_renders_the_same_report(written, tmp_path):
@@ -133,7 +134,9 @@ def test_other_schema_versions_are_refused(description, version):
     (lambda d: d["metrics"].update(inertia=float("nan")), r"metrics\.inertia should be a finite number, not nan"),
     (lambda d: d["training"].update(n_customers=None), r"training\.n_customers should be an integer"),
     (lambda d: d["metrics"]["stability"].pop("thresholds"), r"metrics\.stability has missing field\(s\) thresholds"),
-    (lambda d: d["segments"][0].update(colour="red"), r"segments\[0\] has unknown field\(s\) colour"),
+    (lambda d: d["segments"][0].update(color=1), r"segments\[0\] has unknown field\(s\) color"),
+    (lambda d: d["segments"][0].update(colour="red"), r"segments\[0\]\.colour should be an integer"),
+    (lambda d: d["segments"][0]["actions"].update(priority=None), r"actions\.priority should be an integer"),
     (lambda d: d.update(features="log_balance"), r"description\.features should be a list"),
 ])
 def test_malformed_fields_are_named(description, change, where):

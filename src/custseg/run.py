@@ -33,9 +33,12 @@ from .settings import Settings
 from .sinks.base import Sink
 from .sinks.folder import FolderSink, check_writable
 from .stability import Stability, bootstrap_stability
+from .summary import Insights, insights
 
 MODEL_FILE = "model.json"
 SCATTER_POINTS = 3000
+#: Customers in the per-customer silhouette diagram's sample.
+SILHOUETTE_POINTS = 3000
 
 
 #: The library's earlier name for :class:`~custseg.settings.Settings`.
@@ -61,7 +64,9 @@ class RunResult:
     profiles: Profiles
     names: list[SegmentName]
     distances: np.ndarray
+    insights: Insights
     projection: dict = field(default_factory=dict)
+    silhouettes: dict = field(default_factory=dict)
 
     @property
     def labels(self) -> np.ndarray:
@@ -101,22 +106,52 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
                                         progress=progress)
     profiles = profile(portfolio.frame, model.labels_, model.n_clusters_)
     names = name_segments(portfolio.frame, model.labels_, model.n_clusters_)
-    return RunResult(config, portfolio, quality, model, stability, profiles, names, distances,
-                     projection(Z, model.labels_, model.cluster_centers_, config.seed))
+    found = insights(portfolio.frame, model.labels_, Z, model.cluster_centers_, model.inertia_, stability.segments,
+                     names=names, random_state=config.seed)
+    return RunResult(config, portfolio, quality, model, stability, profiles, names, distances, found,
+                     projection(Z, model.labels_, model.cluster_centers_, config.seed,
+                                features=[str(f) for f in model.feature_names_out_]),
+                     silhouettes(Z, model.labels_, config.seed))
 
 
-def projection(Z: np.ndarray, labels: np.ndarray, centers: np.ndarray, seed: int) -> dict:
-    """A 2-D principal-component view of a sample of customers and of the centres, for the scatter figure."""
+def _sample(n: int, size: int, seed: int, purpose: str) -> np.ndarray:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, *purpose.encode()]))
+    return np.sort(rng.choice(n, size=min(size, n), replace=False))
+
+
+def projection(Z: np.ndarray, labels: np.ndarray, centers: np.ndarray, seed: int,
+               features: list[str] | None = None) -> dict:
+    """A 2-D principal-component view of a sample of customers and of the centres, for the scatter figure.
+
+    ``loadings`` maps each feature to its weight on the two axes (what the axes capture).
+    """
     from sklearn.decomposition import PCA
 
     pca = PCA(n_components=2, random_state=seed).fit(Z)
     rng = np.random.default_rng(seed)
     take = np.sort(rng.choice(len(Z), size=min(SCATTER_POINTS, len(Z)), replace=False))
     xy = pca.transform(Z[take])
+    # a component's sign is arbitrary: fix it so its largest loading is positive (same picture every run)
+    signs = np.sign(pca.components_[np.arange(2), np.abs(pca.components_).argmax(axis=1)])
+    xy, comps = xy * signs, pca.components_ * signs[:, None]
+    features = features or [f"feature {j + 1}" for j in range(Z.shape[1])]
     return {"explained_variance": pca.explained_variance_ratio_.tolist(),
+            "loadings": {f: np.round(comps[:, j], 4).tolist() for j, f in enumerate(features)},
             "x": np.round(xy[:, 0], 4).tolist(), "y": np.round(xy[:, 1], 4).tolist(),
             "segment": (labels[take] + 1).tolist(),
-            "centres": np.round(pca.transform(centers), 4).tolist()}
+            "centres": np.round(pca.transform(centers) * signs, 4).tolist()}
+
+
+def silhouettes(Z: np.ndarray, labels: np.ndarray, seed: int) -> dict:
+    """Per-customer silhouette widths on a sample of customers (silhouette diagram), 1-based segments."""
+    from sklearn.metrics import silhouette_samples
+
+    take = _sample(len(Z), SILHOUETTE_POINTS, seed, "silhouettes")
+    if len(np.unique(labels[take])) < 2:
+        return {}
+    values = silhouette_samples(Z[take], labels[take])
+    return {"sample_size": int(len(take)), "mean": float(values.mean()),
+            "segment": (labels[take] + 1).tolist(), "value": np.round(values, 4).tolist()}
 
 
 def write_run_files(result: RunResult, folder: Path) -> None:
@@ -125,9 +160,12 @@ def write_run_files(result: RunResult, folder: Path) -> None:
 
     result.segments_table().to_csv(folder / "segments.csv", index=False, lineterminator="\n")
     profiles_csv(result).to_csv(folder / "profiles.csv", float_format="%.6g", lineterminator="\n")
+    result.insights.table().to_csv(folder / "segments_summary.csv", index=False, float_format="%.6g",
+                                   lineterminator="\n")
     description = result.describe()
     data = to_dict(description)
-    write_json(folder / "profiles.json", {"segments": data["segments"], "portfolio": data["portfolio"]})
+    write_json(folder / "profiles.json", {"segments": data["segments"], "portfolio": data["portfolio"],
+                                          "insights": data["insights"]})
     write_json(folder / "metrics.json", data["metrics"])
     write_json(folder / "data_quality.json", data["data_quality"])
     write_json(folder / "description.json", data)
@@ -148,6 +186,10 @@ def profiles_csv(result: RunResult) -> pd.DataFrame:
     stab = result.stability.segments
     wide.insert(3, "stability", stab["jaccard_mean"].to_numpy())
     wide.insert(4, "stability_status", stab["status"].to_numpy())
+    table = result.insights.table().set_index("segment")
+    risks = pd.Series({r.segment: r.risk for r in result.insights.summary.rows})
+    for col in ("value_share", "total_per_customer", "risk", "priority", "top_action", "rule", "rule_fidelity"):
+        wide[col] = (table[col] if col != "risk" else risks).reindex(wide.index).to_numpy()
     return wide
 
 

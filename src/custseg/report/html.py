@@ -198,7 +198,8 @@ def _fact(value) -> str:
 def _summary(description: Description) -> dict:
     ins = description.insights
     colour = {s.segment: colour_for(s.colour) for s in description.segments}
-    rows = [{"number": text(r.segment), "name": r.name, "size": fmt_int(r.size), "share": fmt_share(r.share, 0),
+    names = {s.segment: s.name for s in description.segments}
+    rows = [{"number": text(r.segment), "name": names.get(r.segment, r.name), "size": fmt_int(r.size), "share": fmt_share(r.share, 0),
              "value_share": fmt_share(r.value_share, 0), "risk": r.risk, "stability": r.stability,
              "jaccard": fmt_float(r.jaccard, 2), "top_action": r.top_action, "priority": text(r.priority),
              "colour": colour.get(r.segment, "#888888")} for r in ins.executive_summary.rows]

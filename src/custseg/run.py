@@ -299,6 +299,22 @@ def compare(source, settings: Settings | None = None, *, n_boot: int = 20, out: 
     return model.n_clusters_, table
 
 
+def eda(source, out: str | Path, *, force: bool = False, name: str | None = None):
+    """Validate ``source`` and write its data-and-quality view (figures, eda.html, eda.md, eda.json) into
+    ``out``, all or nothing. Returns the :class:`custseg.exploration.Exploration` and the quality report."""
+    from .exploration import explore
+    from .jsonio import jsonable
+    from .report.eda import write_eda
+
+    sink = folder_sink(out, source, force=force)
+    sink.check(_path_of(source))
+    portfolio, quality = validate(load(source, name=name), required=required_columns(Settings().features))
+    exploration = explore(portfolio.frame)
+    sink.write_files(lambda staging: write_eda(exploration, jsonable(quality.to_dict()), staging),
+                     _path_of(source))
+    return exploration, quality
+
+
 def compare_total(settings: Settings, n_boot: int) -> int:
     from .compare import n_steps
 

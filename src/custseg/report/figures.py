@@ -428,8 +428,8 @@ def projection_figure(description: Description) -> Figure | None:
         return None
     colours = colours_of(segs)
     ev = proj.explained_variance
-    fig = _new_figure(10.0, 7.4, layout=None)
-    ax = fig.add_axes((0.08, 0.12, 0.6, 0.78))
+    fig = _new_figure(10.8, 7.4, layout=None)
+    ax = fig.add_axes((0.08, 0.12, 0.55, 0.78))
     lab_arr = np.array(proj.segment)
     for seg, colour in zip(segs, colours):
         take = lab_arr == seg.segment
@@ -461,7 +461,7 @@ def projection_figure(description: Description) -> Figure | None:
     for handle in legend.legend_handles:
         handle.set_alpha(1.0)
     if math.isfinite(total):
-        fig.text(0.70, 0.14, textwrap.fill(
+        fig.text(0.66, 0.14, textwrap.fill(
             f"The two axes together show {total:.0%} of the spread of the customers in the model space; "
             f"the rest ({1 - total:.0%}) is in directions this map cannot show, so segments that overlap "
             "here may still be apart.", 38), fontsize=8.5, color="#444444", va="bottom")
@@ -647,12 +647,12 @@ def distributions_figure(description: Description) -> Figure | None:
     height = 2.3 * nrows + 0.6
     fig = _new_figure(12.0, height, layout=None)
     axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw={
-        "left": 0.06, "right": 0.99, "top": 1 - 0.55 / height, "bottom": 0.5 / height, "wspace": 0.32,
+        "left": 0.06, "right": 0.99, "top": 1 - 0.75 / height, "bottom": 0.5 / height, "wspace": 0.32,
         "hspace": 0.75}).ravel()
     for ax, c in zip(axes, cols):
         edges = np.array([num(e) for e in c.edges])
         ax.stairs(c.counts, edges, fill=True, color="#4a78a8", alpha=0.85)
-        ax.set_title(label(c.column) if c.column in LABELS else c.column, loc="left", fontsize=9)
+        ax.set_title(c.column, loc="left", fontsize=9)
         ax.tick_params(labelsize=7.5)
         if c.scale == "log1p":
             pos, lab = _log_ticks(float(edges[-1]))
@@ -700,8 +700,9 @@ def correlation_figure(description: Description) -> Figure | None:
     if len(ex.correlation_columns) < 2:
         return None
     values = np.array([[num(v) for v in row] for row in ex.correlation])
-    annotations = [["" if i == j or not math.isfinite(v) else f"{v:.1f}".replace("-", "−").replace("0.", ".")
+    annotations = [["" if i == j or not math.isfinite(v) else f"{v:+.1f}".replace("-", "−").replace("+", "")
                     for j, v in enumerate(row)] for i, row in enumerate(values)]
+    values[np.eye(len(values), dtype=bool)] = np.nan
     n = len(ex.correlation_columns)
     import warnings
 
@@ -710,7 +711,7 @@ def correlation_figure(description: Description) -> Figure | None:
     labels_ = ex.correlation_columns
     left = 0.3 + _text_width(labels_, 8.5)
     side = 0.48 * n
-    fig = _new_figure(left + side + 1.4, side + left * 0.75 + 0.6, layout=None)
+    fig = _new_figure(left + side + 1.4, side + left + 0.5, layout=None)
     W, H = fig.get_size_inches()
     ax = fig.add_axes((left / W, 0.3 / H, side / W, side / H))
     cax = fig.add_axes(((left + side + 0.2) / W, 0.3 / H, 0.18 / W, side / H))
@@ -719,6 +720,7 @@ def correlation_figure(description: Description) -> Figure | None:
         sns.heatmap(values, ax=ax, cbar_ax=cax, cmap="RdBu_r", vmin=-1, vmax=1, center=0,
                     annot=np.array(annotations), fmt="", annot_kws={"fontsize": 7}, linewidths=0.4,
                     linecolor="white", square=True, xticklabels=labels_, yticklabels=labels_,
+                    mask=np.eye(len(values), dtype=bool),
                     cbar_kws={"label": "Spearman rank correlation"})
     ax.xaxis.tick_top()
     ax.tick_params(axis="x", labelrotation=90, labelsize=8, length=0)
@@ -815,6 +817,9 @@ def _honest_axis(ax, key: str, values: np.ndarray, errors: np.ndarray | None) ->
         ax.text(ax.get_xlim()[1], 0.0, "no structure ", ha="right", va="bottom", fontsize=7.5, color="#666666")
     if np.nanmin(values) >= 0:
         ax.set_ylim(0, top * 1.08)
+    else:
+        span = top - float(np.nanmin(values))
+        ax.set_ylim(float(np.nanmin(values)) - 0.1 * span, top + 0.1 * span)
 
 
 def _tick(value: float, _pos) -> str:

@@ -318,7 +318,7 @@ def profile_figure(description: Description) -> Figure | None:
     fig, ax = _heatmap_figure(values, annotations, vmax=vmax, cmap="RdBu_r",
              xlabels=[_seg_label(s, width=14) for s in segs],
              ylabels=[label(f) for f in features],
-             cbar_label="Segment centre (standard deviations from the portfolio average)")
+             cbar_label="Centre (sd from the average)")
     _colour_tick_labels(ax, colours_of(segs))
     ax.set_title("Segment centres: red = above the portfolio average, blue = below", loc="left", pad=12)
     return fig
@@ -514,7 +514,7 @@ def boxes_figure(description: Description) -> Figure | None:
     height = 0.32 * len(segs) * nrows + 1.1 * nrows + 0.8
     fig = _new_figure(11.0, height, layout=None)
     axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw={
-        "left": 0.07, "right": 0.98, "top": 1 - 0.65 / height, "bottom": 0.55 / height, "wspace": 0.18,
+        "left": 0.07, "right": 0.98, "top": 1 - 0.95 / height, "bottom": 0.55 / height, "wspace": 0.18,
         "hspace": 1.0 / (0.32 * len(segs) + 0.2)}).ravel()
     colours = colours_of(segs)
     for ax, (k, lab, kind) in zip(axes, keys):
@@ -642,7 +642,7 @@ def distributions_figure(description: Description) -> Figure | None:
     cols = [c for c in description.exploration.columns if c.counts]
     if not cols:
         return None
-    ncols = 4
+    ncols = 3
     nrows = math.ceil(len(cols) / ncols)
     height = 2.3 * nrows + 0.6
     fig = _new_figure(12.0, height, layout=None)

@@ -12,7 +12,7 @@ import pytest
 from custseg.datasets import generate
 from custseg.description import Description, PortfolioStatistic, Provenance, StabilityScore
 from custseg.report import render_all
-from custseg.report.figures import FIGURE_ORDER, sizes_figure
+from custseg.report.figures import FIGURE_ORDER, make_figures, sizes_figure
 from custseg.report.html import render_html
 from custseg.report.markdown import render_markdown
 from custseg.run import RunConfig, segment
@@ -136,15 +136,14 @@ def test_no_timestamps(rendered):
         assert b"Software" not in data and b"tIME" not in data
 
 
-def test_renders_without_projection(description, tmp_path):
+def test_renders_without_projection(description):
     d = copy.deepcopy(description)
     d.projection = None
-    render_all(d, tmp_path)
-    assert not (tmp_path / "figures" / "projection.png").exists()
-    md = read(tmp_path, "report.md")
+    assert make_figures(d, ("projection", "sizes")).keys() == {"sizes"}
+    md = render_markdown(d, ["sizes"])
     assert "projection.png" not in md
     assert d.segments[0].name in md
-    assert 'id="fig-projection"' not in read(tmp_path, "report.html")
+    assert 'id="fig-projection"' not in render_html(d, {"sizes": b"png"})
 
 
 def test_tolerates_missing_optional_parts_and_nulls(description, tmp_path):

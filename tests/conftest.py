@@ -18,3 +18,23 @@ def real_data_path() -> Path:
             pytest.fail(f"CI=true but the real portfolio is missing at {REAL_DATA}")
         pytest.skip(f"real portfolio not found at {REAL_DATA} (place ../shared beside the checkout)")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def real_run(real_data_path, tmp_path_factory) -> Path:
+    """The outputs of `custseg run` on the real portfolio with the default settings (computed once)."""
+    from click.testing import CliRunner
+
+    from custseg.cli import cli
+
+    out = tmp_path_factory.mktemp("real") / "first"
+    res = CliRunner().invoke(cli, ["run", str(real_data_path), "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def needed_in_ci(reason: str):
+    """Skip with ``reason`` outside CI; fail under ``CI=true``, where the tool must be installed."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)

@@ -12,7 +12,7 @@ from helpers import tiny_portfolio
 
 FAST = ["--k-max", "4", "--n-init", "2", "--bootstrap", "4", "--gap-refs", "2", "--quiet"]
 OUTPUTS = {"segments.csv", "profiles.csv", "profiles.json", "metrics.json", "data_quality.json",
-           "description.json", "model.json", "report.html", "report.md", "figures"}
+           "description.json", "model.json", "report.html", "report.md", "figures", "segments_summary.csv"}
 
 
 @pytest.fixture()
@@ -235,3 +235,21 @@ def test_demo_report_names_its_synthetic_source(tmp_path):
     assert invoke("demo", "--out", out, "--rows", 1000, "--seed", 2, "-q").exit_code == 0
     assert json.loads((out / "data_quality.json").read_text())["source"].startswith("synthetic portfolio")
     assert "&lt;DataFrame&gt;" not in (out / "report.html").read_text()
+
+
+def test_eda_writes_the_data_part_alone(data, tmp_path):
+    out = tmp_path / "eda"
+    res = invoke("eda", data, "--out", out, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in out.iterdir()} >= {"eda.html", "eda.md", "eda.json", "figures"}
+    assert sorted(p.name for p in (out / "figures").iterdir()) == sorted(
+        f"{n}.{ext}" for n in ("correlation", "distributions", "missing") for ext in ("png", "svg"))
+    stored = json.loads((out / "eda.json").read_text())
+    raw = pd.read_csv(data)
+    columns = {c["column"]: c for c in stored["exploration"]["columns"]}
+    assert columns["MINIMUM_PAYMENTS"]["missing"] == raw["MINIMUM_PAYMENTS"].isna().sum()
+    assert columns["BALANCE"]["median"] == pytest.approx(raw["BALANCE"].median())
+    html = (out / "eda.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "http" not in html
+    again = invoke("eda", data, "--out", out, "--quiet")
+    assert again.exit_code == 2 and "not empty" in again.output

@@ -105,7 +105,8 @@ def test_segments_are_numbered_from_one_in_every_output(written, description):
     assert [r["segment"] for r in data["metrics"]["stability"]["segments"]] == list(range(1, k + 1))
     assert read_json(written, "metrics.json") == data["metrics"]
     assert read_json(written, "data_quality.json") == data["data_quality"]
-    assert read_json(written, "profiles.json") == {"segments": data["segments"], "portfolio": data["portfolio"]}
+    assert read_json(written, "profiles.json") == {"segments": data["segments"], "portfolio": data["portfolio"],
+                                                   "insights": data["insights"]}
 
 
 def test_stored_description_renders_the_same_report(written, tmp_path):
@@ -133,7 +134,9 @@ def test_other_schema_versions_are_refused(description, version):
     (lambda d: d["metrics"].update(inertia=float("nan")), r"metrics\.inertia should be a finite number, not nan"),
     (lambda d: d["training"].update(n_customers=None), r"training\.n_customers should be an integer"),
     (lambda d: d["metrics"]["stability"].pop("thresholds"), r"metrics\.stability has missing field\(s\) thresholds"),
-    (lambda d: d["segments"][0].update(colour="red"), r"segments\[0\] has unknown field\(s\) colour"),
+    (lambda d: d["segments"][0].update(color=1), r"segments\[0\] has unknown field\(s\) color"),
+    (lambda d: d["segments"][0].update(colour="red"), r"segments\[0\]\.colour should be an integer"),
+    (lambda d: d["segments"][0]["actions"].update(priority=None), r"actions\.priority should be an integer"),
     (lambda d: d.update(features="log_balance"), r"description\.features should be a list"),
 ])
 def test_malformed_fields_are_named(description, change, where):
@@ -158,3 +161,77 @@ def test_optional_parts_may_be_null(description):
 def test_not_an_object_is_refused():
     with pytest.raises(CustsegError, match="not a JSON object"):
         from_dict([1, 2, 3], source="list.json")
+
+
+# --------------------------------------------------------------------------- insights re-derived from the files
+
+def test_executive_summary_rows_match_the_segments(written):
+    data = read_json(written, "profiles.json")
+    segs = {s["segment"]: s for s in data["segments"]}
+    rows = data["insights"]["executive_summary"]["rows"]
+    assert [r["segment"] for r in rows] == sorted(segs)
+    for r in rows:
+        s = segs[r["segment"]]
+        assert (r["name"], r["size"], r["stability"]) == (s["name"], s["size"], s["stability"]["status"])
+        assert r["share"] == pytest.approx(s["share"])
+        assert r["jaccard"] == pytest.approx(s["stability"]["jaccard_mean"])
+        assert r["value_share"] == pytest.approx(s["value"]["value_share"])
+        assert r["top_action"] == s["actions"]["actions"][0]["action"]
+        assert r["priority"] == s["actions"]["priority"]
+        assert r["risk"] == s["risk_summary"]
+    assert sorted(r["priority"] for r in rows) == list(range(1, len(rows) + 1))
+    assert sum(s["value"]["value_share"] for s in segs.values()) == pytest.approx(1.0)
+
+
+def test_executive_paragraph_says_what_the_data_say(written):
+    data = read_json(written, "description.json")
+    segs = data["segments"]
+    text = data["insights"]["executive_summary"]["paragraph"]
+    n = data["training"]["n_customers"]
+    assert text.startswith(f"The {n:,} customers form {len(segs)} segments")
+    for status in ("stable", "weak", "unstable"):
+        count = sum(s["stability"]["status"] == status for s in segs)
+        assert (f"{count} {status}" in text) == bool(count)
+    largest = sorted(segs, key=lambda s: (-s["size"], s["segment"]))[:3]
+    assert "The largest are " + ", ".join(f"{s['name']} ({s['share']:.0%})" for s in largest) + "." in text
+    first = min(segs, key=lambda s: s["actions"]["priority"])
+    assert (f"Target first: {first['name']} (segment {first['segment']}, {first['size']:,} customers, "
+            f"{first['value']['value_share']:.0%} of the estimated revenue, {first['stability']['status']})") in text
+    assert first["actions"]["actions"][0]["why"] in text
+
+
+def test_concentration_and_totals_add_up_from_the_segments(written):
+    data = read_json(written, "description.json")
+    segs, ins = data["segments"], data["insights"]
+    for key in ("interest", "interchange", "cash_advance_fees", "total"):
+        assert ins["value_total"][key] == pytest.approx(sum(s["value"]["total"][key] for s in segs))
+    over = next(c for c in ins["concentration"] if c["signal"] == "over-limit accounts")
+    counts = {s["segment"]: s["risk"]["n_over_limit"] for s in segs}
+    assert over["total"] == sum(counts.values())
+    assert over["count"] == counts[over["segment"]] == max(counts.values())
+    assert over["sentence"].startswith(f"{over['count']} of the {over['total']} over-limit accounts")
+    assert f"Main risk: {over['sentence']}" in ins["executive_summary"]["paragraph"]
+    assert 0 < ins["rules"]["fidelity"] <= 1
+    assert ins["rules"]["fidelity"] == pytest.approx(
+        sum(s["fidelity"] * s["size"] for s in segs) / sum(s["size"] for s in segs), abs=1e-6)
+
+
+def test_segments_summary_csv_matches_profiles_json(written):
+    import pandas as pd
+
+    table = pd.read_csv(written / "segments_summary.csv")
+    segs = read_json(written, "profiles.json")["segments"]
+    assert list(table["segment"]) == [s["segment"] for s in segs]
+    assert list(table["segment_name"]) == [s["name"] for s in segs]
+    assert table["value_share"].to_numpy() == pytest.approx([s["value"]["value_share"] for s in segs], rel=1e-5)
+    assert list(table["rule"]) == [s["rule"] for s in segs]
+    assert table["rule_fidelity"].to_numpy() == pytest.approx([s["fidelity"] for s in segs], rel=1e-5)
+    profiles = pd.read_csv(written / "profiles.csv")
+    assert list(profiles["top_action"]) == list(table["top_action"])
+
+
+def test_replicates_give_the_mean_and_colours_default_to_the_number(description):
+    for row, seg in zip(description.metrics.stability.segments, description.segments):
+        assert len(row.replicates) == description.metrics.stability.n_boot
+        assert np.nanmean(np.array(row.replicates, dtype=float)) == pytest.approx(row.jaccard_mean)
+        assert seg.colour == seg.segment - 1

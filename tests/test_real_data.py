@@ -11,15 +11,11 @@ from custseg.cli import cli
 
 
 @pytest.fixture(scope="module")
-def runs(real_data_path, tmp_path_factory):
-    base = tmp_path_factory.mktemp("real")
-    outs = []
-    for name in ("first", "second"):
-        out = base / name
-        res = CliRunner().invoke(cli, ["run", str(real_data_path), "--out", str(out), "--quiet"])
-        assert res.exit_code == 0, res.output
-        outs.append(out)
-    return outs
+def runs(real_run, real_data_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("real") / "second"
+    res = CliRunner().invoke(cli, ["run", str(real_data_path), "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    return [real_run, out]
 
 
 def test_every_customer_assigned_once(runs, real_data_path):

@@ -12,7 +12,7 @@ import pytest
 from custseg.datasets import generate
 from custseg.description import Description, PortfolioStatistic, Provenance, StabilityScore
 from custseg.report import render_all
-from custseg.report.figures import FIGURE_ORDER, sizes_figure
+from custseg.report.figures import FIGURE_ORDER, make_figures, sizes_figure
 from custseg.report.html import render_html
 from custseg.report.markdown import render_markdown
 from custseg.run import RunConfig, segment
@@ -48,6 +48,7 @@ def test_all_files_exist(rendered):
     assert (rendered / "report.md").is_file()
     pngs = sorted(p.stem for p in (rendered / "figures").glob("*.png"))
     assert pngs == sorted(FIGURE_ORDER)
+    assert sorted(p.stem for p in (rendered / "figures").glob("*.svg")) == pngs
 
 
 def test_pngs_are_valid_and_named_as_linked(rendered):
@@ -74,15 +75,17 @@ def test_every_segment_name_and_size_appears(rendered, description):
 
 def test_every_section_appears(rendered, description):
     html, md = read(rendered, "report.html"), read(rendered, "report.md")
-    for section in ("summary", "segments", "evidence", "data-quality", "methods"):
+    for section in ("summary", "segments", "evidence", "data", "methods"):
         assert f'<section id="{section}">' in html
-    for heading in ("## Summary", "## Segments", "### Segment profiles", "## Are the segments real?",
-                    "### Choice of the number of segments", "### Stability of each segment", "## Data quality",
-                    "## Methods"):
+    assert html.index('<section id="summary">') < html.index('<section id="segments">') < \
+        html.index('<section id="evidence">') < html.index('<section id="data">') < html.index('<section id="methods">')
+    for heading in ("## Executive summary", "## Segments in detail", "## Choice of k and stability",
+                    "### Choice of the number of segments", "### Stability of each segment", "## Data and quality",
+                    "## Features and method"):
         assert f"\n{heading}\n" in md
     for seg in description.segments:
         assert f'id="segment-{seg.segment}"' in html
-        assert f"#### {seg.segment}. {seg.name}" in md
+        assert f"### {seg.segment}. {seg.name}" in md
 
 
 def test_selection_reason_appears(rendered, description):
@@ -133,15 +136,14 @@ def test_no_timestamps(rendered):
         assert b"Software" not in data and b"tIME" not in data
 
 
-def test_renders_without_projection(description, tmp_path):
+def test_renders_without_projection(description):
     d = copy.deepcopy(description)
     d.projection = None
-    render_all(d, tmp_path)
-    assert not (tmp_path / "figures" / "projection.png").exists()
-    md = read(tmp_path, "report.md")
+    assert make_figures(d, ("projection", "sizes")).keys() == {"sizes"}
+    md = render_markdown(d, ["sizes"])
     assert "projection.png" not in md
     assert d.segments[0].name in md
-    assert 'id="fig-projection"' not in read(tmp_path, "report.html")
+    assert 'id="fig-projection"' not in render_html(d, {"sizes": b"png"})
 
 
 def test_tolerates_missing_optional_parts_and_nulls(description, tmp_path):
@@ -183,6 +185,7 @@ def test_markdown_table_cells_cannot_break_rows(description):
     d.segments[0].name = "A | B\nC"
     md = render_markdown(d, [])
     rows = [line for line in md.splitlines() if line.startswith("| 1 |")]
+    assert "### 1. A \\| B C" in md
     assert rows and all("A \\| B C" in r for r in rows)
 
 
@@ -193,8 +196,10 @@ def test_ten_segments_render(description, tmp_path):
     for i, seg in enumerate(extra, start=n + 1):
         seg.segment = i
         seg.name = f"Extra segment {i}"
+        seg.colour = i - 1
     d.segments += extra
     d.projection.centres += [d.projection.centres[i % n] for i in range(10 - n)]
+    d.centre_distances = [[float(abs(i - j)) for j in range(10)] for i in range(10)]
     render_all(d, tmp_path)
     md = read(tmp_path, "report.md")
     for seg in d.segments:

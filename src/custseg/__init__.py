@@ -6,7 +6,7 @@ The stages, each usable on its own::
     portfolio, quality = custseg.validate(portfolio)         # quality.py
     model = custseg.Segmenter().fit(portfolio.frame)         # features.py + selection.py + segmenter.py
     profiles = custseg.profile(portfolio.frame, model.labels_, model.n_clusters_)   # profiles.py
-    names = custseg.name_segments(profiles)                  # naming.py
+    names = custseg.name_segments(portfolio.frame, model.labels_)  # naming.py
 
 or all at once: ``custseg.segment("cards.csv")`` then ``custseg.write_outputs(result, "out")``.
 """

@@ -361,6 +361,30 @@ def demo(out, rows, seed, force, quiet):
     _say(quiet, _summary(result, out) + f"\nagreement with the true archetypes: ARI {ari:.3f}")
 
 
+@cli.command()
+@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the outputs (must be empty or absent, unless --force).")
+@_common_options
+def eda(data, out, force, quiet):
+    """A first look at a new extract: each column's distribution, missing values, correlations, quality.
+
+    \b
+    Writes eda.html (self-contained), eda.md, eda.json and figures/ (PNG and SVG)
+    into --out; nothing is segmented. Nothing is written if it fails.
+
+    \b
+    Examples:
+      custseg eda cards.csv --out first-look
+    """
+    from . import run as runs
+
+    exploration, quality = runs.eda(data, out, force=force)
+    _changes(quality)
+    _say(quiet, f"{exploration.n_rows:,} customers, {len(exploration.columns)} columns → {out}/ "
+                f"(open {out}/eda.html)")
+
+
 @cli.command("compare-models")
 @click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @_source_options

@@ -24,7 +24,10 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from .errors import CustsegError
+from .exploration import Exploration, explore
 from .jsonio import jsonable
 from .persist import versions
 
@@ -33,12 +36,14 @@ if TYPE_CHECKING:
 
 #: Version of the description's layout, written as its ``schema_version``. Raise it when a
 #: field is added, removed, renamed or changes meaning; :func:`from_dict` reads only this version.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-__all__ = ["SCHEMA_VERSION", "Baseline", "DataQuality", "Description", "EvidenceRow", "Finding", "Metrics",
-           "PortfolioStatistic", "Projection", "Provenance", "SegmentDescription", "SegmentStability",
-           "Selection", "StabilityScore", "StabilitySummary", "Statistic", "Thresholds", "Training",
-           "describe", "from_dict", "to_dict"]
+__all__ = ["SCHEMA_VERSION", "Action", "Baseline", "ClaimCheck", "ClaimTest", "Concentration", "DataQuality",
+           "Description", "Effect", "EvidenceRow", "ExecutiveSummary", "Finding", "Metrics", "PortfolioInsights",
+           "PortfolioStatistic", "Projection", "Provenance", "Quantiles", "RuleCondition", "RulesSummary",
+           "SegmentActions", "SegmentDescription", "SegmentRule", "SegmentStability", "SegmentValue", "Selection",
+           "Silhouettes", "StabilityScore", "StabilitySummary", "Statistic", "SummaryRow", "Thresholds",
+           "Training", "describe", "from_dict", "to_dict"]
 
 
 @dataclass
@@ -140,6 +145,7 @@ class SegmentStability:
     jaccard_mean: float | None
     jaccard_sd: float | None
     status: str
+    replicates: list[float | None]
 
 
 @dataclass
@@ -189,18 +195,131 @@ class StabilityScore:
 
 
 @dataclass
-class SegmentDescription:
-    """One segment: size, profile in original units, name, stability and centre in model space."""
+class ClaimTest:
+    """One test of a claim: a robust statistic of the segment against a threshold."""
+
+    statistic: str
+    value: float | None
+    op: str
+    threshold: float | None
+    holds: bool
+
+
+@dataclass
+class ClaimCheck:
+    """A claim a segment's name makes, with its tests (see :mod:`custseg.claims`)."""
+
+    claim: str
+    label: str
+    holds: bool
+    tests: list[ClaimTest]
+
+
+@dataclass
+class Effect:
+    """Rank-biserial effect of one measure, segment against the rest (see :mod:`custseg.naming`)."""
+
+    measure: str
+    effect: float | None
+    median: float | None
+    portfolio_median: float | None
+    share_positive: float | None
+    portfolio_share_positive: float | None
+
+
+@dataclass
+class SegmentValue:
+    """Revenue proxies per customer and in total (per year), and the share of the portfolio's."""
+
+    per_customer: dict[str, float | None]
+    total: dict[str, float | None]
+    value_share: float | None
+
+
+@dataclass
+class Action:
+    """A playbook action suggested for a segment, with the facts that triggered it."""
+
+    id: str
+    action: str
+    why: str
+    stake: str
+    stake_per_customer: float | None
+    triggers: dict[str, Any]
+
+
+@dataclass
+class SegmentActions:
+    """A segment's suggested actions (largest stake first) and its priority across segments (1 = first)."""
 
     segment: int
+    priority: int
+    priority_score: float | None
+    stability_weight: float
+    actions: list[Action]
+
+
+@dataclass
+class RuleCondition:
+    column: str
+    op: str
+    threshold: float
+
+
+@dataclass
+class SegmentRule:
+    """A short rule on original columns that picks the segment, and how well it does."""
+
+    segment: int
+    rule: str
+    order: int
+    conditions: list[RuleCondition]
+    fidelity: float | None
+    precision: float | None
+    recall: float | None
+    price_of_explainability: float | None
+
+
+@dataclass
+class Quantiles:
+    """5th, 25th, 50th, 75th and 95th percentiles of one measure within a segment (box plots)."""
+
+    q05: float | None
+    q25: float | None
+    median: float | None
+    q75: float | None
+    q95: float | None
+
+
+@dataclass
+class SegmentDescription:
+    """One segment: size, profile, name, stability, centre, value and risk, actions and rule.
+
+    ``colour`` is the segment's colour index (its identity, not its size rank), which every
+    figure and the HTML use through :func:`custseg.report.palette.colour_for`.
+    """
+
+    segment: int
+    colour: int
     size: int
     share: float
     variables: dict[str, Statistic]
+    distribution: dict[str, Quantiles]
     name: str
     description: str
     traits: list[str]
     stability: StabilityScore
     centre: dict[str, float]
+    claims: list[ClaimCheck]
+    held_claims: list[str]
+    effects: list[Effect]
+    value: SegmentValue
+    risk: dict[str, float | None]
+    risk_summary: str
+    actions: SegmentActions
+    rule: str
+    fidelity: float | None
+    rule_detail: SegmentRule
 
 
 @dataclass
@@ -208,10 +327,76 @@ class Projection:
     """A 2-D principal-component view of a customer sample and of the centres (the scatter figure)."""
 
     explained_variance: list[float]
+    loadings: dict[str, list[float]]
     x: list[float]
     y: list[float]
     segment: list[int]
     centres: list[list[float]]
+
+
+@dataclass
+class Silhouettes:
+    """Per-customer silhouette widths of the chosen segmentation on a sample (the silhouette diagram)."""
+
+    sample_size: int
+    mean: float | None
+    segment: list[int]
+    value: list[float]
+
+
+@dataclass
+class SummaryRow:
+    """One segment's line in the executive table (see :class:`custseg.summary.SummaryRow`)."""
+
+    segment: int
+    name: str
+    size: int
+    share: float | None
+    value_share: float | None
+    risk: str
+    stability: str
+    jaccard: float | None
+    top_action: str
+    priority: int
+
+
+@dataclass
+class ExecutiveSummary:
+    paragraph: str
+    rows: list[SummaryRow]
+
+
+@dataclass
+class Concentration:
+    """Where the customers with one risk flag sit, as counts and a sentence made from them."""
+
+    signal: str
+    segment: int
+    count: int
+    total: int
+    segment_share: float | None
+    sentence: str
+
+
+@dataclass
+class RulesSummary:
+    method: str
+    default_segment: int
+    fidelity: float | None
+    price_of_explainability: float | None
+
+
+@dataclass
+class PortfolioInsights:
+    """Portfolio-level insights: the executive summary, value assumptions and totals, risk
+    concentration and the rules' overall fidelity and price of explainability."""
+
+    executive_summary: ExecutiveSummary
+    value_assumptions: dict[str, float]
+    value_total: dict[str, float | None]
+    annualisation: str
+    concentration: list[Concentration]
+    rules: RulesSummary
 
 
 @dataclass
@@ -222,11 +407,15 @@ class Description:
     custseg: Provenance
     training: Training
     data_quality: DataQuality
+    exploration: Exploration
     features: list[str]
     metrics: Metrics
+    insights: PortfolioInsights
     segments: list[SegmentDescription]
     portfolio: dict[str, PortfolioStatistic]
+    centre_distances: list[list[float]]
     projection: Projection | None
+    silhouettes: Silhouettes | None
 
 
 # --------------------------------------------------------------------------- from a run
@@ -239,10 +428,13 @@ def describe(result: RunResult) -> Description:
     profiles = jsonable(result.profiles.to_dict())
     quality = jsonable(result.quality.to_dict())
     selection = jsonable(model.selection_.to_dict())
+    centres = np.asarray(model.cluster_centers_, dtype=float)
+    distances = np.sqrt(((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=-1))
     return Description(
         custseg=Provenance(versions=versions(), config=jsonable(result.config.to_dict())),
         training=Training(**jsonable(result.training_info())),
         data_quality=DataQuality(**{**quality, "findings": [Finding(**f) for f in quality["findings"]]}),
+        exploration=_typed(Exploration, explore(result.portfolio.frame).to_dict()),
         features=features,
         metrics=Metrics(chosen_k=int(model.n_clusters_),
                         selection=Selection(**{**selection,
@@ -250,34 +442,94 @@ def describe(result: RunResult) -> Description:
                                                else None,
                                                "table": [EvidenceRow(**r) for r in selection["table"]]}),
                         stability=stability, inertia=jsonable(model.inertia_)),
+        insights=_typed(PortfolioInsights, result.insights.to_dict()),
         segments=_segments(result, profiles["segments"], stability, features),
         portfolio={var: PortfolioStatistic(**stats) for var, stats in profiles["portfolio"].items()},
-        projection=Projection(**jsonable(result.projection)) if result.projection else None,
+        centre_distances=jsonable(np.round(distances, 4)),
+        projection=_typed(Projection, result.projection) if result.projection else None,
+        silhouettes=_typed(Silhouettes, result.silhouettes) if result.silhouettes else None,
     )
+
+
+def _typed(cls, data: Mapping):
+    """A part of the description built from its plain data, checked as :func:`from_dict` checks it."""
+    return _parse(cls, jsonable(data), "the run", cls.__name__)
 
 
 def _segments(result: RunResult, profiles: list[dict], stability: StabilitySummary,
               features: list[str]) -> list[SegmentDescription]:
     scores = {row.segment: row for row in stability.segments}
     centres = jsonable(result.model.cluster_centers_)
+    rows = {r.segment: r for r in result.insights.summary.rows}
+    quantiles = _quantiles(result.portfolio.frame, result.labels)
     segments = []
-    # centres by position: a segment's number is its identity's, which skips the numbers of vanished segments
+    # centres, insights and quantiles by model position; a segment's number is its identity's, which skips the
+    # numbers of vanished segments
     for position, (name, prof) in enumerate(zip(result.names, profiles)):
-        score = scores[name.segment]
+        number = name.segment
+        score = scores[number]
+        extra = _typed(_InsightFields, {**result.insights.segment_fields(position + 1),
+                                        "risk_summary": rows[position + 1].risk})
         segments.append(SegmentDescription(
-            segment=prof["segment"], size=prof["size"], share=prof["share"],
+            segment=prof["segment"], colour=_colour(result, position), size=prof["size"], share=prof["share"],
             variables={var: Statistic(**stats) for var, stats in prof["variables"].items()},
+            distribution=quantiles.get(position + 1, {}),
             name=name.name, description=name.description, traits=list(name.traits),
             stability=StabilityScore(score.jaccard_mean, score.jaccard_sd, score.status),
-            centre=dict(zip(features, centres[position]))))
+            centre=dict(zip(features, centres[position])),
+            **{f.name: getattr(extra, f.name) for f in fields(_InsightFields)}))
     return segments
+
+
+def _colour(result, position: int) -> int:
+    """The segment's colour index: its identity's (kept across refits with --reference), else its position."""
+    identities = getattr(result, "identities", None)
+    return int(identities[position].colour) if identities else position
+
+
+@dataclass
+class _InsightFields:
+    """The per-segment fields :meth:`custseg.summary.Insights.segment_fields` gives."""
+
+    claims: list[ClaimCheck]
+    held_claims: list[str]
+    effects: list[Effect]
+    value: SegmentValue
+    risk: dict[str, float | None]
+    risk_summary: str
+    actions: SegmentActions
+    rule: str
+    fidelity: float | None
+    rule_detail: SegmentRule
+
+
+#: Measures whose spread per segment the report shows as box plots.
+DISTRIBUTION_MEASURES = ("purchases_per_month", "cash_advance_per_month", "BALANCE", "CREDIT_LIMIT",
+                         "limit_utilisation", "PRC_FULL_PAYMENT", "PURCHASES_FREQUENCY",
+                         "payments_per_month")
+
+
+def _quantiles(frame, labels) -> dict[int, dict[str, Quantiles]]:
+    from .profiles import _variables as variables
+
+    values = variables(frame)
+    keep = [m for m in DISTRIBUTION_MEASURES if m in values.columns]
+    segment = np.asarray(labels) + 1
+    out: dict[int, dict[str, Quantiles]] = {}
+    for seg in np.unique(segment):
+        part = values.loc[segment == seg, keep]
+        out[int(seg)] = {m: Quantiles(*jsonable(part[m].quantile([0.05, 0.25, 0.5, 0.75, 0.95]).to_numpy()))
+                         for m in keep}
+    return out
 
 
 def _stability(stability, numbers) -> StabilitySummary:
     d = jsonable(stability.to_dict())
-    # one row per segment in ascending label order, keyed by the labels it was given; outputs number
-    # segments by their identity (``numbers``, ascending in model order)
-    rows = [SegmentStability(**{**row, "segment": int(number)}) for number, row in zip(numbers, d["segments"])]
+    # one row per segment in ascending label order; outputs number segments by their identity (``numbers``,
+    # ascending in model order)
+    reps = stability.jaccard if getattr(stability, "jaccard", None) is not None else np.empty((0, len(d["segments"])))
+    rows = [SegmentStability(**{**row, "segment": int(number), "replicates": jsonable(reps[:, position])})
+            for position, (number, row) in enumerate(zip(numbers, d["segments"]))]
     return StabilitySummary(n_boot=d["n_boot"], mean_ari=d["mean_ari"], thresholds=Thresholds(**d["thresholds"]),
                             segments=rows)
 

@@ -39,6 +39,7 @@ from .sinks.base import Sink
 from .sources import Source
 from .sinks.folder import FolderSink, check_out_dir, check_writable, write_failure
 from .stability import Stability, bootstrap_stability
+from .summary import Insights, insights
 
 MODEL_FILE = "model.json"
 #: With --reference: which segments kept their identity, which are new and which vanished.
@@ -47,6 +48,8 @@ SCATTER_POINTS = 3000
 #: Bytes per customer of ``custseg sample``'s CSV files, rounded up (measured: 89 and 17; Parquet is smaller).
 SAMPLE_ROW_BYTES = 100
 TRUTH_ROW_BYTES = 20
+#: Customers in the per-customer silhouette diagram's sample.
+SILHOUETTE_POINTS = 3000
 
 
 #: The library's earlier name for :class:`~custseg.settings.Settings`.
@@ -78,10 +81,12 @@ class RunResult:
     profiles: Profiles
     names: list[SegmentName]
     distances: np.ndarray
+    insights: Insights
     projection: dict = field(default_factory=dict)
     identities: list[SegmentIdentity] = field(default_factory=list)
     reference: dict | None = None
     training_distribution: dict | None = None
+    silhouettes: dict = field(default_factory=dict)
 
     @property
     def labels(self) -> np.ndarray:
@@ -141,17 +146,23 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
     stability = bootstrap_stability(Z, labels, n_boot=config.n_boot, random_state=config.seed,
                                     engine=config.engine, progress=progress)
     profiles = _profiles(frame, labels, numbers)
-    names = name_segments(profiles)
+    # names and insights are computed by model position (segment = position + 1) and carry the segment's number
+    names = [replace(n, segment=int(number))
+             for n, number in zip(name_segments(frame, model.labels_, model.n_clusters_), numbers)]
     if identities is None:
         identities = initial_identities(model.cluster_centers_, [n.name for n in names])
     else:
         names = [replace(n, name=i.name) for n, i in zip(names, identities)]
+    found = insights(frame, model.labels_, Z, model.cluster_centers_, model.inertia_, stability.segments,
+                     names=names, random_state=config.seed)
     bins = training_bins(frame[list(model.required_columns_)],
                          pd.DataFrame(Z, columns=list(model.feature_names_out_), index=frame.index),
                          distances=distances)
-    return RunResult(config, portfolio, quality, model, stability, profiles, names, distances,
-                     projection(Z, labels, model.cluster_centers_, config.seed), identities=identities,
-                     reference=matched, training_distribution=bins)
+    return RunResult(config, portfolio, quality, model, stability, profiles, names, distances, found,
+                     projection(Z, labels, model.cluster_centers_, config.seed,
+                                features=[str(f) for f in model.feature_names_out_]),
+                     identities=identities, reference=matched, training_distribution=bins,
+                     silhouettes=silhouettes(Z, labels, config.seed))
 
 
 def _check_reference_columns(portfolio: Portfolio, reference: Segmenter, path) -> None:
@@ -169,7 +180,7 @@ def _match_reference(model: Segmenter, frame: pd.DataFrame, reference: Segmenter
     The fitted model is put in the order of its segments' numbers, so that model
     position, label and the number in every output go up together.
     """
-    provisional = name_segments(profile(frame, model.labels_, model.n_clusters_))
+    provisional = name_segments(frame, model.labels_, model.n_clusters_)
     ref_identities = segment_identities(state)
     identities, matching = identities_for_refit(reference, ref_identities, model, frame,
                                                 [n.name for n in provisional], reference_label=str(path))
@@ -217,18 +228,44 @@ def _profiles(frame: pd.DataFrame, labels: np.ndarray, numbers: np.ndarray) -> P
     return Profiles(found.sizes.loc[keep], found.stats.loc[keep], found.portfolio)
 
 
-def projection(Z: np.ndarray, labels: np.ndarray, centers: np.ndarray, seed: int) -> dict:
-    """A 2-D principal-component view of a sample of customers and of the centres, for the scatter figure."""
+def _sample(n: int, size: int, seed: int, purpose: str) -> np.ndarray:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, *purpose.encode()]))
+    return np.sort(rng.choice(n, size=min(size, n), replace=False))
+
+
+def projection(Z: np.ndarray, labels: np.ndarray, centers: np.ndarray, seed: int,
+               features: list[str] | None = None) -> dict:
+    """A 2-D principal-component view of a sample of customers and of the centres, for the scatter figure.
+
+    ``loadings`` maps each feature to its weight on the two axes (what the axes capture).
+    """
     from sklearn.decomposition import PCA
 
     pca = PCA(n_components=2, random_state=seed).fit(Z)
     rng = np.random.default_rng(seed)
     take = np.sort(rng.choice(len(Z), size=min(SCATTER_POINTS, len(Z)), replace=False))
     xy = pca.transform(Z[take])
+    # a component's sign is arbitrary: fix it so its largest loading is positive (same picture every run)
+    signs = np.sign(pca.components_[np.arange(2), np.abs(pca.components_).argmax(axis=1)])
+    xy, comps = xy * signs, pca.components_ * signs[:, None]
+    features = features or [f"feature {j + 1}" for j in range(Z.shape[1])]
     return {"explained_variance": pca.explained_variance_ratio_.tolist(),
+            "loadings": {f: np.round(comps[:, j], 4).tolist() for j, f in enumerate(features)},
             "x": np.round(xy[:, 0], 4).tolist(), "y": np.round(xy[:, 1], 4).tolist(),
             "segment": (labels[take] + 1).tolist(),
-            "centres": np.round(pca.transform(centers), 4).tolist()}
+            "centres": np.round(pca.transform(centers) * signs, 4).tolist()}
+
+
+def silhouettes(Z: np.ndarray, labels: np.ndarray, seed: int) -> dict:
+    """Per-customer silhouette widths on a sample of customers (silhouette diagram), 1-based segments."""
+    from sklearn.metrics import silhouette_samples
+
+    take = _sample(len(Z), SILHOUETTE_POINTS, seed, "silhouettes")
+    if len(np.unique(labels[take])) < 2:
+        return {}
+    values = silhouette_samples(Z[take], labels[take])
+    return {"sample_size": int(len(take)), "mean": float(values.mean()),
+            "segment": (labels[take] + 1).tolist(), "value": np.round(values, 4).tolist()}
 
 
 def write_run_files(result: RunResult, folder: Path) -> None:
@@ -237,9 +274,13 @@ def write_run_files(result: RunResult, folder: Path) -> None:
 
     result.segments_table().to_csv(folder / "segments.csv", index=False, lineterminator="\n")
     profiles_csv(result).to_csv(folder / "profiles.csv", float_format="%.6g", lineterminator="\n")
+    summary = result.insights.table()
+    summary["segment"] = result.numbers[summary["segment"].to_numpy() - 1]  # insights count by model position
+    summary.to_csv(folder / "segments_summary.csv", index=False, float_format="%.6g", lineterminator="\n")
     description = result.describe()
     data = to_dict(description)
-    write_json(folder / "profiles.json", {"segments": data["segments"], "portfolio": data["portfolio"]})
+    write_json(folder / "profiles.json", {"segments": data["segments"], "portfolio": data["portfolio"],
+                                          "insights": data["insights"]})
     write_json(folder / "metrics.json", data["metrics"])
     write_json(folder / "data_quality.json", data["data_quality"])
     write_json(folder / "description.json", data)
@@ -263,6 +304,10 @@ def profiles_csv(result: RunResult) -> pd.DataFrame:
     stab = result.stability.segments
     wide.insert(3, "stability", stab["jaccard_mean"].to_numpy())
     wide.insert(4, "stability_status", stab["status"].to_numpy())
+    table = result.insights.table().set_index("segment")
+    risks = pd.Series({r.segment: r.risk for r in result.insights.summary.rows})
+    for col in ("value_share", "total_per_customer", "risk", "priority", "top_action", "rule", "rule_fidelity"):
+        wide[col] = (table[col] if col != "risk" else risks).reindex(wide.index).to_numpy()
     return wide
 
 
@@ -419,6 +464,22 @@ def compare(source, settings: Settings | None = None, *, n_boot: int = COMPARE_B
             write_json(staging / "comparison.json", {"k": model.n_clusters_, "rows": table.to_dict("records")})
         sink.write_files(fill, _path_of(source))
     return model.n_clusters_, table
+
+
+def eda(source, out: str | Path, *, force: bool = False, name: str | None = None):
+    """Validate ``source`` and write its data-and-quality view (figures, eda.html, eda.md, eda.json) into
+    ``out``, all or nothing. Returns the :class:`custseg.exploration.Exploration` and the quality report."""
+    from .exploration import explore
+    from .jsonio import jsonable
+    from .report.eda import write_eda
+
+    sink = folder_sink(out, source, force=force)
+    sink.check(_path_of(source))
+    portfolio, quality = validate(load(source, name=name), required=required_columns(Settings().features))
+    exploration = explore(portfolio.frame)
+    sink.write_files(lambda staging: write_eda(exploration, jsonable(quality.to_dict()), staging),
+                     _path_of(source))
+    return exploration, quality
 
 
 def compare_total(settings: Settings, n_boot: int) -> int:

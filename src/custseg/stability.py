@@ -43,11 +43,15 @@ class Stability:
         reference labels, on the customers in that bootstrap sample.
     n_boot : int
         Bootstrap replicates.
+    jaccard : ndarray of shape (n_boot, n_segments), optional
+        Each replicate's Jaccard per segment (NaN when none of its customers was drawn);
+        the distribution behind the mean, which is often bimodal (found or dissolved).
     """
 
     segments: pd.DataFrame
     mean_ari: float
     n_boot: int
+    jaccard: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """JSON-safe summary (plain numbers and strings, NaN as ``None``)."""
@@ -155,7 +159,7 @@ def bootstrap_stability(
         {"jaccard_mean": mean, "jaccard_sd": sd, "status": [status(j) for j in mean]},
         index=pd.Index(segments, name="segment"),
     )
-    return Stability(segments=table, mean_ari=float(ari.mean()), n_boot=int(n_boot))
+    return Stability(segments=table, mean_ari=float(ari.mean()), n_boot=int(n_boot), jaccard=jaccard)
 
 
 def status(jaccard_mean: float) -> str:

@@ -5,7 +5,7 @@ The analysis is computed elsewhere; rendering only reads the description
 so the same description always gives byte-identical files.
 
 >>> render_all(description, Path("out"))   # doctest: +SKIP
-out/figures/<name>.png, out/report.html (self-contained), out/report.md
+out/figures/<name>.png and .svg, out/report.html (self-contained), out/report.md
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ __all__ = ["render_all"]
 
 
 def render_all(description: Description, folder: pathlib.Path) -> None:
-    """Write folder/figures/*.png, folder/report.html (self-contained: figures embedded as base64 PNG),
-    folder/report.md (figures linked as figures/*.png)."""
+    """Write folder/figures/*.png and *.svg, folder/report.html (self-contained: figures embedded as
+    base64 PNG), folder/report.md (figures linked as figures/*.png)."""
     from .figures import make_figures
     from .html import render_html
     from .markdown import render_markdown
@@ -30,9 +30,10 @@ def render_all(description: Description, folder: pathlib.Path) -> None:
     figures = make_figures(description)
     fig_dir = folder / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    for name, png in figures.items():
-        (fig_dir / f"{name}.png").write_bytes(png)
+    for name, rendered in figures.items():
+        (fig_dir / f"{name}.png").write_bytes(rendered.png)
+        (fig_dir / f"{name}.svg").write_bytes(rendered.svg)
     with open(folder / "report.html", "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(render_html(description, figures))
+        fh.write(render_html(description, {name: r.png for name, r in figures.items()}))
     with open(folder / "report.md", "w", encoding="utf-8", newline="\n") as fh:
         fh.write(render_markdown(description, list(figures)))

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from custseg.description import DataQuality, Description, Finding, PortfolioStatistic, SegmentDescription, Selection
+from custseg.description import (DataQuality, Description, Finding, PortfolioStatistic, SegmentDescription,
+                                 Selection)
 
-from .figures import (FIGURE_TITLES, KEY_MEASURES, STABLE_AT, WEAK_AT, figure_names, label, num,
-                      segment_colours, short_ratio)
+from .figures import (DISSOLVED_BELOW, FIGURE_TITLES, KEY_MEASURES, SECTIONS, SILHOUETTE_BANDS, STABLE_AT, WEAK_AT,
+                      figure_names, label, num, short_ratio)
+from .palette import colour_for
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DASH = "–"
@@ -35,18 +37,46 @@ STATUS_MEANING = {
     "unstable": f"not reliably recovered (Jaccard < {WEAK_AT:g})",
 }
 FIGURE_CAPTIONS = {
-    "sizes": "Number of customers in each segment, with the share of the portfolio.",
+    "distributions": "One histogram per input column after validation. Columns whose values are strongly skewed "
+                     "(most customers near 0, a few very large) are on a log axis, so the bulk of the customers "
+                     "is visible; the box in each panel gives the missing values and the share of exact zeros.",
+    "missing": "How many customers have no value recorded in each column (orange). Missing values are skipped "
+               "in the profiles and filled in by the model pipeline.",
+    "correlation": "Spearman rank correlation between every pair of input columns: +1 (red) rise together, "
+                   "−1 (blue) one rises as the other falls, 0 no monotone relation. Strongly related columns carry "
+                   "overlapping information.",
+    "evidence": "Six criteria for each candidate number of segments k. Axes of non-negative criteria start at 0, so "
+                "a small difference looks small. The shaded band is the chosen k; orange diamonds mark the k each "
+                "criterion prefers on its own (the knee for inertia). Dotted lines on the silhouette panel: "
+                "Kaufman & Rousseeuw's readings (0.25 weak, 0.5 reasonable, 0.7 strong structure).",
+    "silhouette": "Each customer's silhouette width for the chosen segmentation, sorted within each segment: how "
+                  "much closer the customer is to its own segment than to the next one. Long bars mean customers "
+                  "well inside their segment; bars left of 0 are customers closer to another segment. The dashed "
+                  "line is the average.",
+    "sizes": "Number of customers in each segment with its share of the portfolio, and its stability (mean "
+             "Jaccard similarity when the model is refitted on resampled customers).",
+    "projection": "Customers on the two directions of the model space that spread them most (principal "
+                  "components). Each axis says which features increase (+) or decrease (−) along it, and how much of "
+                  "the total spread it shows. Segments overlapping on this map may still be apart in the directions "
+                  "the map cannot show.",
+    "distances": "Distance between each pair of segment centres in the model space (standard deviations of the "
+                 "features). Small numbers mark segments that differ little; they are the ones most easily confused.",
     "profile": "Where each segment's centre lies on every model feature, in standard deviations from the "
                "portfolio average (0). Red cells are above average, blue below; amounts enter on a log scale.",
-    "ratios": "Each segment's average of a key measure divided by the portfolio average: 2× means twice the "
-              "portfolio average, 0.5× half of it. Colours are on a doubling scale, capped at 8× either way.",
-    "projection": "A two-dimensional principal-component view of the model space for a sample of customers. "
-                  "Overlap here does not by itself mean overlap in all features, but segments that blend into "
-                  "each other on this map are less distinct.",
-    "evidence": "Six criteria computed for each candidate number of segments k. The shaded band is the chosen "
-                "k; orange diamonds mark the k each criterion prefers on its own (the knee for inertia).",
-    "stability": "How often each segment is found again when the model is refitted on bootstrap resamples "
-                 f"of the customers (Jaccard similarity; stable from {STABLE_AT:g}, weak from {WEAK_AT:g}).",
+    "effects": "Each cell gives the segment's median of a key measure; the row label gives the median of all "
+               "customers. The colour says how often a customer of the segment has a higher value than a customer "
+               "outside it, minus how often lower (rank-biserial correlation, −1 to +1): higher and lower values "
+               "are shown with the same strength, and a few extreme customers cannot colour a cell.",
+    "boxes": "How the customers of each segment spread on key behaviours: the box holds the middle half, the line "
+             "is the median and the whiskers reach from the 5th to the 95th percentile. Amounts are on a log axis.",
+    "value_risk": "Left: each segment's share of the estimated yearly revenue (colour) beside its share of "
+                  "customers (grey); a segment whose coloured bar is longer earns more than its size. Right: the "
+                  "share of the segment's customers over their limit, paying about the minimum, and taking cash "
+                  "advances. Revenue is a proxy (see Features and method).",
+    "stability": "Each dot is one bootstrap resample: how well the segment was found again (Jaccard similarity, "
+                 f"1 = exactly). The red line is the mean used for the status (stable from {STABLE_AT:g}, weak from "
+                 f"{WEAK_AT:g}). Dots near 0 are resamples in which the segment dissolved (Jaccard below "
+                 f"{DISSOLVED_BELOW:g}): a segment with some of them is not reliably there, even when its mean is high.",
 }
 
 
@@ -133,11 +163,62 @@ def ratio_direction(value) -> str:
 
 # --------------------------------------------------------------------------- view model
 
-def _stability_of(seg: SegmentDescription) -> dict:
+def _stability_of(seg: SegmentDescription, replicates: list) -> dict:
     status = seg.stability.status.strip().lower()
+    seen = [num(v) for v in replicates if math.isfinite(num(v))]
     return {"status": status or "unknown", "jaccard": fmt_float(seg.stability.jaccard_mean, 2),
             "jaccard_sd": fmt_float(seg.stability.jaccard_sd, 2),
+            "dissolved": (f"{sum(v < DISSOLVED_BELOW for v in seen)} of {len(seen)}" if seen else DASH),
             "meaning": STATUS_MEANING.get(status, "not assessed")}
+
+
+def _insights_of(seg: SegmentDescription) -> dict:
+    acts = [{"action": a.action, "why": a.why,
+             "facts": ", ".join(f"{k} ({_fact(v)})" for k, v in a.triggers.items())} for a in seg.actions.actions]
+    detail = seg.rule_detail
+    return {
+        "value_per_customer": fmt_amount(seg.value.per_customer.get("total")),
+        "value_share": fmt_share(seg.value.value_share, 0),
+        "value_parts": [{"label": k.replace("_", " "), "value": fmt_amount(v)}
+                        for k, v in seg.value.per_customer.items() if k != "total"],
+        "risk": seg.risk_summary,
+        "rule": seg.rule, "fidelity": fmt_share(seg.fidelity, 0), "precision": fmt_share(detail.precision, 0),
+        "recall": fmt_share(detail.recall, 0), "priority": text(seg.actions.priority), "actions": acts,
+        "claims": [c.label for c in seg.claims if c.holds],
+    }
+
+
+def _fact(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    v = num(value)
+    return fmt_share(v, 0) if math.isfinite(v) and abs(v) <= 1 else fmt_float(v, 2)
+
+
+def _summary(description: Description) -> dict:
+    ins = description.insights
+    colour = {s.segment: colour_for(s.colour) for s in description.segments}
+    names = {s.segment: s.name for s in description.segments}
+    rows = [{"number": text(r.segment), "name": names.get(r.segment, r.name), "size": fmt_int(r.size), "share": fmt_share(r.share, 0),
+             "value_share": fmt_share(r.value_share, 0), "risk": r.risk, "stability": r.stability,
+             "jaccard": fmt_float(r.jaccard, 2), "top_action": r.top_action, "priority": text(r.priority),
+             "colour": colour.get(r.segment, "#888888")} for r in ins.executive_summary.rows]
+    return {"paragraph": ins.executive_summary.paragraph, "rows": rows,
+            "concentration": [c.sentence for c in ins.concentration],
+            "value_total": fmt_amount(ins.value_total.get("total")),
+            "assumptions": [{"key": k.replace("_", " "), "value": (fmt_share(v, 1) if k != "minimum_only_factor"
+                                                                   else f"{v:g}×")}
+                            for k, v in ins.value_assumptions.items()],
+            "annualisation": ins.annualisation,
+            "rules": {"method": ins.rules.method, "fidelity": fmt_share(ins.rules.fidelity, 0),
+                      "price": fmt_float(ins.rules.price_of_explainability, 2)}}
+
+
+def _exploration(description: Description) -> list[dict]:
+    return [{"column": c.column, "description": c.description, "unit": c.unit, "missing": fmt_int(c.missing),
+             "zeros": fmt_share(c.zeros / c.n if c.n else None, 0), "median": fmt_amount(c.median),
+             "q95": fmt_amount(c.q95), "maximum": fmt_amount(c.maximum), "skew": fmt_float(c.skew, 1),
+             "log": c.scale == "log1p"} for c in description.exploration.columns]
 
 
 def _measures(seg: SegmentDescription, portfolio: Mapping[str, PortfolioStatistic]) -> list[dict]:
@@ -207,9 +288,10 @@ def _data_quality(dq: DataQuality) -> dict:
 
 def build_context(description: Description, figures: Mapping[str, bytes] | None = None) -> dict:
     """Display-ready values for both reports (strings already formatted; no statistics computed)."""
-    colours = segment_colours(len(description.segments))
+    replicates = {r.segment: r.replicates for r in description.metrics.stability.segments}
     segments = []
-    for s, colour in zip(description.segments, colours):
+    for s in description.segments:
+        colour = colour_for(s.colour)
         segments.append({
             "number": text(s.segment),
             "name": s.name or f"Segment {s.segment}",
@@ -217,9 +299,10 @@ def build_context(description: Description, figures: Mapping[str, bytes] | None 
             "size": fmt_int(s.size),
             "share": fmt_share(s.share),
             "traits": list(s.traits),
-            "stability": _stability_of(s),
+            "stability": _stability_of(s, replicates.get(s.segment, [])),
             "colour": colour,
             "measures": _measures(s, description.portfolio),
+            **_insights_of(s),
         })
     training = description.training
     meta = description.custseg
@@ -250,6 +333,12 @@ def build_context(description: Description, figures: Mapping[str, bytes] | None 
         "inertia": fmt_big(metrics.inertia),
         "figures": {n: {"title": FIGURE_TITLES.get(n, n), "caption": FIGURE_CAPTIONS.get(n, "")} for n in names},
         "figure_order": names,
+        "sections": {k: [n for n in v if n in names] for k, v in SECTIONS.items()},
+        "summary": _summary(description),
+        "exploration": _exploration(description),
+        "silhouette_mean": fmt_float(description.silhouettes.mean if description.silhouettes else None, 2),
+        "silhouette_bands": [{"level": f"{lvl:g}", "words": w} for lvl, w in SILHOUETTE_BANDS],
+        "seed": text(meta.config.get("seed")),
     }
 
 
@@ -259,9 +348,9 @@ def _environment() -> Environment:
     return env
 
 
-def render_html(description: Description, figures: Mapping[str, bytes]) -> str:
-    """The report as one self-contained HTML page (figures embedded as base64 PNG, CSS inline)."""
+def render_html(description: Description, figures: Mapping[str, bytes], template: str = "report.html.j2") -> str:
+    """The report as one self-contained HTML page (figures: name -> PNG bytes, embedded as base64; CSS inline)."""
     ctx = build_context(description, figures)
     images = {n: "data:image/png;base64," + base64.b64encode(figures[n]).decode("ascii")
               for n in ctx["figure_order"]}
-    return _environment().get_template("report.html.j2").render(**ctx, images=images)
+    return _environment().get_template(template).render(**ctx, images=images)

@@ -451,7 +451,10 @@ def _sniff(lines: list[str], label: str) -> tuple[str, str, int]:
         sample.write_text("\n".join(lines).lstrip("\ufeff") + "\n", encoding="utf-8")
         con = duckdb.connect()
         try:
-            con.execute("SET enable_progress_bar = false")
+            try:
+                con.execute("SET enable_progress_bar = false")
+            except duckdb.Error:
+                pass  # in Jupyter without ipywidgets DuckDB refuses the setting; a sniff is too short to show a bar
             if declared and declared.group(1) != "'":
                 return _ask_sniffer(con, sample, f", delim = '{declared.group(1)}', skip = 1")
             sep, quote, skip = _ask_sniffer(con, sample, "")

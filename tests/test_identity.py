@@ -20,8 +20,7 @@ def _fit(frame, seed, k=6):
 
 
 def _names(frame, model) -> list[str]:
-    profiles = custseg.profile(frame, model.labels_, model.n_clusters_)
-    return [n.name for n in custseg.name_segments(profiles)]
+    return [n.name for n in custseg.name_segments(frame, model.labels_, model.n_clusters_)]
 
 
 @pytest.fixture(scope="module")

@@ -185,12 +185,16 @@ def predict(model, data, output, force, quiet):
       custseg predict out/model.json december.csv -o december_segments.csv
       custseg predict out/model.json december.parquet -o scored.parquet
     """
+    from . import large
     from . import run as runs
 
-    table, quality = runs.predict(model, data, output, force=force)
-    counts = table["segment_name"].value_counts(sort=False)
+    if large.streams(data):
+        counts, quality = large.predict_batches(model, data, output, force=force)
+    else:
+        table, quality = runs.predict(model, data, output, force=force)
+        counts = table["segment_name"].value_counts(sort=False)
     _changes(quality)
-    _say(quiet, f"{len(table):,} customers scored → {output}\n" +
+    _say(quiet, f"{counts.sum():,} customers scored → {output}\n" +
          "\n".join(f"  {name:<40} {n:>9,}" for name, n in counts.items()))
 
 

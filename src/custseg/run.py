@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import schema
+from . import large, schema
 from .features import required_columns
 from .atomic import replacing
 from .description import Description, describe, to_dict
@@ -91,6 +91,8 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
     portfolio = load(source, name=name)
     portfolio, quality = validate(portfolio, required=required_columns(config.features),
                                   min_rows=2 * config.largest_k, min_distinct=config.largest_k)
+    if large.is_large(len(portfolio), config):
+        return large.segment_large(portfolio, quality, config, progress=progress)
     model = segmenter_for(config).fit(portfolio.frame, progress=progress)
     Z = model.embed(portfolio.frame)
     _, distances = model.nearest(Z)

@@ -63,6 +63,8 @@ def test_large_run_writes_valid_outputs(result, tmp_path):
     segments = pd.read_csv(tmp_path / "out" / "segments.csv")
     assert len(segments) == 6000 and set(segments["segment"]) == {1, 2, 3, 4}
     assert (tmp_path / "out" / "report.html").stat().st_size > 0
+    result.segments_table().to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
+    assert (tmp_path / "out" / "segments.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
 
 
 @pytest.fixture(scope="module")

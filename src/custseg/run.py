@@ -123,7 +123,10 @@ def write_run_files(result: RunResult, folder: Path) -> None:
     """Write every output file of a run into an existing (staging) folder."""
     from .report import render_all
 
-    result.segments_table().to_csv(folder / "segments.csv", index=False, lineterminator="\n")
+    if large.is_large(len(result.labels), result.config):
+        large.write_segments(result, folder / "segments.csv")
+    else:
+        result.segments_table().to_csv(folder / "segments.csv", index=False, lineterminator="\n")
     profiles_csv(result).to_csv(folder / "profiles.csv", float_format="%.6g", lineterminator="\n")
     description = result.describe()
     data = to_dict(description)

@@ -41,7 +41,9 @@ import time
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cc_general.csv"
+# the shared data folder beside the checkout (or beside the worktrees' folder)
+REAL = next((p / "shared" / "data" / "cc_general.csv" for p in Path(__file__).resolve().parents
+             if (p / "shared" / "data" / "cc_general.csv").is_file()), Path("cc_general.csv"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 ANALYST = r"""
@@ -131,11 +133,11 @@ def bench_size(rows: int, data: Path, tmp: Path, env: dict, flags: list[str]) ->
     return table
 
 
-def bench_real(tmp: Path, env: dict) -> list[tuple]:
+def bench_real(real: Path, tmp: Path, env: dict) -> list[tuple]:
     from bench_run import LOOP
 
-    loop = child([sys.executable, "-c", LOOP, str(REAL)], env)
-    run = child([sys.executable, "-m", "custseg.cli", "run", str(REAL), "--out", str(tmp / "real"), "-q", "--force"],
+    loop = child([sys.executable, "-c", LOOP, str(real)], env)
+    run = child([sys.executable, "-m", "custseg.cli", "run", str(real), "--out", str(tmp / "real"), "-q", "--force"],
                 env)
     return [("notebook loop (k = 2..12, n_init=10, silhouette)", loop, None),
             ("custseg run (auto k, stability, every figure, HTML)", run, None)]
@@ -156,13 +158,15 @@ def main() -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 2_000_000, 10_000_000])
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "custseg-bench-scale")
     parser.add_argument("--real", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--real-data", type=Path, default=REAL)
     parser.add_argument("flags", nargs="*", help="extra flags for custseg run (after --)")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     print(f"{os.cpu_count()} CPUs; load average at the start {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as tmp:
         if args.real:
-            show(f"real file ({REAL.name}); ratio = wall / notebook loop", bench_real(Path(tmp), env))
+            show(f"real file ({args.real_data.name}); ratio = wall / notebook loop",
+                 bench_real(args.real_data, Path(tmp), env))
         for rows in args.rows:
             data = ensure_data(rows, args.cache, env)
             show(f"{rows:,} customers; ratio = wall / analyst script (load average "

@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 
 from . import seeds
-from .engine.chunked import ChunkedEngine
 from .load import Portfolio
 from .naming import name_segments
 from .profiles import profile
@@ -103,6 +102,8 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
     Returns a :class:`custseg.run.RunResult` whose model holds every customer's segment.
     """
     from .run import RunResult, projection, segmenter_for
+
+    from .engine.chunked import ChunkedEngine
 
     frame = portfolio.frame
     take = sample_rows(len(frame), config.sample_size, config.seed)
@@ -174,6 +175,7 @@ def predict_batches(model_path, data, output, *, force: bool = False,
         The batches' findings and missing counts summed (no value distribution).
     """
     from .atomic import replacing
+    from .engine.chunked import ChunkedEngine
     from .errors import CustsegError, DataError
     from .load import load
     from .persist import load_model

@@ -53,6 +53,17 @@ def test_large_run_says_it_used_a_sample(result):
     assert len(result.projection["x"]) <= 2000
 
 
+def test_profile_all_equals_profile(result):
+    from custseg.profiles import profile
+
+    frame = result.portfolio.frame
+    expected = profile(frame, result.labels, 4)
+    got = large.profile_all(frame, result.labels, 4, rows=1000)
+    pd.testing.assert_frame_equal(got.sizes, expected.sizes)
+    pd.testing.assert_frame_equal(got.stats, expected.stats, rtol=1e-12)
+    pd.testing.assert_frame_equal(got.portfolio, expected.portfolio, rtol=1e-12)
+
+
 def test_small_run_takes_the_usual_path(portfolio):
     small = runs.segment(portfolio.iloc[:1500], SETTINGS)
     assert "sample" not in small.model.selection_.reason

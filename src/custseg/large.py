@@ -15,8 +15,9 @@ run
    everyone from the sample's centres with the chunked engine (one run, no restarts);
 4. renumbers segments by their size among everyone, assigns everyone (labels and
    distances), and tests stability on the sample against the final segments;
-5. profiles every customer (exact means and medians) and projects the sample for the
-   scatter figure;
+5. profiles every customer (exact means and medians, :func:`profile_all`: the figures
+   of :func:`custseg.profiles.profile` within a few columns' memory) and projects the
+   sample for the scatter figure;
 6. writes ``segments.csv`` with pyarrow's CSV writer (pandas' ``to_csv`` takes minutes
    for ten million rows); the columns and values are those of a small run.
 
@@ -36,10 +37,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import seeds
+from . import schema, seeds
 from .load import Portfolio
 from .naming import name_segments
-from .profiles import profile
 from .progress import Progress
 from .quality import QualityReport
 from .segmenter import Segmenter
@@ -127,10 +127,58 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
     Zs = Z[take].astype(np.float64)
     stability = bootstrap_stability(Zs, labels[take], n_boot=config.n_boot, random_state=config.seed,
                                     engine=config.engine, progress=progress)
-    profiles = profile(frame, labels, model.n_clusters_)
+    profiles = profile_all(frame, labels, model.n_clusters_)
     names = name_segments(profiles)
     return RunResult(config, portfolio, quality, model, stability, profiles, names, distances,
                      projection(Zs, labels[take], centres, config.seed))
+
+
+def profile_all(frame: pd.DataFrame, labels: np.ndarray, n_segments: int, rows: int = EMBED_ROWS):
+    """:func:`custseg.profiles.profile` of every customer, within a few columns' memory.
+
+    The same statistics (means skip missing values, exact medians, ratios to the
+    portfolio mean) in the same layout; the derived measures are computed in row
+    blocks, and each variable is summarised column by column from one sort of the labels.
+    """
+    from .profiles import STATISTICS, Profiles, _variables
+
+    raw = [c for c in schema.BEHAVIOUR if c in frame.columns]
+    head = _variables(frame.iloc[:1])
+    derived = [c for c in head.columns if c not in raw]
+    measures = np.empty((len(frame), len(derived)))
+    for start in range(0, len(frame), rows):
+        measures[start:start + rows] = _variables(frame.iloc[start:start + rows])[derived].to_numpy()
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n_segments + 1))
+    index = pd.RangeIndex(1, n_segments + 1, name="segment")
+    stats, overall = {}, {}
+    for j, var in enumerate(head.columns):
+        values = frame[var].to_numpy(dtype=np.float64) if var in raw else measures[:, j - len(raw)]
+        grouped = values[order]
+        seg = [grouped[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+        mean = np.array([_nanmean(v) for v in seg])
+        overall_mean = _nanmean(values)
+        ratio = mean / overall_mean if overall_mean != 0 and not np.isnan(overall_mean) else np.full(n_segments, np.nan)
+        stats[(var, "mean")], stats[(var, "median")], stats[(var, "ratio")] = \
+            mean, np.array([_nanmedian(v) for v in seg]), ratio
+        overall[var] = (overall_mean, _nanmedian(values))
+    columns = pd.MultiIndex.from_tuples([(v, s) for v in head.columns for s in STATISTICS])
+    table = pd.DataFrame({key: stats[key] for key in columns}, index=index)
+    table.columns = columns
+    size = np.diff(bounds)
+    sizes = pd.DataFrame({"size": size.astype(int), "share": size / max(len(frame), 1)}, index=index)
+    portfolio = pd.DataFrame(overall, index=["mean", "median"]).T
+    return Profiles(sizes, table, portfolio)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    kept = values[~np.isnan(values)]
+    return float(kept.mean()) if len(kept) else np.nan
+
+
+def _nanmedian(values: np.ndarray) -> float:
+    kept = values[~np.isnan(values)]
+    return float(np.median(kept)) if len(kept) else np.nan
 
 
 # ------------------------------------------------------------------ scoring in batches

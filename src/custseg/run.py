@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import schema
+from . import large, schema
 from .drift import training_bins
 from .features import required_columns
 from .atomic import replacing
@@ -132,6 +132,12 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
         required = tuple(dict.fromkeys(required + tuple(reference[0].required_columns_)))
     portfolio, quality = validate(portfolio, required=required,
                                   min_rows=2 * config.largest_k, min_distinct=config.largest_k)
+    if large.is_large(len(portfolio), config):
+        if reference is not None:
+            raise CustsegError(f"--reference is not supported yet for runs above --sample-size "
+                               f"({config.sample_size:,}) customers; {portfolio.source} has {len(portfolio):,}. "
+                               "Raise --sample-size to segment it in memory, or run without --reference.")
+        return large.segment_large(portfolio, quality, config, progress=progress)
     frame = portfolio.frame
     model = segmenter_for(config).fit(frame, progress=progress)
     identities = matched = None
@@ -272,7 +278,10 @@ def write_run_files(result: RunResult, folder: Path) -> None:
     """Write every output file of a run into an existing (staging) folder."""
     from .report import render_all
 
-    result.segments_table().to_csv(folder / "segments.csv", index=False, lineterminator="\n")
+    if large.is_large(len(result.labels), result.config):
+        large.write_segments(result, folder / "segments.csv")
+    else:
+        result.segments_table().to_csv(folder / "segments.csv", index=False, lineterminator="\n")
     profiles_csv(result).to_csv(folder / "profiles.csv", float_format="%.6g", lineterminator="\n")
     summary = result.insights.table()
     summary["segment"] = result.numbers[summary["segment"].to_numpy() - 1]  # insights count by model position
@@ -426,6 +435,17 @@ def predict_with_drift(model_path: str | Path, data, output: str | Path, *, forc
                                                    fingerprint=scoring.fingerprint, state=scoring.state,
                                                    write=write)
     return replace(scoring, run_id=run_id)
+
+
+def scores_in_batches(data) -> bool:
+    """Whether ``custseg predict`` streams ``data`` in batches (a large Parquet or CSV file, :mod:`custseg.large`)."""
+    return large.streams(data)
+
+
+def predict_in_batches(model_path: str | Path, data, output: str | Path, *, force: bool = False):
+    """Score a large file batch by batch (:func:`custseg.large.predict_batches`); the counts per segment name
+    and the merged data-quality report."""
+    return large.predict_batches(model_path, data, output, force=force)
 
 
 def write_table(table: pd.DataFrame, output: Path) -> None:

@@ -53,6 +53,10 @@ class Settings:
         A model file (``model.json``) of an earlier run: the new segments are matched
         to its segments (:mod:`custseg.identity`) and keep their numbers, names and
         colours. ``None``: segments are numbered by size.
+    sample_size : int
+        Above this many customers a run is a large run (:mod:`custseg.large`): k is
+        chosen and stability tested on a uniform sample of this many customers, then
+        the segments are fitted on everyone from the sample's centres.
     """
 
     k: int | str = field(default="auto", metadata=_option(
@@ -79,6 +83,9 @@ class Settings:
     reference: str | None = field(default=None, metadata=_option(
         "--reference", "Model file (model.json) of an earlier run: matched segments keep its numbers, names and "
         "colours; new and vanished segments are reported.", path=True))
+    sample_size: int = field(default=100_000, metadata=_option(
+        "--sample-size", "Above this many customers, k is chosen and stability tested on a uniform sample of "
+        "this size; the segments are then fitted on everyone.", min=1000))
 
     def __post_init__(self):
         if isinstance(self.reference, os.PathLike):
@@ -114,7 +121,8 @@ def check(s: Settings) -> None:
     """Refuse settings no run can honour, naming the option."""
     if s.k != "auto" and not (isinstance(s.k, int) and not isinstance(s.k, bool) and s.k >= 2):
         raise CustsegError(f"k must be 'auto' or a whole number of segments, 2 or more (got {s.k!r}).")
-    for name in ("k_min", "k_max", "n_init", "n_boot", "silhouette_max_n", "n_refs", "seed"):
+    for name in ("k_min", "k_max", "n_init", "n_boot", "silhouette_max_n", "n_refs", "seed",
+                 "sample_size"):
         value = getattr(s, name)
         if not isinstance(value, int) or isinstance(value, bool):
             raise CustsegError(f"{name} must be a whole number (got {value!r}).")
@@ -125,6 +133,9 @@ def check(s: Settings) -> None:
                            "give a fixed --k or drop --no-evidence.")
     if s.n_init < 1 or s.n_boot < 2 or s.n_refs < 2:
         raise CustsegError("n_init must be at least 1, and the bootstrap and gap references at least 2.")
+    if s.sample_size < 1000:
+        raise CustsegError(f"sample_size must be at least 1000 customers (got {s.sample_size}); choosing k "
+                           "and testing stability on fewer is not worth reporting.")
     _check_features(s.features)
     from .engine import get_engine
 

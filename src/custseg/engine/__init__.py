@@ -11,11 +11,18 @@ from collections.abc import Callable
 from custseg.errors import CustsegError
 
 from .base import Engine, Fit, Seed
-from .chunked import ChunkedEngine
 from .sklearn import ALTERNATIVES, SklearnEngine, alternative, gaussian_mixture, single_threaded_kmeans
 
+
+def _chunked() -> Engine:
+    # imported on use: numba's import costs the command line a noticeable share of its start-up
+    from .chunked import ChunkedEngine
+
+    return ChunkedEngine()
+
+
 #: Engine factories by name.
-ENGINES: dict[str, Callable[[], Engine]] = {"sklearn": SklearnEngine, "chunked": ChunkedEngine}
+ENGINES: dict[str, Callable[[], Engine]] = {"sklearn": SklearnEngine, "chunked": _chunked}
 DEFAULT = "sklearn"
 
 
@@ -34,6 +41,14 @@ def get_engine(name: str | Engine = DEFAULT) -> Engine:
     except (KeyError, TypeError):
         raise CustsegError(f"unknown engine {name!r}; choose one of {', '.join(sorted(ENGINES))}.") from None
     return factory()
+
+
+def __getattr__(name: str):
+    if name == "ChunkedEngine":
+        from .chunked import ChunkedEngine
+
+        return ChunkedEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_engine() -> Engine:

@@ -1,0 +1,333 @@
+"""Runs on portfolios larger than ``Settings.sample_size``: choose on a sample, fit and assign everyone.
+
+A run on millions of customers cannot afford the evidence for every k (ten restarts
+each, gap references, silhouettes) and fifty bootstrap refits on everyone, and gains
+little from it: the choice of k and the stability of the segments are properties of
+the population that a uniform sample of 100,000 customers estimates well. So a large
+run
+
+1. validates everyone with the same rules as a small run (:func:`custseg.quality.validate`);
+2. draws a uniform sample of ``sample_size`` customers without replacement (seeded by
+   ``seeds.derive(seed, "large-sample")``) and fits the :class:`~custseg.segmenter.Segmenter`
+   on it: features, evidence, choice of k and the k-means restarts;
+3. embeds everyone in blocks as float32 (k-means on standardised features needs no
+   more precision; the chunked engine accumulates in float64) and refits k-means on
+   everyone from the sample's centres with the chunked engine (one run, no restarts);
+4. renumbers segments by their size among everyone, assigns everyone (labels and
+   distances), and tests stability on the sample against the final segments;
+5. profiles every customer (exact means and medians, :func:`profile_all`: the figures
+   of :func:`custseg.profiles.profile` within a few columns' memory) and projects the
+   sample for the scatter figure;
+6. writes ``segments.csv`` with pyarrow's CSV writer (pandas' ``to_csv`` takes minutes
+   for ten million rows); the columns and values are those of a small run.
+
+Every k-means fit of a large run uses the chunked engine unless another engine than
+the in-memory default ``sklearn`` was chosen (``Settings.engine``), which the run's
+settings then record.
+
+The selection's reason and the data-quality notes say that a sample was used and how
+large it was, so the report and ``metrics.json`` state it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import schema, seeds
+from .load import Portfolio
+from .naming import name_segments
+from .progress import Progress
+from .quality import QualityReport
+from .segmenter import Segmenter
+from .settings import Settings
+from .stability import bootstrap_stability
+
+#: Rows embedded at a time: bounds the pandas intermediates of the feature pipeline.
+EMBED_ROWS = 500_000
+
+
+def is_large(n_customers: int, settings: Settings) -> bool:
+    """Whether a run on ``n_customers`` takes the sampled path of this module."""
+    return n_customers > settings.sample_size
+
+
+def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted positions of a uniform sample of ``min(size, n)`` of ``n`` rows, without replacement."""
+    rng = np.random.default_rng(seeds.derive(seed, "large-sample"))
+    return np.sort(rng.choice(n, size=min(size, n), replace=False))
+
+
+def embed_all(model: Segmenter, frame: pd.DataFrame, rows: int = EMBED_ROWS) -> np.ndarray:
+    """Scaled features of every row of ``frame`` as a C-contiguous float32 matrix, computed in blocks."""
+    Z = np.empty((len(frame), len(model.feature_names_out_)), dtype=np.float32)
+    for start in range(0, len(frame), rows):
+        Z[start:start + rows] = model.embed(frame.iloc[start:start + rows])
+    return Z
+
+
+def write_segments(result, path: Path) -> None:
+    """``segments.csv`` of a large run: the columns of :meth:`custseg.run.RunResult.segments_table`."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = pa.array([n.name for n in result.names], type=pa.string())
+    table = pa.table({
+        "customer_id": pa.array(result.portfolio.frame["CUST_ID"].to_numpy(), type=pa.string()),
+        "segment": pa.array(result.labels + 1),
+        "segment_name": names.take(pa.array(result.labels)),
+        "distance_to_centre": pa.array(np.round(result.distances, 6)),
+    })
+    try:  # byte for byte what pandas writes, unless an id or name holds a comma or quote: then text is quoted
+        _write_csv(table, path, "none")
+    except pa.ArrowInvalid:
+        _write_csv(table, path, "needed")
+
+
+def _write_csv(table, path: Path, quoting: str) -> None:
+    import pyarrow.csv as pacsv
+
+    with open(path, "wb") as f:
+        f.write((",".join(table.column_names) + "\n").encode())
+        pacsv.write_csv(table, f, pacsv.WriteOptions(include_header=False, quoting_style=quoting))
+
+
+def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings, *,
+                  progress: Progress | None = None):
+    """The computing stages of :func:`custseg.run.segment` for a validated portfolio above ``sample_size``.
+
+    Returns a :class:`custseg.run.RunResult` whose model holds every customer's segment.
+    """
+    from .drift import training_bins
+    from .identity import initial_identities
+    from .run import RunResult, projection, segmenter_for, silhouettes
+    from .summary import insights
+
+    from .engine.chunked import ChunkedEngine
+
+    frame = portfolio.frame
+    take = sample_rows(len(frame), config.sample_size, config.seed)
+    # the in-memory default gains nothing on a sample of 100,000 and its k-means++ seeding dominates there
+    config = config.with_(engine="chunked") if config.engine == "sklearn" else config
+    model = segmenter_for(config).fit(frame.iloc[take].reset_index(drop=True), progress=progress)
+    Z = embed_all(model, frame)
+    engine = ChunkedEngine()
+    fit = engine.fit(Z, model.n_clusters_, n_init=1, seed=config.seed, init=model.cluster_centers_)
+    order = np.argsort(-np.bincount(fit.labels, minlength=model.n_clusters_), kind="stable")
+    centres = np.ascontiguousarray(fit.centres[order])
+    labels, distances = engine.assign(Z, centres)
+    model.core_.cluster_centers_ = model.cluster_centers_ = centres
+    model.core_.labels_ = model.labels_ = labels
+    model.core_.inertia_ = model.inertia_ = float(np.dot(distances, distances))
+    model.core_.n_iter_ = int(fit.n_iter)
+    note = (f"k chosen and stability tested on a uniform sample of {len(take):,} of the {len(frame):,} "
+            f"customers; the segments were then fitted on all {len(frame):,} from the sample's centres.")
+    model.selection_ = replace(model.selection_, reason=f"{model.selection_.reason} {note}")
+    quality = replace(quality, notes=[*quality.notes, note])
+    Zs = Z[take].astype(np.float64)
+    stability = bootstrap_stability(Zs, labels[take], n_boot=config.n_boot, random_state=config.seed,
+                                    engine=config.engine, progress=progress)
+    profiles = profile_all(frame, labels, model.n_clusters_)
+    names = name_segments(frame, labels, model.n_clusters_)
+    identities = initial_identities(centres, [n.name for n in names])
+    # names, value, risk and rules describe everyone; drift bins come from the sample
+    found = insights(frame, labels, Z, centres, model.inertia_, stability.segments, names=names,
+                     random_state=config.seed)
+    features = pd.DataFrame(Zs, columns=list(model.feature_names_out_))
+    bins = training_bins(frame.iloc[take][list(model.required_columns_)].reset_index(drop=True), features,
+                         distances=distances[take])
+    return RunResult(config, portfolio, quality, model, stability, profiles, names, distances, found,
+                     projection(Zs, labels[take], centres, config.seed,
+                                features=[str(f) for f in model.feature_names_out_]),
+                     identities=identities, training_distribution=bins,
+                     silhouettes=silhouettes(Zs, labels[take], config.seed))
+
+
+def profile_all(frame: pd.DataFrame, labels: np.ndarray, n_segments: int, rows: int = EMBED_ROWS):
+    """:func:`custseg.profiles.profile` of every customer, within a few columns' memory.
+
+    The same statistics (means skip missing values, exact medians, ratios to the
+    portfolio mean) in the same layout; the derived measures are computed in row
+    blocks, and each variable is summarised column by column from one sort of the labels.
+    """
+    from .profiles import STATISTICS, Profiles, _variables
+
+    raw = [c for c in schema.BEHAVIOUR if c in frame.columns]
+    head = _variables(frame.iloc[:1])
+    derived = [c for c in head.columns if c not in raw]
+    measures = np.empty((len(frame), len(derived)))
+    for start in range(0, len(frame), rows):
+        measures[start:start + rows] = _variables(frame.iloc[start:start + rows])[derived].to_numpy()
+    order = np.argsort(labels, kind="stable")
+    bounds = np.searchsorted(labels[order], np.arange(n_segments + 1))
+    index = pd.RangeIndex(1, n_segments + 1, name="segment")
+    stats, overall = {}, {}
+    for j, var in enumerate(head.columns):
+        values = frame[var].to_numpy(dtype=np.float64) if var in raw else measures[:, j - len(raw)]
+        grouped = values[order]
+        seg = [grouped[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+        mean = np.array([_nanmean(v) for v in seg])
+        overall_mean = _nanmean(values)
+        ratio = mean / overall_mean if overall_mean != 0 and not np.isnan(overall_mean) else np.full(n_segments, np.nan)
+        stats[(var, "mean")], stats[(var, "median")], stats[(var, "ratio")] = \
+            mean, np.array([_nanmedian(v) for v in seg]), ratio
+        overall[var] = (overall_mean, _nanmedian(values))
+    columns = pd.MultiIndex.from_tuples([(v, s) for v in head.columns for s in STATISTICS])
+    table = pd.DataFrame({key: stats[key] for key in columns}, index=index)
+    table.columns = columns
+    size = np.diff(bounds)
+    sizes = pd.DataFrame({"size": size.astype(int), "share": size / max(len(frame), 1)}, index=index)
+    portfolio = pd.DataFrame(overall, index=["mean", "median"]).T
+    return Profiles(sizes, table, portfolio)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    kept = values[~np.isnan(values)]
+    return float(kept.mean()) if len(kept) else np.nan
+
+
+def _nanmedian(values: np.ndarray) -> float:
+    kept = values[~np.isnan(values)]
+    return float(np.median(kept)) if len(kept) else np.nan
+
+
+# ------------------------------------------------------------------ scoring in batches
+
+#: Above this many rows (Parquet) or bytes (CSV), ``custseg predict`` scores the input in batches.
+PREDICT_STREAM_ROWS = 1_000_000
+PREDICT_STREAM_BYTES = 200 * 2**20
+#: Rows per batch when scoring in batches.
+PREDICT_BATCH_ROWS = 1_000_000
+
+
+def streams(data) -> bool:
+    """Whether ``custseg predict`` scores ``data`` in batches: a Parquet file above
+    :data:`PREDICT_STREAM_ROWS` rows or a CSV file above :data:`PREDICT_STREAM_BYTES` bytes."""
+    from .sources import FileSource
+
+    if not isinstance(data, (str, Path, FileSource)):
+        return False
+    source = data if isinstance(data, FileSource) else FileSource(data)
+    if not source.path.is_file():
+        return False
+    head = source.path.open("rb").read(4) if source.path.stat().st_size >= 4 else b""
+    if head == b"PAR1":
+        return source.count() > PREDICT_STREAM_ROWS
+    return source.path.stat().st_size > PREDICT_STREAM_BYTES
+
+
+def predict_batches(model_path, data, output, *, force: bool = False,
+                    rows: int = PREDICT_BATCH_ROWS) -> tuple[pd.Series, QualityReport]:
+    """Score ``data`` batch by batch with a saved model; write the assignments (.csv or .parquet) atomically.
+
+    Each batch is validated with the rules of :func:`custseg.score.score` (an id repeated
+    across batches is refused as well), embedded, assigned with the chunked engine and
+    appended to the output; the output appears only when every batch is scored. Memory
+    stays within a few batches whatever the input size.
+
+    Returns
+    -------
+    counts : Series
+        Customers per segment name, in segment order.
+    quality : QualityReport
+        The batches' findings and missing counts summed (no value distribution).
+    """
+    from .atomic import replacing
+    from .engine.chunked import ChunkedEngine
+    from .errors import CustsegError, DataError
+    from .load import load
+    from .persist import load_model
+    from .quality import validate
+    from .run import check_output_file
+    from .score import assignments
+    from .sources import open_source
+
+    output = Path(output)
+    if output.suffix.lower() not in (".csv", ".parquet"):
+        raise CustsegError(f"{output}: the output must end in .csv or .parquet.")
+    source = open_source(data)
+    check_output_file(output, force=force, inputs=(model_path, source.path), what="scores")
+    model, state = load_model(model_path)
+    names = state["segment_names"]
+    engine = ChunkedEngine()
+    counts = np.zeros(len(names), dtype=np.int64)
+    reports, hashes = [], []
+    try:
+        with replacing(output) as tmp, _TableWriter(tmp, parquet=output.suffix.lower() == ".parquet") as writer:
+            for batch in source.batches(rows=rows):
+                portfolio, report = validate(load(batch, name=source.label), required=model.required_columns_)
+                labels, distances = engine.assign(model.embed(portfolio.frame), model.cluster_centers_)
+                ids = portfolio.frame["CUST_ID"]
+                hashes.append(pd.util.hash_pandas_object(ids, index=False).to_numpy())
+                writer.write(assignments(ids, labels, distances, names))
+                counts += np.bincount(labels, minlength=len(names))
+                reports.append(report)
+            repeated = _repeated(hashes)
+            if repeated:
+                raise DataError(f"{source.label}: column CUST_ID repeats {repeated:,} id(s) across batches of "
+                                f"{rows:,} rows; each customer must appear once: remove or merge the duplicates. "
+                                "Nothing was written.")
+    except OSError as exc:
+        raise CustsegError(f"Could not write {output}: {exc.strerror or exc}. Nothing was written.") from None
+    if not reports:
+        raise DataError(f"{source.label} has a header but no customer rows; there is nothing to score.")
+    return pd.Series(counts, index=pd.Index(names, name="segment_name"), name="count"), _merged(reports)
+
+
+def _repeated(hashes: list[np.ndarray]) -> int:
+    values = np.sort(np.concatenate(hashes))
+    return int(np.count_nonzero(values[1:] == values[:-1]))
+
+
+def _merged(reports: list[QualityReport]) -> QualityReport:
+    from .quality import Finding
+
+    first = reports[0]
+    missing = {c: sum(r.missing.get(c, 0) for r in reports) for c in first.missing}
+    findings: dict[tuple, Finding] = {}
+    for report in reports:
+        for f in report.findings:
+            key = (f.check, f.column, f.severity, f.rule)
+            if key in findings:
+                kept = findings[key]
+                findings[key] = replace(kept, count=kept.count + f.count,
+                                        examples=(kept.examples + f.examples)[:len(kept.examples) or 5])
+            else:
+                findings[key] = f
+    notes = [*first.notes, f"validated in {len(reports)} batch(es); findings summed over the batches"]
+    return replace(first, n_rows=sum(r.n_rows for r in reports), missing=missing, findings=list(findings.values()),
+                   notes=notes, distribution={})
+
+
+class _TableWriter:
+    """Append DataFrames to one Parquet (pyarrow ``ParquetWriter``) or CSV file."""
+
+    def __init__(self, path: Path, *, parquet: bool):
+        self.path = Path(path)
+        self._parquet = parquet
+        self._writer = None
+        self._header = True
+
+    def __enter__(self):
+        return self
+
+    def write(self, table: pd.DataFrame) -> None:
+        if self._parquet:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.path, arrow.schema)
+            self._writer.write_table(arrow)
+        else:
+            table.to_csv(self.path, mode="w" if self._header else "a", header=self._header, index=False,
+                         lineterminator="\n")
+            self._header = False
+
+    def __exit__(self, *exc) -> None:
+        if self._writer is not None:
+            self._writer.close()

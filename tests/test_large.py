@@ -1,0 +1,121 @@
+"""The large-data path forced on small inputs: a run on a sample, scoring in batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from custseg import large
+from custseg import run as runs
+from custseg.datasets import generate
+from custseg.errors import DataError
+from custseg.settings import Settings
+
+SETTINGS = Settings(k_min=3, k_max=4, n_init=2, n_boot=4, n_refs=2, sample_size=2000)
+
+
+@pytest.fixture(scope="module")
+def portfolio() -> pd.DataFrame:
+    return generate(6000, seed=3)[0]
+
+
+@pytest.fixture(scope="module")
+def result(portfolio):
+    return runs.segment(portfolio, SETTINGS)
+
+
+def test_sample_is_uniform_without_replacement_and_seeded():
+    take = large.sample_rows(6000, 2000, seed=5)
+    assert len(np.unique(take)) == 2000 and np.all(np.diff(take) > 0)
+    assert np.array_equal(take, large.sample_rows(6000, 2000, seed=5))
+    assert not np.array_equal(take, large.sample_rows(6000, 2000, seed=6))
+
+
+def test_large_run_assigns_every_customer_to_its_nearest_centre(portfolio, result):
+    assert large.is_large(len(portfolio), SETTINGS)
+    assert len(result.labels) == len(portfolio)
+    Z = large.embed_all(result.model, result.portfolio.frame).astype(np.float64)
+    d = ((Z[:, None, :] - result.model.cluster_centers_[None]) ** 2).sum(axis=2)
+    assert np.array_equal(result.labels, d.argmin(axis=1))
+    np.testing.assert_allclose(result.distances, np.sqrt(d.min(axis=1)), rtol=1e-4, atol=1e-5)
+    sizes = np.bincount(result.labels, minlength=4)
+    assert np.all(np.diff(sizes) <= 0)
+    table = result.segments_table()
+    assert len(table) == len(portfolio) and table["customer_id"].is_unique
+
+
+def test_large_run_says_it_used_a_sample(result):
+    said = "uniform sample of 2,000 of the 6,000 customers"
+    assert said in result.model.selection_.reason
+    assert any(said in note for note in result.quality.notes)
+    assert result.profiles.sizes["size"].sum() == 6000
+    assert len(result.projection["x"]) <= 2000
+
+
+def test_profile_all_equals_profile(result):
+    from custseg.profiles import profile
+
+    frame = result.portfolio.frame
+    expected = profile(frame, result.labels, 4)
+    got = large.profile_all(frame, result.labels, 4, rows=1000)
+    pd.testing.assert_frame_equal(got.sizes, expected.sizes)
+    pd.testing.assert_frame_equal(got.stats, expected.stats, rtol=1e-12)
+    pd.testing.assert_frame_equal(got.portfolio, expected.portfolio, rtol=1e-12)
+
+
+def test_small_run_takes_the_usual_path(portfolio):
+    small = runs.segment(portfolio.iloc[:1500], SETTINGS)
+    assert "sample" not in small.model.selection_.reason
+
+
+def test_large_run_writes_valid_outputs(result, tmp_path):
+    runs.write_outputs(result, tmp_path / "out")
+    segments = pd.read_csv(tmp_path / "out" / "segments.csv")
+    assert len(segments) == 6000 and set(segments["segment"]) == {1, 2, 3, 4}
+    assert (tmp_path / "out" / "report.html").stat().st_size > 0
+    result.segments_table().to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
+    assert (tmp_path / "out" / "segments.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def model_and_data(tmp_path_factory, portfolio):
+    folder = tmp_path_factory.mktemp("large")
+    result = runs.segment(portfolio.iloc[:3000], SETTINGS.with_(sample_size=100_000))
+    runs.write_outputs(result, folder / "out")
+    data = folder / "new.parquet"
+    portfolio.iloc[3000:].to_parquet(data, index=False)
+    return folder / "out" / "model.json", data, folder
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_predict_in_batches_equals_predict_in_one_go(model_and_data, suffix):
+    model, data, folder = model_and_data
+    whole, _, _ = runs.predict(model, data, folder / f"whole{suffix}", force=True)
+    counts, quality = large.predict_batches(model, data, folder / f"batched{suffix}", rows=700, force=True)
+    read = pd.read_parquet if suffix == ".parquet" else pd.read_csv
+    batched = read(folder / f"batched{suffix}")
+    expected = read(folder / f"whole{suffix}")
+    pd.testing.assert_frame_equal(batched.drop(columns="distance_to_centre"),
+                                  expected.drop(columns="distance_to_centre"))
+    np.testing.assert_allclose(batched["distance_to_centre"], expected["distance_to_centre"], atol=2e-6)
+    assert counts.sum() == quality.n_rows == 3000
+    assert counts.to_dict() == whole["segment_name"].value_counts().to_dict()
+
+
+def test_predict_in_batches_refuses_an_id_repeated_across_batches(model_and_data, portfolio):
+    model, _, folder = model_and_data
+    twice = pd.concat([portfolio.iloc[:800], portfolio.iloc[:1]], ignore_index=True)
+    data = folder / "twice.parquet"
+    twice.to_parquet(data, index=False)
+    with pytest.raises(DataError, match="repeats 1 id"):
+        large.predict_batches(model, data, folder / "twice_out.parquet", rows=500)
+    assert not (folder / "twice_out.parquet").exists()
+
+
+def test_streams_only_large_files(model_and_data, monkeypatch):
+    _, data, _ = model_and_data
+    assert not large.streams(data)
+    monkeypatch.setattr(large, "PREDICT_STREAM_ROWS", 100)
+    assert large.streams(data)
+    assert not large.streams(pd.DataFrame())

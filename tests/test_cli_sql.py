@@ -299,3 +299,16 @@ def test_bigquery_with_unusable_credentials_exits_2_masked_and_writes_nothing(tm
     assert text.startswith("Error: bigquery://project/dataset?credentials_base64=*** query 'SELECT")
     assert key not in res.output and "TOPSECRETKEY" not in res.output
     assert not (tmp_path / "out").exists() and not (tmp_path / "s.duckdb").exists()
+
+
+def test_eda_reads_a_table_as_it_reads_the_file(cards, tmp_path):
+    url = f"duckdb:///{tmp_path / 'bank.duckdb'}"
+    assert invoke("load-db", cards, "--db", url, "--table", "cards").exit_code == 0
+    from_file = invoke("eda", cards, "--out", tmp_path / "file", "-q")
+    from_table = invoke("eda", "--table", "cards", "--db", url, "--out", tmp_path / "table", "-q")
+    assert from_file.exit_code == 0 and from_table.exit_code == 0, from_file.output + from_table.output
+    explored = [json.loads((tmp_path / side / "eda.json").read_text())["exploration"] for side in ("file", "table")]
+    assert explored[0]["n_rows"] == explored[1]["n_rows"] == 90
+    assert explored[0]["columns"] == explored[1]["columns"]
+    missing = invoke("eda", "--table", "nowhere", "--db", url, "--out", tmp_path / "none")
+    assert missing.exit_code == 2 and "nowhere" in missing.output and not (tmp_path / "none").exists()

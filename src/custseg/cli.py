@@ -153,7 +153,7 @@ def _changes(quality) -> None:
     """What validation repaired or imputed, on standard error (shown even with --quiet: it changes results)."""
     lines = quality.changes()
     if lines:
-        click.echo("data changed before use (details in data_quality.json):\n" +
+        click.echo("data changed before use (details in the data-quality output):\n" +
                    "\n".join(f"  {line}" for line in lines), err=True)
 
 
@@ -371,11 +371,12 @@ def demo(out, rows, seed, force, quiet):
 
 
 @cli.command()
-@click.argument("data", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@_source_options
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the outputs (must be empty or absent, unless --force).")
 @_common_options
-def eda(data, out, force, quiet):
+def eda(data, sql, table, db, params, out, force, quiet):
     """A first look at a new extract: each column's distribution, missing values, correlations, quality.
 
     \b
@@ -385,10 +386,12 @@ def eda(data, out, force, quiet):
     \b
     Examples:
       custseg eda cards.csv --out first-look
+      custseg eda --table cards --db duckdb:///cards.duckdb --out first-look
     """
     from . import run as runs
 
-    exploration, quality = runs.eda(data, out, force=force)
+    source = runs.open_input(data, sql, table, db, params)
+    exploration, quality = runs.eda(source, out, force=force)
     _changes(quality)
     _say(quiet, f"{exploration.n_rows:,} customers, {len(exploration.columns)} columns → {out}/ "
                 f"(open {out}/eda.html)")

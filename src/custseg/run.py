@@ -494,6 +494,8 @@ def eda(source, out: str | Path, *, force: bool = False, name: str | None = None
     from .report.eda import write_eda
 
     sink = folder_sink(out, source, force=force)
+    if isinstance(source, Source):
+        source.columns()  # an unreachable database, a bad query or a missing table is refused before any write
     sink.check(_path_of(source))
     portfolio, quality = validate(load(source, name=name), required=required_columns(Settings().features))
     exploration = explore(portfolio.frame)

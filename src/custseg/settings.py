@@ -44,6 +44,10 @@ class Settings:
         Compute the evidence for every k; ``None``: for ``k="auto"`` only.
     engine : str
         The clustering engine (:func:`custseg.engine.get_engine`).
+    choice_boot : int
+        Bootstrap refits per candidate k for the stability the choice of k rests on.
+    choice_max_n : int
+        Customers drawn in each of those refits, at most (all of them below this).
     """
 
     k: int | str = field(default="auto", metadata=_option(
@@ -67,6 +71,10 @@ class Settings:
     engine: str = field(default="sklearn", metadata=_option(
         "--engine", "Clustering engine: 'sklearn' (in memory) or 'chunked' (multi-threaded, for millions "
         "of customers)."))
+    choice_boot: int = field(default=20, metadata=_option(
+        "--choice-bootstrap", "Bootstrap refits per candidate k for the stability the choice of k rests on.", min=2))
+    choice_max_n: int = field(default=10_000, metadata=_option(
+        "--choice-sample", "Customers drawn in each of those refits, at most.", min=100))
 
     def __post_init__(self):
         check(self)
@@ -97,7 +105,8 @@ def check(s: Settings) -> None:
     """Refuse settings no run can honour, naming the option."""
     if s.k != "auto" and not (isinstance(s.k, int) and not isinstance(s.k, bool) and s.k >= 2):
         raise CustsegError(f"k must be 'auto' or a whole number of segments, 2 or more (got {s.k!r}).")
-    for name in ("k_min", "k_max", "n_init", "n_boot", "silhouette_max_n", "n_refs", "seed"):
+    for name in ("k_min", "k_max", "n_init", "n_boot", "silhouette_max_n", "n_refs", "seed", "choice_boot",
+                 "choice_max_n"):
         value = getattr(s, name)
         if not isinstance(value, int) or isinstance(value, bool):
             raise CustsegError(f"{name} must be a whole number (got {value!r}).")
@@ -106,8 +115,8 @@ def check(s: Settings) -> None:
     if s.k == "auto" and s.evidence is False:
         raise CustsegError("k = 'auto' chooses k from the evidence, so the evidence cannot be switched off; "
                            "give a fixed --k or drop --no-evidence.")
-    if s.n_init < 1 or s.n_boot < 2 or s.n_refs < 2:
-        raise CustsegError("n_init must be at least 1, and the bootstrap and gap references at least 2.")
+    if s.n_init < 1 or s.n_boot < 2 or s.n_refs < 2 or s.choice_boot < 2:
+        raise CustsegError("n_init must be at least 1, and the bootstraps and gap references at least 2.")
     _check_features(s.features)
     from .engine import get_engine
 

@@ -9,7 +9,7 @@ is stable; one below 0.6 is not a pattern of the data but of the method.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -43,16 +43,35 @@ class Stability:
         reference labels, on the customers in that bootstrap sample.
     n_boot : int
         Bootstrap replicates.
+    replicates : ndarray of shape (n_boot, n_segments)
+        Each replicate's matched Jaccard for each segment (rows in replicate
+        order, columns in the order of ``segments``); NaN where none of the
+        segment's customers was drawn.
+    sample_size : int
+        Customers drawn with replacement in each replicate.
     """
 
     segments: pd.DataFrame
     mean_ari: float
     n_boot: int
+    replicates: np.ndarray = field(repr=False)
+    sample_size: int
+
+    @property
+    def all_stable(self) -> bool:
+        """Whether every segment is stable (mean Jaccard >= :data:`STABLE`)."""
+        return bool((self.segments["jaccard_mean"] >= STABLE).all())
+
+    @property
+    def jaccard_min(self) -> float:
+        """The least stable segment's mean Jaccard."""
+        return float(self.segments["jaccard_mean"].min())
 
     def to_dict(self) -> dict:
         """JSON-safe summary (plain numbers and strings, NaN as ``None``)."""
         return {
             "n_boot": int(self.n_boot),
+            "sample_size": int(self.sample_size),
             "mean_ari": jsonable(self.mean_ari),
             "thresholds": {"stable": STABLE, "unstable": UNSTABLE},
             "segments": [
@@ -155,7 +174,8 @@ def bootstrap_stability(
         {"jaccard_mean": mean, "jaccard_sd": sd, "status": [status(j) for j in mean]},
         index=pd.Index(segments, name="segment"),
     )
-    return Stability(segments=table, mean_ari=float(ari.mean()), n_boot=int(n_boot))
+    return Stability(segments=table, mean_ari=float(ari.mean()), n_boot=int(n_boot), replicates=jaccard,
+                     sample_size=int(m))
 
 
 def status(jaccard_mean: float) -> str:

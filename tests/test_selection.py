@@ -218,11 +218,12 @@ def test_gap_and_bic_at_the_edge_of_the_range_do_not_vote():
         },
         index=pd.Index(ks, name="k"),
     )
-    every_k_stable = {k: _stability([0.9] * k) for k in ks}
-    votes, k, clear, why = _auto_rule(table, {"inertia": 100.0, "gap": 0.0, "gap_se": 0.01}, every_k_stable)
+    only_2_stable = {k: _stability([0.9] * 2 if k == 2 else [0.9, 0.5] + [0.9] * (k - 2)) for k in ks}
+    votes, k, clear, why = _auto_rule(table, {"inertia": 100.0, "gap": 0.0, "gap_se": 0.01}, only_2_stable)
     assert votes["gap"] == votes["bic"] == 5
-    assert clear and k == 2  # gap + BIC at the edge would otherwise outvote
-    assert "still improving at k = 5" in why
+    assert not clear and k == 2
+    # gap + BIC at the edge would otherwise outvote and flag k = 5's unstable segment
+    assert "still improving at k = 5" in why and "at k = 5 only" not in why
 
 
 def test_reason_does_not_claim_disagreement_when_two_criteria_agree():
@@ -274,14 +275,15 @@ def test_clear_candidate_that_does_not_reproduce_is_not_clear_structure():
 
 def test_drill_down_splits_only_segments_with_stable_sub_segments():
     rng = np.random.default_rng(0)
-    two_blobs = np.vstack([rng.normal(size=(80, 2)), rng.normal(size=(80, 2)) + [12, 0]])
-    one_blob = rng.normal(size=(120, 2)) + [0, 40]
+    two_blobs = np.vstack([rng.normal(size=(80, 6)), rng.normal(size=(80, 6)) + 12])
+    one_blob = rng.normal(size=(150, 6)) + 40  # round in 6-D: any cut of it is arbitrary
     X = np.vstack([two_blobs, one_blob])
-    labels = np.r_[np.zeros(160, int), np.ones(120, int)]
+    labels = np.r_[np.zeros(160, int), np.ones(150, int)]
     first, second = drill_down(X, labels, n_init=3, seed=0, n_boot=10)
     assert first.k == 2 and first.n_customers == 160
     assert first.stability[2].all_stable and np.bincount(first.labels).tolist() == [80, 80]
-    assert second.k is None and second.labels is None and not second.stability[2].all_stable
+    assert second.k is None and second.labels is None
+    assert not any(st.all_stable for st in second.stability.values())
     d = first.to_dict()
     assert d["sizes"] == [80, 80] and d["stability"]["n_boot"] == 10 and [t["k"] for t in d["tried"]] == [2, 3, 4]
     json.dumps([first.to_dict(), second.to_dict()], allow_nan=False)

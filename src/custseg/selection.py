@@ -452,7 +452,8 @@ def select_k(
                           progress=progress)
     selection = choose_k(evidence, auto_ks, fixed_k=fixed_k)
     X = _as_matrix(X)
-    labels = engine.assign(X, evidence.centres[selection.chosen_k])[0]
+    with single_threaded_kmeans():  # OpenMP threads only add contention on short passes
+        labels = engine.assign(X, evidence.centres[selection.chosen_k])[0]
     selection.drilldown = drill_down(X, by_size(labels), engine=engine, n_init=n_init,
                                      seed=seeds.derive(seed, "drill-down"), n_boot=stability_boot,
                                      max_n=stability_max_n)

@@ -24,6 +24,7 @@ from custseg.engine import Engine, gaussian_mixture, get_engine, single_threaded
 from custseg.errors import CustsegError
 from custseg.jsonio import jsonable
 from custseg.progress import tick
+from custseg.stability import N_INIT as STABILITY_N_INIT
 from custseg.stability import STABLE, Stability, bootstrap_stability
 
 COLUMNS = (
@@ -56,11 +57,9 @@ GMM_MAX_ITER = 200
 CHOICE_BOOT = 20
 #: Customers drawn (with replacement) in each of those refits; all of them below this.
 CHOICE_MAX_N = 10_000
-#: k-means++ starts per refit (best kept). The final fit keeps the best of ``n_init``
-#: starts; a refit stuck in a poor local optimum would measure the optimiser's luck,
-#: not the data (real file, k = 4: one start left a segment below 0.6 in 6 of 20 refits,
-#: three starts in 0 of 20). Starts are never the reference centres (no warm start).
-CHOICE_N_INIT = 3
+#: k-means++ starts per refit (best kept): as the run's own bootstrap, so the
+#: choice and the reported stability agree (see :data:`custseg.stability.N_INIT`).
+CHOICE_N_INIT = STABILITY_N_INIT
 #: Candidate numbers of sub-segments tried inside each segment for the drill-down.
 DRILL_KS = (2, 3, 4)
 #: Rows of the distance matrix held at once while computing silhouettes.

@@ -13,10 +13,11 @@ from threadpoolctl import threadpool_limits
 
 from custseg.errors import CustsegError
 from custseg.core import KMeansCore
-from custseg.selection import (COLUMNS, Evidence, Selection, choose_k, evaluate_k, fixed_k_without_evidence,
-                               gap_rule, kneedle, n_steps, select_k, silhouette_samples_many)
+from custseg.selection import (COLUMNS, Evidence, Selection, choose_k, drill_down, evaluate_k,
+                               fixed_k_without_evidence, gap_rule, kneedle, n_steps, select_k,
+                               silhouette_samples_many)
 
-FAST = {"n_init": 3}
+FAST = {"n_init": 3, "stability_boot": 10}
 
 
 @pytest.fixture(autouse=True)
@@ -52,9 +53,15 @@ def test_auto_rule_reports_no_structure_on_uniform_noise(seed, p):
     X = np.random.default_rng(seed).uniform(size=(240, p))
     sel = select_k(X, range(2, 9), **FAST)
     assert not sel.clear_structure
-    assert sel.auto_k is None
-    assert sel.chosen_k in sel.table.index  # still a best available k
+    assert sel.auto_k == sel.chosen_k in sel.table.index  # still a usable level
     assert sel.reason.startswith("No clear structure")
+    stab = sel.evidence.stability[sel.chosen_k]
+    # the usable level is the largest k whose segments all reproduce, or the most stable one when none does
+    if sel.stable_ks:
+        assert stab.all_stable and sel.chosen_k == max(sel.stable_ks)
+    else:
+        assert stab.jaccard_min == max(st.jaccard_min for st in sel.evidence.stability.values())
+    assert sel.headline.startswith("no clear structure")
 
 
 def test_evidence_table_and_centres():
@@ -68,6 +75,9 @@ def test_evidence_table_and_centres():
     assert ev.table["silhouette_se"].isna().all()
     assert (ev.table["gap_se"] > 0).all()
     assert not hasattr(ev, "models") and not hasattr(ev, "labels")  # nothing n-long is kept
+    assert sorted(ev.stability) == [2, 3, 5]
+    assert ev.stability[3].all_stable and ev.stability[3].n_boot == 10  # three clear blobs reproduce
+    assert ev.stability[3].sample_size == len(X)
 
 
 def test_the_final_fit_finds_the_evidence_centres():
@@ -98,7 +108,9 @@ def test_fixed_k_outside_range_is_evaluated_but_does_not_vote():
     assert sel.chosen_k == 7
     assert sel.auto_k == 3
     assert 7 in sel.table.index and 7 in sel.evidence.centres
-    assert "fixed" in sel.reason
+    assert "fixed" in sel.reason and "the rule would choose k = 3" in sel.reason
+    assert sel.headline.startswith("k = 7 fixed;") and "no clear structure" not in sel.headline
+    assert len(sel.drilldown) == 7  # the drill-down follows the k used
 
 
 def test_fixed_k_without_evidence_says_so():
@@ -173,8 +185,8 @@ def test_progress_counts_every_step():
 
     bar = Count()
     select_k(blobs(3, seed=1), [2, 3, 4], fixed_k=6, progress=bar, **FAST)
-    assert bar.n == n_steps([2, 3, 4], fixed_k=6, evidence=True) == 16
-    assert n_steps([2, 3, 4]) == 12
+    assert bar.n == n_steps([2, 3, 4], fixed_k=6, evidence=True) == 20
+    assert n_steps([2, 3, 4]) == 15
     assert n_steps([2, 3, 4], fixed_k=6) == 0  # a fixed k skips the evidence unless asked
 
 
@@ -206,10 +218,12 @@ def test_gap_and_bic_at_the_edge_of_the_range_do_not_vote():
         },
         index=pd.Index(ks, name="k"),
     )
-    votes, auto_k, candidate, why = _auto_rule(table, {"inertia": 100.0, "gap": 0.0, "gap_se": 0.01})
+    only_2_stable = {k: _stability([0.9] * 2 if k == 2 else [0.9, 0.5] + [0.9] * (k - 2)) for k in ks}
+    votes, k, clear, why = _auto_rule(table, {"inertia": 100.0, "gap": 0.0, "gap_se": 0.01}, only_2_stable)
     assert votes["gap"] == votes["bic"] == 5
-    assert auto_k is None and candidate == 2  # gap + BIC at the edge would otherwise outvote
-    assert "still improving at k = 5" in why
+    assert not clear and k == 2
+    # gap + BIC at the edge would otherwise outvote and flag k = 5's unstable segment
+    assert "still improving at k = 5" in why and "at k = 5 only" not in why
 
 
 def test_reason_does_not_claim_disagreement_when_two_criteria_agree():
@@ -225,7 +239,62 @@ def test_reason_does_not_claim_disagreement_when_two_criteria_agree():
         "gap_se": [0.01] * 4,
         "gmm_bic": [10.0, 5.0, 7.0, 8.0],             # best at 3
     }, index=pd.Index(ks, name="k"))
-    votes, auto_k, candidate, why = _auto_rule(table, {"inertia": 100.0, "gap": 1.0, "gap_se": 0.01})
-    assert votes["gap"] == 1 and auto_k is None and candidate == 3
+    stability = {2: _stability([0.9, 0.8]), 3: _stability([0.9, 0.8, 0.7]), 4: _stability([0.9] * 4),
+                 5: _stability([0.9, 0.8, 0.76, 0.5, 0.9])}
+    votes, k, clear, why = _auto_rule(table, {"inertia": 100.0, "gap": 1.0, "gap_se": 0.01}, stability)
+    assert votes["gap"] == 1 and not clear
     assert "does not reject a single homogeneous group" in why
     assert "no two criteria agree" not in why
+    assert "at k = 3 only 2 of 3 segments reproduce" in why
+    assert k == 4  # no clear structure: the largest k whose segments all reproduce
+    assert "k = 4 is the largest number of segments that all reproduce" in why
+
+
+def test_clear_candidate_that_does_not_reproduce_is_not_clear_structure():
+    import pandas as pd
+
+    from custseg.selection import _auto_rule
+
+    table = pd.DataFrame({
+        "inertia": [50.0, 20.0, 18.0],
+        "silhouette": [0.40, 0.55, 0.45],
+        "gap": [0.5, 0.9, 0.85],
+        "gap_se": [0.01] * 3,
+        "gmm_bic": [10.0, 5.0, 7.0],
+    }, index=pd.Index([2, 3, 4], name="k"))
+    baseline = {"inertia": 100.0, "gap": 0.0, "gap_se": 0.01}
+    reproduces = {2: _stability([0.9, 0.9]), 3: _stability([0.9, 0.8, 0.95]), 4: _stability([0.9] * 4)}
+    assert _auto_rule(table, baseline, reproduces)[1:3] == (3, True)  # the criteria's k, stable: chosen
+    shaky = {**reproduces, 3: _stability([0.9, 0.6, 0.95])}
+    votes, k, clear, why = _auto_rule(table, baseline, shaky)
+    assert (k, clear) == (4, False) and why.startswith("No clear structure")
+    nothing = {k: _stability([0.9] + [0.5 + k / 100] * (k - 1)) for k in (2, 3, 4)}
+    votes, k, clear, why = _auto_rule(table, baseline, {**nothing, 3: _stability([0.9, 0.6, 0.95])})
+    assert (k, clear) == (3, False) and "No k from 2 to 4 has all its segments reproduce" in why
+
+
+def test_drill_down_splits_only_segments_with_stable_sub_segments():
+    rng = np.random.default_rng(0)
+    two_blobs = np.vstack([rng.normal(size=(80, 6)), rng.normal(size=(80, 6)) + 12])
+    one_blob = rng.normal(size=(150, 6)) + 40  # round in 6-D: any cut of it is arbitrary
+    X = np.vstack([two_blobs, one_blob])
+    labels = np.r_[np.zeros(160, int), np.ones(150, int)]
+    first, second = drill_down(X, labels, n_init=3, seed=0, n_boot=10)
+    assert first.k == 2 and first.n_customers == 160
+    assert first.stability[2].all_stable and np.bincount(first.labels).tolist() == [80, 80]
+    assert second.k is None and second.labels is None
+    assert not any(st.all_stable for st in second.stability.values())
+    d = first.to_dict()
+    assert d["sizes"] == [80, 80] and d["stability"]["n_boot"] == 10 and [t["k"] for t in d["tried"]] == [2, 3, 4]
+    json.dumps([first.to_dict(), second.to_dict()], allow_nan=False)
+
+
+def _stability(jaccards):
+    import pandas as pd
+
+    from custseg.stability import Stability, status
+
+    table = pd.DataFrame({"jaccard_mean": jaccards, "jaccard_sd": 0.05, "status": [status(j) for j in jaccards]},
+                         index=pd.Index(range(len(jaccards)), name="segment"))
+    return Stability(segments=table, mean_ari=0.8, n_boot=20, replicates=np.tile(jaccards, (20, 1)),
+                     sample_size=100)

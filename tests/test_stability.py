@@ -159,3 +159,14 @@ def test_bad_arguments_raise(kwargs, match):
 def test_one_segment_raises():
     with pytest.raises(CustsegError, match="two segments"):
         bootstrap_stability(np.zeros((10, 2)), np.zeros(10, int))
+
+
+def test_replicates_are_the_per_refit_scores_behind_the_means():
+    X, labels, split = planted_split()
+    stab = bootstrap_stability(X, labels, n_boot=10, max_n=200)
+    assert stab.replicates.shape == (10, 5) and stab.sample_size == 200
+    np.testing.assert_allclose(np.nanmean(stab.replicates, axis=0), stab.segments["jaccard_mean"])
+    assert not stab.all_stable and stab.jaccard_min == stab.segments["jaccard_mean"].min()
+    assert stab.to_dict()["sample_size"] == 200
+    keep = np.arange(180)
+    assert bootstrap_stability(X[keep], labels[keep], n_boot=5).all_stable  # three clear blobs

@@ -157,16 +157,10 @@ def _changes(quality) -> None:
                    "\n".join(f"  {line}" for line in lines), err=True)
 
 
-def _structure(clear: bool | None) -> str:
-    if clear is None:
-        return "k fixed; the evidence for other k was not computed"
-    return "clear structure" if clear else "no clear structure; best available k"
-
-
 def _summary(result, out: Path) -> str:
     sel = result.model.selection_
     lines = [f"{len(result.portfolio):,} customers → {result.model.n_clusters_} segments "
-             f"({_structure(sel.clear_structure)})"]
+             f"({sel.headline})"]
     stab = result.stability.segments
     for n in result.names:
         size = int(result.profiles.sizes.at[n.segment, "size"])
@@ -366,8 +360,9 @@ def demo(out, rows, seed, force, quiet):
     from .settings import Settings
 
     with bar(runs.progress_total(Settings(seed=seed)), "segmenting", quiet=quiet) as progress:
-        result, ari = runs.demo(out, rows=rows, seed=seed, force=force, progress=progress)
-    _say(quiet, _summary(result, out) + f"\nagreement with the true archetypes: ARI {ari:.3f}")
+        result, ari, ceiling = runs.demo(out, rows=rows, seed=seed, force=force, progress=progress)
+    _say(quiet, _summary(result, out) + f"\nagreement with the true archetypes: ARI {ari:.3f} (a classifier "
+         f"trained on them, cross-validated: ARI {ceiling:.3f}; custseg reaches {ari / ceiling:.0%} of it)")
 
 
 @cli.command()

@@ -527,7 +527,7 @@ def _stability(stability, numbers) -> StabilitySummary:
     d = jsonable(stability.to_dict())
     # one row per segment in ascending label order; outputs number segments by their identity (``numbers``,
     # ascending in model order)
-    reps = stability.jaccard if getattr(stability, "jaccard", None) is not None else np.empty((0, len(d["segments"])))
+    reps = stability.replicates
     rows = [SegmentStability(**{**row, "segment": int(number), "replicates": jsonable(reps[:, position])})
             for position, (number, row) in enumerate(zip(numbers, d["segments"]))]
     return StabilitySummary(n_boot=d["n_boot"], mean_ari=d["mean_ari"], thresholds=Thresholds(**d["thresholds"]),

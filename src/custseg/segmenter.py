@@ -48,6 +48,10 @@ class Segmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         ``"auto"`` (which needs it) and no for a fixed k, which then costs one fit.
     engine : str or Engine, default="sklearn"
         The clustering engine (:func:`custseg.engine.get_engine`).
+    choice_boot : int, default=20
+        Bootstrap refits per candidate k for the stability the choice rests on.
+    choice_max_n : int, default=10000
+        Customers drawn in each of those refits, at most.
 
     Attributes
     ----------
@@ -74,7 +78,7 @@ class Segmenter(ClusterMixin, TransformerMixin, BaseEstimator):
     def __init__(self, n_clusters=DEFAULTS.k, *, k_min=DEFAULTS.k_min, k_max=DEFAULTS.k_max,
                  features=DEFAULTS.features, n_init=DEFAULTS.n_init, random_state=DEFAULTS.seed,
                  silhouette_max_n=DEFAULTS.silhouette_max_n, n_refs=DEFAULTS.n_refs, evidence=DEFAULTS.evidence,
-                 engine=DEFAULTS.engine):
+                 engine=DEFAULTS.engine, choice_boot=DEFAULTS.choice_boot, choice_max_n=DEFAULTS.choice_max_n):
         self.n_clusters = n_clusters
         self.k_min = k_min
         self.k_max = k_max
@@ -85,6 +89,8 @@ class Segmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_refs = n_refs
         self.evidence = evidence
         self.engine = engine
+        self.choice_boot = choice_boot
+        self.choice_max_n = choice_max_n
 
     def fit(self, X, y=None, *, progress=None):
         """Learn the features, choose k and fit the segments.
@@ -108,7 +114,8 @@ class Segmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         if with_evidence:
             self.selection_ = select_k(Z, k_values, fixed_k=fixed, engine=engine, n_init=self.n_init,
                                        random_state=seed, silhouette_max_n=self.silhouette_max_n,
-                                       n_refs=self.n_refs, progress=progress)
+                                       n_refs=self.n_refs, stability_boot=self.choice_boot,
+                                       stability_max_n=self.choice_max_n, progress=progress)
         else:
             check_size(len(Z), [fixed])
             self.selection_ = fixed_k_without_evidence(fixed)

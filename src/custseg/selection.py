@@ -24,6 +24,8 @@ from custseg.engine import Engine, gaussian_mixture, get_engine, single_threaded
 from custseg.errors import CustsegError
 from custseg.jsonio import jsonable
 from custseg.progress import tick
+from custseg.stability import N_INIT as STABILITY_N_INIT
+from custseg.stability import STABLE, Stability, bootstrap_stability
 
 COLUMNS = (
     "inertia",
@@ -51,6 +53,15 @@ GAP_N_INIT = 3
 GMM_MAX_N = 5_000
 #: EM iterations of that mixture.
 GMM_MAX_ITER = 200
+#: Bootstrap refits per candidate k in the stability part of the choice.
+CHOICE_BOOT = 20
+#: Customers drawn (with replacement) in each of those refits; all of them below this.
+CHOICE_MAX_N = 10_000
+#: k-means++ starts per refit (best kept): as the run's own bootstrap, so the
+#: choice and the reported stability agree (see :data:`custseg.stability.N_INIT`).
+CHOICE_N_INIT = STABILITY_N_INIT
+#: Candidate numbers of sub-segments tried inside each segment for the drill-down.
+DRILL_KS = (2, 3, 4)
 #: Rows of the distance matrix held at once while computing silhouettes.
 _CHUNK_BYTES = 64 * 2**20
 
@@ -71,12 +82,57 @@ class Evidence:
         ``gap_se``).
     silhouette_sample_size : int or None
         Customers the silhouettes were computed on; ``None`` when exact.
+    stability : dict of int to Stability
+        Bootstrap stability of the k-means segments at each k
+        (:func:`custseg.stability.bootstrap_stability`, k-means++ refits on samples
+        of at most ``CHOICE_MAX_N`` customers); the choice of k rests on it.
     """
 
     table: pd.DataFrame
     centres: dict[int, np.ndarray] = field(repr=False)
     baseline: dict[str, float]
     silhouette_sample_size: int | None
+    stability: dict[int, Stability] = field(repr=False)
+
+
+@dataclass
+class SubSegments:
+    """The drill-down inside one segment: the stability rule applied to its customers alone.
+
+    Attributes
+    ----------
+    segment : int
+        The segment (0-based, by decreasing size).
+    n_customers : int
+        Its customers.
+    k : int or None
+        Sub-segments: the largest candidate in :data:`DRILL_KS` whose
+        sub-segments are all stable; ``None`` when no split reproduces.
+    stability : dict of int to Stability
+        The bootstrap stability of each candidate split.
+    labels : ndarray of shape (n_customers,) or None
+        Sub-segment (0-based, by decreasing size) of each of the segment's
+        customers, in the order they appear in the data; ``None`` without a split.
+    """
+
+    segment: int
+    n_customers: int
+    k: int | None
+    stability: dict[int, Stability] = field(repr=False)
+    labels: np.ndarray | None = field(repr=False)
+
+    def to_dict(self) -> dict:
+        """JSON-safe summary; ``sizes`` are the sub-segments' customers."""
+        chosen = None if self.k is None else self.stability[self.k]
+        return {
+            "segment": int(self.segment),
+            "n_customers": int(self.n_customers),
+            "k": None if self.k is None else int(self.k),
+            "sizes": [] if self.labels is None else np.bincount(self.labels).astype(int).tolist(),
+            "stability": None if chosen is None else chosen.to_dict(),
+            "tried": [{"k": int(k), "all_stable": st.all_stable, "jaccard_min": jsonable(st.jaccard_min)}
+                      for k, st in sorted(self.stability.items())],
+        }
 
 
 @dataclass
@@ -86,14 +142,15 @@ class Selection:
     Attributes
     ----------
     chosen_k : int
-        The k to use: ``fixed_k`` when given, else the auto rule's pick (its best
-        available candidate even when the structure is unclear).
+        The k to use: ``fixed_k`` when given, else the auto rule's pick.
     auto_k : int or None
-        What the auto rule picked; ``None`` when it found no clear structure or
-        was not run.
+        What the auto rule picked (a usable level even when the structure is
+        unclear: the largest k whose segments all reproduce); ``None`` when the
+        rule was not run.
     clear_structure : bool or None
-        Whether the auto rule found clear structure; ``None`` when the evidence
-        was not computed (a fixed k without evidence).
+        Whether the evidence shows separated groups (the criteria agree, the
+        silhouette is above 0.25 and their k reproduces); ``None`` when the
+        evidence was not computed (a fixed k without evidence).
     reason : str
         One plain-language paragraph: why this k, or why no clear structure.
     evidence : Evidence or None
@@ -101,6 +158,12 @@ class Selection:
     votes : dict of str to int or None
         The k each criterion points to (``knee``, ``silhouette``, ``gap``,
         ``bic``); ``gap`` is 1 when the gap statistic sees a single group.
+    stable_ks : list of int
+        The candidates whose segments are all stable (mean Jaccard >= 0.75).
+    drilldown : list of SubSegments
+        For each segment of ``chosen_k`` (numbered by decreasing size, as
+        :class:`custseg.segmenter.Segmenter` numbers them), the same rule applied
+        to its customers alone; empty when the evidence was not computed.
     """
 
     chosen_k: int
@@ -109,6 +172,25 @@ class Selection:
     reason: str
     evidence: Evidence | None = field(repr=False)
     votes: dict[str, int | None] = field(default_factory=dict)
+    stable_ks: list[int] = field(default_factory=list)
+    drilldown: list[SubSegments] = field(default_factory=list)
+
+    @property
+    def headline(self) -> str:
+        """A few words for the command line: what kind of k this is."""
+        if self.evidence is None:
+            return f"k = {self.chosen_k} fixed; the evidence for other k was not computed"
+        stab = self.evidence.stability[self.chosen_k]
+        reproduce = ("every segment reproduces" if stab.all_stable else
+                     f"{int((stab.segments['jaccard_mean'] < STABLE).sum())} of {self.chosen_k} segments "
+                     "do not reproduce")
+        if self.auto_k != self.chosen_k:
+            return f"k = {self.chosen_k} fixed; {reproduce}; the rule would choose k = {self.auto_k}"
+        if self.clear_structure:
+            return f"clear structure; {reproduce}"
+        if stab.all_stable:
+            return "no clear structure; the largest k whose segments all reproduce"
+        return "no clear structure, and no k whose segments all reproduce; the most stable k"
 
     @property
     def table(self) -> pd.DataFrame:
@@ -144,6 +226,22 @@ class Selection:
             "table": rows,
         }
 
+    def stability_to_dict(self) -> dict:
+        """The stability behind the choice and the drill-down, as JSON-safe data.
+
+        ``per_k``: for each evaluated k, the bootstrap stability of its segments
+        (:meth:`custseg.stability.Stability.to_dict`) and whether all are stable;
+        ``drilldown``: :meth:`SubSegments.to_dict` for each segment of ``chosen_k``.
+        """
+        if self.evidence is None:
+            return {"stable_ks": [], "per_k": [], "drilldown": []}
+        return {
+            "stable_ks": [int(k) for k in self.stable_ks],
+            "per_k": [{"k": int(k), "all_stable": stab.all_stable, "jaccard_min": jsonable(stab.jaccard_min),
+                       **stab.to_dict()} for k, stab in sorted(self.evidence.stability.items())],
+            "drilldown": [d.to_dict() for d in self.drilldown],
+        }
+
 
 def evaluate_k(
     X,
@@ -154,6 +252,8 @@ def evaluate_k(
     seed: seeds.SeedLike = 0,
     silhouette_max_n: int = 20_000,
     n_refs: int = 10,
+    stability_boot: int = CHOICE_BOOT,
+    stability_max_n: int = CHOICE_MAX_N,
     progress=None,
 ) -> Evidence:
     """Fit k-means for every k in ``ks`` and record the evidence for each.
@@ -166,9 +266,12 @@ def evaluate_k(
     Davies-Bouldin; the gap statistic with its ``s_k`` (on at most
     :data:`GAP_MAX_N` customers, ``n_refs`` uniform reference sets over the
     principal-component box); and the BIC of a diagonal Gaussian mixture
-    started from the k-means centres (on at most :data:`GMM_MAX_N` customers).
-    The samples and the reference sets draw from streams derived from ``seed``
-    (:func:`custseg.seeds.derive`).
+    started from the k-means centres (on at most :data:`GMM_MAX_N` customers);
+    and the bootstrap stability of each segment (``stability_boot`` k-means
+    refits, each the best of :data:`CHOICE_N_INIT` k-means++ starts, on ``min(n, stability_max_n)`` customers drawn with
+    replacement, :func:`custseg.stability.bootstrap_stability`; the same draws
+    for every k). The samples and the reference sets draw from streams derived
+    from ``seed`` (:func:`custseg.seeds.derive`).
 
     Parameters
     ----------
@@ -186,8 +289,12 @@ def evaluate_k(
         Above this many customers, silhouettes are computed on a sample.
     n_refs : int, default=10
         Reference data sets (B) for the gap statistic.
+    stability_boot : int, default=CHOICE_BOOT
+        Bootstrap refits per k for the stability.
+    stability_max_n : int, default=CHOICE_MAX_N
+        Customers drawn in each of those refits, at most.
     progress : object with ``update(n)``, optional
-        Advanced ``4 * len(ks)`` times in total.
+        Advanced ``5 * len(ks)`` times in total.
 
     Returns
     -------
@@ -222,6 +329,12 @@ def evaluate_k(
     tick(progress, len(ks))
     bic = _bic_evidence(X, {k: fits[k].centres for k in ks}, seed)
     tick(progress, len(ks))
+    stability = {}
+    for k in ks:
+        stability[k] = bootstrap_stability(X, labels[k], n_boot=stability_boot, max_n=stability_max_n,
+                                           n_init=CHOICE_N_INIT, random_state=seeds.derive(seed, "choice-stability"),
+                                           engine=engine)
+        tick(progress)
 
     table = pd.DataFrame(
         {
@@ -242,6 +355,7 @@ def evaluate_k(
         centres={k: fits[k].centres for k in ks},
         baseline={"inertia": inertia1, "gap": gap1, "gap_se": gap1_se},
         silhouette_sample_size=sample_size,
+        stability=stability,
     )
 
 
@@ -255,16 +369,20 @@ def choose_k(evidence: Evidence, k_values=None, *, fixed_k: int | None = None) -
        highest *silhouette*; the *gap* statistic (:func:`gap_rule`: 1 unless
        the best gap beats Gap(1) by more than both 2 s and 0.1, else the
        smallest k within one s of the best gap); and the lowest *BIC*.
-    2. The candidate is the k with the most votes; ties go to the higher
+       The candidate is the k with the most votes; ties go to the higher
        silhouette. A gap or BIC vote for the largest candidate k does not count
        unless the silhouette also peaks there: the criterion is still improving
        at the edge of the range and has not located a k.
+    2. A k *reproduces* when every one of its segments is stable in the
+       evidence's bootstrap (mean Jaccard >= 0.75, Hennig 2007).
     3. The structure is clear only when (a) the gap vote is not 1 (a single
        homogeneous group is rejected), (b) the candidate's silhouette is above
-       0.25 (Kaufman and Rousseeuw's "no substantial structure" line) and
-       (c) at least two criteria vote for the candidate.
-       Otherwise ``auto_k`` is ``None`` and the candidate is kept as the best
-       available k.
+       0.25 (Kaufman and Rousseeuw's "no substantial structure" line), (c) at
+       least two criteria vote for the candidate and (d) the candidate
+       reproduces. Then the candidate is chosen.
+    4. Otherwise there is no clear structure, and the choice is the usable
+       level: the largest k that reproduces; when none does, the k whose least
+       stable segment is most stable (ties: the smaller k).
 
     Parameters
     ----------
@@ -285,11 +403,12 @@ def choose_k(evidence: Evidence, k_values=None, *, fixed_k: int | None = None) -
         [int(fixed_k)] if fixed_k is not None and int(fixed_k) not in evaluated else [])
     if missing:
         raise CustsegError(f"There is no evidence for k = {', '.join(map(str, missing))}; evaluate it first.")
-    votes, auto_k, candidate, why = _auto_rule(evidence.table.loc[auto_ks], evidence.baseline)
-    chosen = int(fixed_k) if fixed_k is not None else candidate
-    reason = why if fixed_k is None else _fixed_reason(int(fixed_k), auto_k, candidate, why)
-    return Selection(chosen_k=chosen, auto_k=auto_k, clear_structure=auto_k is not None, reason=reason,
-                     evidence=evidence, votes=votes)
+    stability = {k: evidence.stability[k] for k in auto_ks}
+    votes, auto_k, clear, why = _auto_rule(evidence.table.loc[auto_ks], evidence.baseline, stability)
+    chosen = int(fixed_k) if fixed_k is not None else auto_k
+    reason = why if fixed_k is None else _fixed_reason(int(fixed_k), auto_k, evidence.stability[int(fixed_k)], why)
+    return Selection(chosen_k=chosen, auto_k=auto_k, clear_structure=clear, reason=reason, evidence=evidence,
+                     votes=votes, stable_ks=[k for k in auto_ks if stability[k].all_stable])
 
 
 def fixed_k_without_evidence(k: int) -> Selection:
@@ -312,18 +431,87 @@ def select_k(
     random_state: seeds.SeedLike = 0,
     silhouette_max_n: int = 20_000,
     n_refs: int = 10,
+    stability_boot: int = CHOICE_BOOT,
+    stability_max_n: int = CHOICE_MAX_N,
     progress=None,
 ) -> Selection:
-    """Evaluate every candidate k (:func:`evaluate_k`) and choose one (:func:`choose_k`).
+    """Evaluate every candidate k (:func:`evaluate_k`), choose one (:func:`choose_k`), drill down.
 
     ``fixed_k`` is evaluated too when outside ``k_values``, but never votes.
-    ``progress`` is advanced :func:`n_steps` times in total.
+    The drill-down (:func:`drill_down`) splits each segment of the chosen k,
+    numbered by decreasing size; it uses the same ``n_init``, bootstrap size
+    and sample cap. ``progress`` is advanced :func:`n_steps` times in total.
     """
     auto_ks = _candidate_ks(k_values)
     ks = sorted(set(auto_ks) | ({int(fixed_k)} if fixed_k is not None else set()))
-    evidence = evaluate_k(X, ks, engine=engine, n_init=n_init, seed=random_state,
-                          silhouette_max_n=silhouette_max_n, n_refs=n_refs, progress=progress)
-    return choose_k(evidence, auto_ks, fixed_k=fixed_k)
+    engine = get_engine(engine)
+    seed = seeds.resolve(random_state)
+    evidence = evaluate_k(X, ks, engine=engine, n_init=n_init, seed=seed, silhouette_max_n=silhouette_max_n,
+                          n_refs=n_refs, stability_boot=stability_boot, stability_max_n=stability_max_n,
+                          progress=progress)
+    selection = choose_k(evidence, auto_ks, fixed_k=fixed_k)
+    X = _as_matrix(X)
+    with single_threaded_kmeans():  # OpenMP threads only add contention on short passes
+        labels = engine.assign(X, evidence.centres[selection.chosen_k])[0]
+    selection.drilldown = drill_down(X, by_size(labels), engine=engine, n_init=n_init,
+                                     seed=seeds.derive(seed, "drill-down"), n_boot=stability_boot,
+                                     max_n=stability_max_n)
+    return selection
+
+
+def drill_down(X, labels, ks=DRILL_KS, *, engine: str | Engine = "sklearn", n_init: int = 10,
+               seed: seeds.SeedLike = 0, n_boot: int = CHOICE_BOOT, max_n: int = CHOICE_MAX_N) -> list[SubSegments]:
+    """Split each segment where a split reproduces: the stability rule inside each segment.
+
+    For each segment, k-means (best of ``n_init`` k-means++ starts) is fitted to
+    its customers alone for every k in ``ks`` that leaves at least two customers
+    per sub-segment, each split is bootstrapped like the evidence (``n_boot``
+    refits on at most ``max_n`` customers), and the segment's sub-segments are
+    those of the largest k whose sub-segments are all stable (mean Jaccard >=
+    0.75); when none is, the segment has no stable split (``k`` is ``None``).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_customers, n_features)
+    labels : array-like of int of shape (n_customers,)
+        Segment of each customer, ``0..n_segments-1``.
+    ks : iterable of int, default=DRILL_KS
+    engine, n_init, seed, n_boot, max_n
+        As :func:`evaluate_k`; each segment draws from its own child of ``seed``.
+
+    Returns
+    -------
+    list of SubSegments
+        One per segment, in segment order.
+    """
+    engine = get_engine(engine)
+    labels = np.asarray(labels)
+    n_segments = int(labels.max()) + 1
+    out = []
+    for segment, child in zip(range(n_segments), seeds.spawn(seed, n_segments)):
+        Xs = X[labels == segment]
+        fit_seed, boot_seed = seeds.spawn(child, 2)
+        found, stability = {}, {}
+        for k in (k for k in ks if len(Xs) >= 2 * k):
+            found[k] = _labels(engine, Xs, engine.fit(Xs, k, n_init=n_init, seed=fit_seed))
+            if len(np.unique(found[k])) < 2:
+                continue
+            stability[k] = bootstrap_stability(Xs, found[k], n_boot=n_boot, max_n=max_n, n_init=CHOICE_N_INIT,
+                                               random_state=boot_seed, engine=engine)
+        stable = [k for k, st in stability.items() if st.all_stable]
+        k = max(stable) if stable else None
+        out.append(SubSegments(segment=segment, n_customers=len(Xs), k=k, stability=stability,
+                               labels=None if k is None else by_size(found[k])))
+    return out
+
+
+def by_size(labels) -> np.ndarray:
+    """Renumber ``labels`` ``0..k-1`` by decreasing size (ties keep their order)."""
+    labels = np.asarray(labels)
+    order = np.argsort(-np.bincount(labels), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[labels]
 
 
 def n_steps(k_values=range(2, 11), fixed_k: int | None = None, *, evidence: bool | None = None) -> int:
@@ -334,7 +522,7 @@ def n_steps(k_values=range(2, 11), fixed_k: int | None = None, *, evidence: bool
     if not (fixed_k is None if evidence is None else evidence):
         return 0
     ks = set(_candidate_ks(k_values)) | ({int(fixed_k)} if fixed_k is not None else set())
-    return 4 * len(ks)
+    return 5 * len(ks)
 
 
 # --------------------------------------------------------------------------- input
@@ -588,7 +776,8 @@ def gap_rule(ks, gap, gap_se, *, null_se: float = GAP_NULL_SE, min_lift: float =
     return int(ks[int(within[0])])
 
 
-def _auto_rule(table, baseline):
+def _auto_rule(table, baseline, stability):
+    """Votes, the chosen k, whether the structure is clear, and the reason."""
     ks = [int(k) for k in table.index]
     sil = table["silhouette"].to_numpy()
     votes = {
@@ -621,6 +810,12 @@ def _auto_rule(table, baseline):
         )
     if most_votes < 2:
         problems.append("no two criteria agree on a number of segments")
+    if not stability[candidate].all_stable:
+        st = stability[candidate]
+        problems.append(
+            f"at k = {candidate} only {int((st.segments['jaccard_mean'] >= STABLE).sum())} of {candidate} "
+            f"segments reproduce (least stable: mean Jaccard {st.jaccard_min:.2f})"
+        )
     summary = _vote_summary(votes)
     open_ended = [name for name in votes if counted[name] is None and votes[name] == ks[-1]]
     if open_ended and len(ks) > 1:
@@ -629,20 +824,38 @@ def _auto_rule(table, baseline):
             f"; the {which} {'is' if len(open_ended) == 1 else 'are'} still improving at k = {ks[-1]}, "
             f"the largest candidate, so {'it does' if len(open_ended) == 1 else 'they do'} not vote"
         )
-    if problems:
+    boot = _bootstrap_phrase(stability[candidate])
+    if not problems:
         why = (
-            f"No clear structure: {'; '.join(problems)}. The criteria point to {summary}. "
-            f"The best available choice is k = {candidate} ({_support(counted, candidate)}, "
-            f"silhouette {cand_sil:.2f}), but the segments should be treated as a convenient "
-            f"partition of a continuum rather than as distinct groups."
+            f"k = {candidate}: {_support(counted, candidate)} ({summary}). The gap statistic rejects a "
+            f"single homogeneous group, the silhouette of {cand_sil:.2f} is above {SILHOUETTE_FLOOR}, and "
+            f"every segment reproduces in {boot} (least stable: mean Jaccard "
+            f"{stability[candidate].jaccard_min:.2f}), so the data show separated groups."
         )
-        return votes, None, candidate, why
+        return votes, candidate, True, why
+    head = f"No clear structure: {'; '.join(problems)}. The criteria point to {summary}."
+    stable = [k for k in ks if stability[k].all_stable]
+    if stable:
+        k = max(stable)
+        why = (
+            f"{head} k = {k} is the largest number of segments that all reproduce: every segment's mean "
+            f"Jaccard is at least {STABLE} in {_bootstrap_phrase(stability[k])} (least stable "
+            f"{stability[k].jaccard_min:.2f}; all segments reproduce at k = {', '.join(map(str, stable))}). "
+            f"Use them as a convenient partition of a continuum rather than as distinct groups; the "
+            f"drill-down splits each segment further where a split reproduces."
+        )
+        return votes, k, False, why
+    k = max(ks, key=lambda c: (stability[c].jaccard_min, -c))
     why = (
-        f"k = {candidate}: {_support(counted, candidate)} "
-        f"({summary}). The gap statistic rejects a single homogeneous group and the silhouette "
-        f"of {cand_sil:.2f} is above {SILHOUETTE_FLOOR}, so the data show separated groups."
+        f"{head} No k from {ks[0]} to {ks[-1]} has all its segments reproduce (mean Jaccard at least "
+        f"{STABLE} in {boot}); k = {k} has the most stable least-stable segment "
+        f"(mean Jaccard {stability[k].jaccard_min:.2f}). Treat the segments as tentative."
     )
-    return votes, candidate, candidate, why
+    return votes, k, False, why
+
+
+def _bootstrap_phrase(stab: Stability) -> str:
+    return f"{stab.n_boot} bootstrap refits on {stab.sample_size:,} customers"
 
 
 def _counted_votes(votes, ks):
@@ -684,9 +897,11 @@ def _vote_summary(votes):
     return ", ".join(f"{_SHORT[name]} {v}" for name, v in votes.items())
 
 
-def _fixed_reason(fixed_k, auto_k, candidate, why):
-    if auto_k == fixed_k:
-        return f"k = {fixed_k} was fixed by the user, and the evidence agrees. {why}"
-    if auto_k is None:
-        return f"k = {fixed_k} was fixed by the user. On its own the evidence finds no clear structure. {why}"
-    return f"k = {fixed_k} was fixed by the user; on its own the evidence would choose k = {auto_k}. {why}"
+def _fixed_reason(fixed_k, auto_k, stab, why):
+    if stab.all_stable:
+        reproduce = f"all {fixed_k} segments reproduce (least stable: mean Jaccard {stab.jaccard_min:.2f})"
+    else:
+        reproduce = (f"{int((stab.segments['jaccard_mean'] < STABLE).sum())} of its {fixed_k} segments do not "
+                     f"reproduce (least stable: mean Jaccard {stab.jaccard_min:.2f})")
+    agree = "the rule agrees" if auto_k == fixed_k else f"on its own the rule would choose k = {auto_k}"
+    return f"k = {fixed_k} was fixed by the user; {reproduce}, and {agree}. {why}"

@@ -57,6 +57,10 @@ class Settings:
         Above this many customers a run is a large run (:mod:`custseg.large`): k is
         chosen and stability tested on a uniform sample of this many customers, then
         the segments are fitted on everyone from the sample's centres.
+    choice_boot : int
+        Bootstrap refits per candidate k for the stability the choice of k rests on.
+    choice_max_n : int
+        Customers drawn in each of those refits, at most (all of them below this).
     """
 
     k: int | str = field(default="auto", metadata=_option(
@@ -86,6 +90,10 @@ class Settings:
     sample_size: int = field(default=100_000, metadata=_option(
         "--sample-size", "Above this many customers, k is chosen and stability tested on a uniform sample of "
         "this size; the segments are then fitted on everyone.", min=1000))
+    choice_boot: int = field(default=20, metadata=_option(
+        "--choice-bootstrap", "Bootstrap refits per candidate k for the stability the choice of k rests on.", min=2))
+    choice_max_n: int = field(default=10_000, metadata=_option(
+        "--choice-sample", "Customers drawn in each of those refits, at most.", min=100))
 
     def __post_init__(self):
         if isinstance(self.reference, os.PathLike):
@@ -122,7 +130,7 @@ def check(s: Settings) -> None:
     if s.k != "auto" and not (isinstance(s.k, int) and not isinstance(s.k, bool) and s.k >= 2):
         raise CustsegError(f"k must be 'auto' or a whole number of segments, 2 or more (got {s.k!r}).")
     for name in ("k_min", "k_max", "n_init", "n_boot", "silhouette_max_n", "n_refs", "seed",
-                 "sample_size"):
+                 "sample_size", "choice_boot", "choice_max_n"):
         value = getattr(s, name)
         if not isinstance(value, int) or isinstance(value, bool):
             raise CustsegError(f"{name} must be a whole number (got {value!r}).")
@@ -131,8 +139,8 @@ def check(s: Settings) -> None:
     if s.k == "auto" and s.evidence is False:
         raise CustsegError("k = 'auto' chooses k from the evidence, so the evidence cannot be switched off; "
                            "give a fixed --k or drop --no-evidence.")
-    if s.n_init < 1 or s.n_boot < 2 or s.n_refs < 2:
-        raise CustsegError("n_init must be at least 1, and the bootstrap and gap references at least 2.")
+    if s.n_init < 1 or s.n_boot < 2 or s.n_refs < 2 or s.choice_boot < 2:
+        raise CustsegError("n_init must be at least 1, and the bootstraps and gap references at least 2.")
     if s.sample_size < 1000:
         raise CustsegError(f"sample_size must be at least 1000 customers (got {s.sample_size}); choosing k "
                            "and testing stability on fewer is not worth reporting.")

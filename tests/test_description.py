@@ -235,3 +235,25 @@ def test_replicates_give_the_mean_and_colours_default_to_the_number(description)
         assert len(row.replicates) == description.metrics.stability.n_boot
         assert np.nanmean(np.array(row.replicates, dtype=float)) == pytest.approx(row.jaccard_mean)
         assert seg.colour == seg.segment - 1
+
+
+def test_choice_stability_matches_the_selection_and_reads_in_the_report(result, description):
+    from custseg.report.html import _drilldown
+    from custseg.stability import STABLE
+
+    selection = result.model.selection_
+    choice = description.choice
+    assert [r.k for r in choice.per_k] == sorted(selection.evidence.stability)
+    for row in choice.per_k:
+        stab = selection.evidence.stability[row.k]
+        assert row.jaccard == pytest.approx(stab.segments["jaccard_mean"].tolist())
+        assert row.all_stable == all(j >= STABLE for j in row.jaccard)
+    assert choice.stable_ks == [r.k for r in choice.per_k if r.all_stable]
+    assert sorted(d.segment for d in choice.drilldown) == [s.segment for s in description.segments]
+    for d in choice.drilldown:
+        text = _drilldown(description, d.segment)
+        if d.k is None:
+            assert text.startswith("No stable split")
+        else:
+            assert sum(d.sizes) == d.n_customers and len(d.sizes) == d.k
+            assert f"into {d.k} sub-segments" in text

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 #: Version of the description's layout, written as its ``schema_version``. Raise it when a
 #: field is added, removed, renamed or changes meaning; :func:`from_dict` reads only this version.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 __all__ = ["SCHEMA_VERSION", "Action", "Baseline", "ClaimCheck", "ClaimTest", "Concentration", "DataQuality",
            "Description", "Effect", "EvidenceRow", "ExecutiveSummary", "Finding", "Metrics", "PortfolioInsights",
@@ -400,6 +400,36 @@ class PortfolioInsights:
 
 
 @dataclass
+class KStability:
+    """Bootstrap stability of the segmentation at one k (the choice of k rests on it)."""
+
+    k: int
+    all_stable: bool
+    jaccard_min: float | None
+    jaccard: list[float | None]
+
+
+@dataclass
+class SubSegmentation:
+    """The drill-down under one segment: a stable split into ``k`` sub-segments, or none (``k`` null)."""
+
+    segment: int
+    n_customers: int
+    k: int | None
+    sizes: list[int]
+    jaccard: list[float | None]
+
+
+@dataclass
+class ChoiceStability:
+    """Which k reproduce under resampling, each k's segments' stability, and the drill-down."""
+
+    stable_ks: list[int]
+    per_k: list[KStability]
+    drilldown: list[SubSegmentation]
+
+
+@dataclass
 class Description:
     """Everything the report shows, as data (``description.json``)."""
 
@@ -416,6 +446,7 @@ class Description:
     centre_distances: list[list[float]]
     projection: Projection | None
     silhouettes: Silhouettes | None
+    choice: ChoiceStability | None = None
 
 
 # --------------------------------------------------------------------------- from a run
@@ -448,7 +479,26 @@ def describe(result: RunResult) -> Description:
         centre_distances=jsonable(np.round(distances, 4)),
         projection=_typed(Projection, result.projection) if result.projection else None,
         silhouettes=_typed(Silhouettes, result.silhouettes) if result.silhouettes else None,
+        choice=_choice(model.selection_, result.numbers),
     )
+
+
+def _choice(selection, numbers) -> ChoiceStability | None:
+    """The stability of every k the choice weighed, and the drill-down under each chosen segment."""
+    if not hasattr(selection, "stability_to_dict"):
+        return None
+    d = jsonable(selection.stability_to_dict())
+    if not d["per_k"]:
+        return None
+    per_k = [KStability(k=r["k"], all_stable=r["all_stable"], jaccard_min=r["jaccard_min"],
+                        jaccard=[row["jaccard_mean"] for row in r["segments"]]) for r in d["per_k"]]
+    # the drill-down numbers segments by size, as the model does before identities renumber them
+    drill = [SubSegmentation(segment=int(numbers[row["segment"] - 1]), n_customers=row["n_customers"],
+                             k=row["k"], sizes=row["sizes"],
+                             jaccard=[] if row["stability"] is None else
+                             [seg["jaccard_mean"] for seg in row["stability"]["segments"]])
+             for row in d["drilldown"]]
+    return ChoiceStability(stable_ks=d["stable_ks"], per_k=per_k, drilldown=drill)
 
 
 def _typed(cls, data: Mapping):

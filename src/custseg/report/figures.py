@@ -45,14 +45,14 @@ from custseg.description import Description, SegmentDescription
 from .palette import colour_for, ink_on
 
 #: Order of figures in the report.
-FIGURE_ORDER = ("distributions", "missing", "correlation", "evidence", "silhouette", "sizes", "projection",
-                "distances", "profile", "effects", "boxes", "value_risk", "stability")
+FIGURE_ORDER = ("distributions", "missing", "correlation", "evidence", "k_stability", "silhouette", "sizes",
+                "projection", "distances", "profile", "effects", "boxes", "value_risk", "stability")
 
 #: The figures of each report section.
 SECTIONS = {
     "summary": ("sizes", "value_risk"),
     "segments": ("projection", "effects", "profile", "boxes", "distances"),
-    "choice": ("evidence", "silhouette", "stability"),
+    "choice": ("evidence", "k_stability", "silhouette", "stability"),
     "data": ("distributions", "missing", "correlation"),
 }
 
@@ -62,6 +62,7 @@ FIGURE_TITLES = {
     "missing": "Missing values per input column",
     "correlation": "How the input columns move together (Spearman correlation)",
     "evidence": "How the number of segments was chosen",
+    "k_stability": "Which numbers of segments reproduce under resampling",
     "silhouette": "How well each customer fits its segment (silhouette widths)",
     "sizes": "Customers per segment, with stability",
     "projection": "Customers on a two-dimensional map of the model space",
@@ -877,11 +878,40 @@ def stability_figure(description: Description) -> Figure | None:
     return fig
 
 
+def k_stability_figure(description: Description) -> Figure | None:
+    choice = description.choice
+    if choice is None or not choice.per_k:
+        return None
+    chosen = description.metrics.chosen_k
+    fig = _new_figure(max(6.0, 1.0 + 0.75 * len(choice.per_k)), 4.6)
+    ax = fig.add_subplot()
+    for row in choice.per_k:
+        values = [num(v) for v in row.jaccard if math.isfinite(num(v))]
+        ax.scatter([row.k] * len(values), values, s=18, color="#7f7f7f", alpha=0.8, zorder=2)
+        low = num(row.jaccard_min)
+        if math.isfinite(low):
+            ax.scatter([row.k], [low], s=70, marker="D", zorder=3,
+                       color=CHOSEN if row.k == chosen else ("#009e73" if row.all_stable else "#d55e00"))
+    ax.axhline(STABLE_AT, color="#444444", linestyle="--", linewidth=1.3)
+    ax.axhline(WEAK_AT, color="#444444", linestyle=":", linewidth=1.5)
+    ks = [r.k for r in choice.per_k]
+    ax.set_xticks(ks, [f"{k}\n(chosen)" if k == chosen else str(k) for k in ks])
+    ax.set_xlim(min(ks) - 0.6, max(ks) + 0.6)
+    ax.set_ylim(0, 1.0)
+    ax.set_xlabel("number of segments k")
+    ax.set_ylabel("mean bootstrap Jaccard per segment\n(1 = found again exactly)")
+    ax.set_title(f"Grey dots: each segment at that k; diamond: the least stable one (green: all ≥ {STABLE_AT:g},"
+                 f" orange: not)\ndashed: stable ≥ {STABLE_AT:g}; dotted: weak ≥ {WEAK_AT:g}", loc="left",
+                 fontsize=10)
+    return fig
+
+
 _MAKERS = {
     "distributions": distributions_figure,
     "missing": missing_figure,
     "correlation": correlation_figure,
     "evidence": evidence_figure,
+    "k_stability": k_stability_figure,
     "silhouette": silhouette_figure,
     "sizes": sizes_figure,
     "projection": projection_figure,

@@ -49,6 +49,9 @@ FIGURE_CAPTIONS = {
                 "a small difference looks small. The shaded band is the chosen k; orange diamonds mark the k each "
                 "criterion prefers on its own (the knee for inertia). Dotted lines on the silhouette panel: "
                 "Kaufman & Rousseeuw's readings (0.25 weak, 0.5 reasonable, 0.7 strong structure).",
+    "k_stability": "For each candidate k the data were resampled and re-segmented; each grey dot is one segment's "
+                   "mean Jaccard similarity with its best match in the resamples. A k reproduces when every "
+                   "segment is at or above the dashed line (0.75); the choice of k only offers such a k.",
     "silhouette": "Each customer's silhouette width for the chosen segmentation, sorted within each segment: how "
                   "much closer the customer is to its own segment than to the next one. Long bars mean customers "
                   "well inside their segment; bars left of 0 are customers closer to another segment. The dashed "
@@ -188,6 +191,22 @@ def _insights_of(seg: SegmentDescription) -> dict:
     }
 
 
+def _drilldown(description: Description, number: int) -> str | None:
+    """One sentence on the segment's second level (the choice of k's drill-down), or None without one."""
+    choice = description.choice
+    found = [d for d in (choice.drilldown if choice else []) if d.segment == number]
+    if not found:
+        return None
+    d = found[0]
+    if d.k is None:
+        return (f"No stable split: none of 2 to 4 sub-segments of its {fmt_int(d.n_customers)} customers "
+                "reproduces under resampling, so it is best treated as one group.")
+    sizes = ", ".join(fmt_int(n) for n in d.sizes)
+    jac = ", ".join(fmt_float(j, 2) for j in d.jaccard)
+    return (f"Splits stably into {d.k} sub-segments of {sizes} customers (bootstrap Jaccard {jac}); "
+            "a second level for a finer campaign.")
+
+
 def _fact(value) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
@@ -303,6 +322,7 @@ def build_context(description: Description, figures: Mapping[str, bytes] | None 
             "colour": colour,
             "measures": _measures(s, description.portfolio),
             **_insights_of(s),
+            "drilldown": _drilldown(description, s.segment),
         })
     training = description.training
     meta = description.custseg

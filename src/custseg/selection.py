@@ -22,6 +22,7 @@ from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
 from custseg import seeds
 from custseg.engine import Engine, gaussian_mixture, get_engine, single_threaded_kmeans
 from custseg.errors import CustsegError
+from custseg.settings import DEFAULTS
 from custseg.jsonio import jsonable
 from custseg.progress import tick
 from custseg.stability import N_INIT as STABILITY_N_INIT
@@ -54,9 +55,9 @@ GMM_MAX_N = 5_000
 #: EM iterations of that mixture.
 GMM_MAX_ITER = 200
 #: Bootstrap refits per candidate k in the stability part of the choice.
-CHOICE_BOOT = 20
+CHOICE_BOOT = DEFAULTS.choice_boot
 #: Customers drawn (with replacement) in each of those refits; all of them below this.
-CHOICE_MAX_N = 10_000
+CHOICE_MAX_N = DEFAULTS.choice_max_n
 #: k-means++ starts per refit (best kept): as the run's own bootstrap, so the
 #: choice and the reported stability agree (see :data:`custseg.stability.N_INIT`).
 CHOICE_N_INIT = STABILITY_N_INIT
@@ -245,13 +246,13 @@ class Selection:
 
 def evaluate_k(
     X,
-    ks=range(2, 11),
+    ks=DEFAULTS.k_values(),
     *,
     engine: str | Engine = "sklearn",
-    n_init: int = 10,
-    seed: seeds.SeedLike = 0,
-    silhouette_max_n: int = 20_000,
-    n_refs: int = 10,
+    n_init: int = DEFAULTS.n_init,
+    seed: seeds.SeedLike = DEFAULTS.seed,
+    silhouette_max_n: int = DEFAULTS.silhouette_max_n,
+    n_refs: int = DEFAULTS.n_refs,
     stability_boot: int = CHOICE_BOOT,
     stability_max_n: int = CHOICE_MAX_N,
     progress=None,
@@ -423,14 +424,14 @@ def fixed_k_without_evidence(k: int) -> Selection:
 
 def select_k(
     X,
-    k_values=range(2, 11),
+    k_values=DEFAULTS.k_values(),
     *,
     fixed_k: int | None = None,
     engine: str | Engine = "sklearn",
-    n_init: int = 10,
-    random_state: seeds.SeedLike = 0,
-    silhouette_max_n: int = 20_000,
-    n_refs: int = 10,
+    n_init: int = DEFAULTS.n_init,
+    random_state: seeds.SeedLike = DEFAULTS.seed,
+    silhouette_max_n: int = DEFAULTS.silhouette_max_n,
+    n_refs: int = DEFAULTS.n_refs,
     stability_boot: int = CHOICE_BOOT,
     stability_max_n: int = CHOICE_MAX_N,
     progress=None,
@@ -459,8 +460,8 @@ def select_k(
     return selection
 
 
-def drill_down(X, labels, ks=DRILL_KS, *, engine: str | Engine = "sklearn", n_init: int = 10,
-               seed: seeds.SeedLike = 0, n_boot: int = CHOICE_BOOT, max_n: int = CHOICE_MAX_N) -> list[SubSegments]:
+def drill_down(X, labels, ks=DRILL_KS, *, engine: str | Engine = "sklearn", n_init: int = DEFAULTS.n_init,
+               seed: seeds.SeedLike = DEFAULTS.seed, n_boot: int = CHOICE_BOOT, max_n: int = CHOICE_MAX_N) -> list[SubSegments]:
     """Split each segment where a split reproduces: the stability rule inside each segment.
 
     For each segment, k-means (best of ``n_init`` k-means++ starts) is fitted to
@@ -514,7 +515,7 @@ def by_size(labels) -> np.ndarray:
     return rank[labels]
 
 
-def n_steps(k_values=range(2, 11), fixed_k: int | None = None, *, evidence: bool | None = None) -> int:
+def n_steps(k_values=DEFAULTS.k_values(), fixed_k: int | None = None, *, evidence: bool | None = None) -> int:
     """Total ``progress`` units selection reports (:func:`select_k`, or ``Segmenter.fit``'s selection).
 
     ``evidence`` as ``Segmenter``'s: ``None`` means computed for ``"auto"`` and skipped for a fixed k.

@@ -21,6 +21,10 @@ from custseg.engine import Engine, get_engine
 from custseg.errors import CustsegError
 from custseg.jsonio import jsonable
 from custseg.progress import tick
+from custseg.settings import DEFAULTS
+
+#: Customers drawn (with replacement) in each bootstrap replicate, at most (an m-out-of-n bootstrap above).
+BOOTSTRAP_MAX_N = 20_000
 
 #: Mean Jaccard at or above which a segment is "stable" (Hennig 2007).
 STABLE = 0.75
@@ -95,11 +99,11 @@ def bootstrap_stability(
     X,
     labels,
     *,
-    n_boot: int = 50,
-    random_state: seeds.SeedLike = 0,
+    n_boot: int = DEFAULTS.n_boot,
+    random_state: seeds.SeedLike = DEFAULTS.seed,
     n_init: int = N_INIT,
     init_centers: np.ndarray | None = None,
-    max_n: int = 20_000,
+    max_n: int = BOOTSTRAP_MAX_N,
     engine: str | Engine = "sklearn",
     progress=None,
 ) -> Stability:

@@ -900,9 +900,9 @@ def k_stability_figure(description: Description) -> Figure | None:
     ax.set_ylim(0, 1.0)
     ax.set_xlabel("number of segments k")
     ax.set_ylabel("mean bootstrap Jaccard per segment\n(1 = found again exactly)")
-    ax.set_title(f"Grey dots: each segment at that k; diamond: the least stable one (green: all ≥ {STABLE_AT:g},"
-                 f" orange: not)\ndashed: stable ≥ {STABLE_AT:g}; dotted: weak ≥ {WEAK_AT:g}", loc="left",
-                 fontsize=10)
+    ax.set_title(f"Grey dots: each segment at that k. Diamond: the least stable segment\n"
+                 f"(green: every segment ≥ {STABLE_AT:g}; orange: not; blue: the chosen k).\n"
+                 f"Dashed line: stable ≥ {STABLE_AT:g}; dotted line: weak ≥ {WEAK_AT:g}", loc="left", fontsize=10)
     return fig
 
 

@@ -21,9 +21,11 @@ from .quality import QualityReport, validate
 from .run import RunConfig, RunResult, segment, write_outputs
 from .score import score
 from .segmenter import Segmenter
+from .settings import Settings
+from .sources import FileSource, FrameSource, Source, open_source
 
 __all__ = [
-    "CustsegError", "DataError", "KMeansCore", "ModelError", "Portfolio", "Profiles", "QualityReport", "RunConfig",
-    "RunResult", "Segmenter", "load", "load_model", "name_segments", "profile", "save_model", "score",
-    "segment", "validate", "write_outputs",
+    "CustsegError", "DataError", "FileSource", "FrameSource", "KMeansCore", "ModelError", "Portfolio", "Profiles",
+    "QualityReport", "RunConfig", "RunResult", "Segmenter", "Settings", "Source", "load", "load_model",
+    "name_segments", "open_source", "profile", "save_model", "score", "segment", "validate", "write_outputs",
 ]

@@ -257,3 +257,21 @@ def test_choice_stability_matches_the_selection_and_reads_in_the_report(result, 
         else:
             assert sum(d.sizes) == d.n_customers and len(d.sizes) == d.k
             assert f"into {d.k} sub-segments" in text
+
+
+def test_tsne_map_is_optional_and_drawn_when_asked():
+    from custseg.datasets import generate
+    from custseg.description import from_dict, to_dict
+    from custseg.report.figures import make_figures
+    from custseg.run import segment
+    from custseg.settings import Settings
+
+    frame, _ = generate(400, seed=3)
+    result = segment(frame, Settings(k=3, tsne=True, n_boot=3, n_init=2, n_refs=2))
+    described = describe(result)
+    nmap = described.neighbours
+    assert nmap.sample_size == len(nmap.x) == len(nmap.y) == len(nmap.segment) == 400
+    assert set(nmap.segment) == {s.segment for s in described.segments}
+    assert from_dict(to_dict(described)) == described
+    assert "tsne" in make_figures(described, ["tsne"])
+    assert describe(segment(frame, Settings(k=3, n_boot=3, n_init=2, n_refs=2))).neighbours is None

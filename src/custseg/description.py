@@ -335,6 +335,17 @@ class Projection:
 
 
 @dataclass
+class NeighbourMap:
+    """A t-SNE map of the scatter sample (``--tsne``): who is near whom, without distances or axes' meaning."""
+
+    sample_size: int
+    perplexity: float
+    x: list[float]
+    y: list[float]
+    segment: list[int]
+
+
+@dataclass
 class Silhouettes:
     """Per-customer silhouette widths of the chosen segmentation on a sample (the silhouette diagram)."""
 
@@ -447,6 +458,7 @@ class Description:
     projection: Projection | None
     silhouettes: Silhouettes | None
     choice: ChoiceStability | None = None
+    neighbours: NeighbourMap | None = None
 
 
 # --------------------------------------------------------------------------- from a run
@@ -480,6 +492,7 @@ def describe(result: RunResult) -> Description:
         projection=_typed(Projection, result.projection) if result.projection else None,
         silhouettes=_typed(Silhouettes, result.silhouettes) if result.silhouettes else None,
         choice=_choice(model.selection_, result.numbers),
+        neighbours=_typed(NeighbourMap, result.neighbours) if getattr(result, "neighbours", None) else None,
     )
 
 

@@ -88,6 +88,7 @@ class RunResult:
     reference: dict | None = None
     training_distribution: dict | None = None
     silhouettes: dict = field(default_factory=dict)
+    neighbours: dict | None = None
 
     @property
     def labels(self) -> np.ndarray:
@@ -169,7 +170,8 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
                      projection(Z, labels, model.cluster_centers_, config.seed,
                                 features=[str(f) for f in model.feature_names_out_]),
                      identities=identities, reference=matched, training_distribution=bins,
-                     silhouettes=silhouettes(Z, labels, config.seed))
+                     silhouettes=silhouettes(Z, labels, config.seed),
+                     neighbours=neighbour_map(Z, labels, config.seed) if config.tsne else None)
 
 
 def _check_reference_columns(portfolio: Portfolio, reference: Segmenter, path) -> None:
@@ -261,6 +263,25 @@ def projection(Z: np.ndarray, labels: np.ndarray, centers: np.ndarray, seed: int
             "x": np.round(xy[:, 0], 4).tolist(), "y": np.round(xy[:, 1], 4).tolist(),
             "segment": (labels[take] + 1).tolist(),
             "centres": np.round(pca.transform(centers) * signs, 4).tolist()}
+
+
+def neighbour_map(Z: np.ndarray, labels: np.ndarray, seed: int) -> dict:
+    """A t-SNE map of the scatter figure's sample of customers (the same customers as :func:`projection`).
+
+    t-SNE keeps who is near whom, not distances or directions, so the figure shows no
+    axes' meaning; it is an option (``--tsne``) because it costs tens of seconds.
+    """
+    from sklearn.manifold import TSNE
+
+    from .seeds import as_int
+
+    rng = np.random.default_rng(seed)
+    take = np.sort(rng.choice(len(Z), size=min(SCATTER_POINTS, len(Z)), replace=False))
+    perplexity = float(min(30.0, max(2.0, (len(take) - 1) / 3)))
+    xy = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=as_int(seed)).fit_transform(Z[take])
+    return {"sample_size": int(len(take)), "perplexity": perplexity,
+            "x": np.round(xy[:, 0], 4).tolist(), "y": np.round(xy[:, 1], 4).tolist(),
+            "segment": (labels[take] + 1).tolist()}
 
 
 def silhouettes(Z: np.ndarray, labels: np.ndarray, seed: int) -> dict:

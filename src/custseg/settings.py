@@ -45,6 +45,8 @@ class Settings:
         Above this many customers, silhouettes are estimated on a sample of this size.
     n_refs : int
         Reference data sets for the gap statistic.
+    tsne : bool
+        Also compute a t-SNE map of the scatter sample (:func:`custseg.run.neighbour_map`).
     evidence : bool or None
         Compute the evidence for every k; ``None``: for ``k="auto"`` only.
     engine : str
@@ -78,6 +80,9 @@ class Settings:
         min=100))
     n_refs: int = field(default=10, metadata=_option(
         "--gap-refs", "Reference data sets for the gap statistic.", min=2))
+    tsne: bool = field(default=False, metadata=_option(
+        "--tsne/--no-tsne", "Also draw a t-SNE map of a sample of customers (neighbourhoods, not distances; "
+        "adds tens of seconds)."))
     evidence: bool | None = field(default=None, metadata=_option(
         "--evidence/--no-evidence", "Compute the evidence for every k in the range (default: only when k is "
         "'auto'; with a fixed k the range is skipped unless asked for)."))

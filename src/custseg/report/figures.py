@@ -46,12 +46,12 @@ from .palette import colour_for, ink_on
 
 #: Order of figures in the report.
 FIGURE_ORDER = ("distributions", "missing", "correlation", "evidence", "k_stability", "silhouette", "sizes",
-                "projection", "distances", "profile", "effects", "boxes", "value_risk", "stability")
+                "projection", "tsne", "distances", "profile", "effects", "boxes", "value_risk", "stability")
 
 #: The figures of each report section.
 SECTIONS = {
     "summary": ("sizes", "value_risk"),
-    "segments": ("projection", "effects", "profile", "boxes", "distances"),
+    "segments": ("projection", "tsne", "effects", "profile", "boxes", "distances"),
     "choice": ("evidence", "k_stability", "silhouette", "stability"),
     "data": ("distributions", "missing", "correlation"),
 }
@@ -66,6 +66,7 @@ FIGURE_TITLES = {
     "silhouette": "How well each customer fits its segment (silhouette widths)",
     "sizes": "Customers per segment, with stability",
     "projection": "Customers on a two-dimensional map of the model space",
+    "tsne": "Customers on a t-SNE map (neighbourhoods only)",
     "distances": "Distances between segment centres",
     "profile": "What sets each segment apart (segment centres on the model's standardised scale)",
     "effects": "Key measures per segment: median, and how different from the other customers",
@@ -466,6 +467,44 @@ def projection_figure(description: Description) -> Figure | None:
             f"The two axes together show {total:.0%} of the spread of the customers in the model space; "
             f"the rest ({1 - total:.0%}) is in directions this map cannot show, so segments that overlap "
             "here may still be apart.", 38), fontsize=8.5, color="#444444", va="bottom")
+    return fig
+
+
+def tsne_figure(description: Description) -> Figure | None:
+    nmap, segs = description.neighbours, description.segments
+    if nmap is None or not segs or not nmap.x:
+        return None
+    x = np.array([num(v) for v in nmap.x])
+    y = np.array([num(v) for v in nmap.y])
+    lab = np.array(nmap.segment)
+    colours = colours_of(segs)
+    fig = _new_figure(10.8, 7.4, layout=None)
+    ax = fig.add_axes((0.08, 0.08, 0.55, 0.82))
+    points, texts, cols = [], [], []
+    for seg, colour in zip(segs, colours):
+        take = lab == seg.segment
+        ax.scatter(x[take], y[take], s=6, color=colour, alpha=0.4, linewidths=0,
+                   label=_seg_label(seg, width=40).replace("\n", " "))
+        if take.any():  # t-SNE has no image of the centres: label each segment at its customers' median
+            points.append((float(np.median(x[take])), float(np.median(y[take]))))
+            texts.append(str(seg.segment))
+            cols.append(colour)
+    ax.figure.canvas.draw()
+    _place_labels(ax, fig, points, texts, cols)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlabel("t-SNE 1 (no unit)", fontsize=9)
+    ax.set_ylabel("t-SNE 2 (no unit)", fontsize=9)
+    ax.set_title(f"A sample of {len(x):,} customers (perplexity {num(nmap.perplexity):g}); "
+                 "numbered boxes sit at each segment's median position", loc="left")
+    legend = ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False, markerscale=3,
+                       title="Segment", alignment="left")
+    for handle in legend.legend_handles:
+        handle.set_alpha(1.0)
+    fig.text(0.66, 0.10, textwrap.fill(
+        "t-SNE keeps which customers are near each other, not how far apart groups are or what a direction "
+        "means: read it for whether segments form their own neighbourhoods, not for distances or sizes.", 38),
+        fontsize=8.5, color="#444444", va="bottom")
     return fig
 
 
@@ -915,6 +954,7 @@ _MAKERS = {
     "silhouette": silhouette_figure,
     "sizes": sizes_figure,
     "projection": projection_figure,
+    "tsne": tsne_figure,
     "distances": distances_figure,
     "profile": profile_figure,
     "effects": effects_figure,

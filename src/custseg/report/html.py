@@ -49,6 +49,9 @@ FIGURE_CAPTIONS = {
                 "a small difference looks small. The shaded band is the chosen k; orange diamonds mark the k each "
                 "criterion prefers on its own (the knee for inertia). Dotted lines on the silhouette panel: "
                 "Kaufman & Rousseeuw's readings (0.25 weak, 0.5 reasonable, 0.7 strong structure).",
+    "tsne": "The same sample of customers as the map above, placed by t-SNE so that customers with similar "
+            "behaviour sit together. Only neighbourhoods are meaningful: not the distances between groups, "
+            "nor their sizes, nor the axes.",
     "k_stability": "For each candidate k the data were resampled and re-segmented; each grey dot is one segment's "
                    "mean Jaccard similarity with its best match in the resamples. A k reproduces when every "
                    "segment is at or above the dashed line (0.75); the choice of k only offers such a k.",

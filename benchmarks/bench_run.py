@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -50,19 +49,20 @@ for k in range(2, 13):
 """
 
 
-def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float]:
-    """Wall seconds and the child's peak resident memory in MB."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and this child's own peak resident memory in MB."""
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} … failed")
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def best(cmd, env, repeat):
     runs = [timed(cmd, env) for _ in range(repeat)]
-    return min(r[0] for r in runs), max(r[1] for r in runs)
+    return min(r[0] for r in runs), min(r[1] for r in runs), max(r[2] for r in runs)
 
 
 def custseg_cmd(data: Path, out: Path, flags: list[str]) -> list[str]:
@@ -88,9 +88,9 @@ def main() -> int:
             env = {**os.environ, "PYTHONPATH": str(args.baseline_src)}
             rows.append((f"custseg run ({args.baseline_src})",
                          *best(custseg_cmd(args.data, Path(tmp) / "before", args.flags), env, args.repeat)))
-    print(f"{'':52} {'seconds':>8} {'ratio':>6} {'peak MB':>8}")
-    for name, seconds, peak in rows:
-        print(f"{name:52} {seconds:8.2f} {seconds / rows[0][1]:6.2f} {peak:8.0f}")
+    print(f"{'':52} {'wall s':>8} {'ratio':>6} {'CPU s':>8} {'ratio':>6} {'peak MB':>8}")
+    for name, seconds, cpu, peak in rows:
+        print(f"{name:52} {seconds:8.2f} {seconds / rows[0][1]:6.2f} {cpu:8.2f} {cpu / rows[0][2]:6.2f} {peak:8.0f}")
     print(f"(best of {args.repeat}; ratio = seconds / notebook loop; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f} at the end)")
     return 0

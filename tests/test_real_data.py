@@ -32,7 +32,8 @@ def test_every_customer_assigned_once(runs, real_data_path):
 def test_profiles_add_up(runs):
     prof = pd.read_csv(runs[0] / "profiles.csv")
     assert prof["size"].sum() == 8950
-    assert prof["share"].sum() == pytest.approx(1.0)
+    # shares are written rounded to 6 significant digits, so their sum may miss 1 by that rounding per segment
+    assert prof["share"].sum() == pytest.approx(1.0, abs=len(prof) * 5e-7)
     seg = pd.read_csv(runs[0] / "segments.csv")
     assert prof.set_index("segment")["size"].to_dict() == seg["segment"].value_counts().to_dict()
     assert prof["segment_name"].is_unique

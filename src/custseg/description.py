@@ -408,6 +408,7 @@ class PortfolioInsights:
     annualisation: str
     concentration: list[Concentration]
     rules: RulesSummary
+    table: list[dict[str, Any]]  # one row per segment: segments_summary.csv
 
 
 @dataclass
@@ -485,7 +486,7 @@ def describe(result: RunResult) -> Description:
                                                else None,
                                                "table": [EvidenceRow(**r) for r in selection["table"]]}),
                         stability=stability, inertia=jsonable(model.inertia_)),
-        insights=_typed(PortfolioInsights, result.insights.to_dict()),
+        insights=_typed(PortfolioInsights, _numbered_insights(result.insights.to_dict(), result.numbers)),
         segments=_segments(result, profiles["segments"], stability, features),
         portfolio={var: PortfolioStatistic(**stats) for var, stats in profiles["portfolio"].items()},
         centre_distances=jsonable(np.round(distances, 4)),
@@ -512,6 +513,12 @@ def _choice(selection, numbers) -> ChoiceStability | None:
                              [seg["jaccard_mean"] for seg in row["stability"]["segments"]])
              for row in d["drilldown"]]
     return ChoiceStability(stable_ks=d["stable_ks"], per_k=per_k, drilldown=drill)
+
+
+def _numbered_insights(data: dict, numbers) -> dict:
+    """The insights' table carries each segment's number (the insights count segments by model position)."""
+    table = [{**row, "segment": int(numbers[int(row["segment"]) - 1])} for row in data["table"]]
+    return {**data, "table": table}
 
 
 def _typed(cls, data: Mapping):

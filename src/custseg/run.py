@@ -161,8 +161,10 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
         identities = initial_identities(model.cluster_centers_, [n.name for n in names])
     else:
         names = [replace(n, name=i.name) for n, i in zip(names, identities)]
+    # the insights count segments by model position: give them the names with positional numbers
     found = insights(frame, model.labels_, Z, model.cluster_centers_, model.inertia_, stability.segments,
-                     names=names, random_state=config.seed)
+                     names=[replace(n, segment=position + 1) for position, n in enumerate(names)],
+                     random_state=config.seed)
     bins = training_bins(frame[list(model.required_columns_)],
                          pd.DataFrame(Z, columns=list(model.feature_names_out_), index=frame.index),
                          distances=distances)
@@ -298,28 +300,33 @@ def silhouettes(Z: np.ndarray, labels: np.ndarray, seed: int) -> dict:
 
 def write_run_files(result: RunResult, folder: Path) -> None:
     """Write every output file of a run into an existing (staging) folder."""
-    from .report import render_all
-
     if large.is_large(len(result.labels), result.config):
         large.write_segments(result, folder / "segments.csv")
     else:
         result.segments_table().to_csv(folder / "segments.csv", index=False, lineterminator="\n")
     profiles_csv(result).to_csv(folder / "profiles.csv", float_format="%.6g", lineterminator="\n")
-    summary = result.insights.table()
-    summary["segment"] = result.numbers[summary["segment"].to_numpy() - 1]  # insights count by model position
-    summary.to_csv(folder / "segments_summary.csv", index=False, float_format="%.6g", lineterminator="\n")
     description = result.describe()
-    data = to_dict(description)
-    write_json(folder / "profiles.json", {"segments": data["segments"], "portfolio": data["portfolio"],
-                                          "insights": data["insights"]})
-    write_json(folder / "metrics.json", data["metrics"])
-    write_json(folder / "data_quality.json", data["data_quality"])
-    write_json(folder / "description.json", data)
+    write_description_files(description, folder)
     if result.reference is not None:
         write_json(folder / REFERENCE_FILE, result.reference)
     save_model(folder / MODEL_FILE, result.model, segment_names=[n.name for n in result.names],
                training=result.training_info(), identities=result.identities or None,
                training_distribution=result.training_distribution)
+
+
+def write_description_files(description: Description, folder: Path) -> None:
+    """The files rendered from a run's description: segments_summary.csv, profiles.json, metrics.json,
+    data_quality.json, description.json and the report (the same for a fresh run and a stored one)."""
+    from .report import render_all
+
+    data = to_dict(description)
+    pd.DataFrame(data["insights"]["table"]).to_csv(folder / "segments_summary.csv", index=False,
+                                                   float_format="%.6g", lineterminator="\n")
+    write_json(folder / "profiles.json", {"segments": data["segments"], "portfolio": data["portfolio"],
+                                          "insights": data["insights"]})
+    write_json(folder / "metrics.json", data["metrics"])
+    write_json(folder / "data_quality.json", data["data_quality"])
+    write_json(folder / "description.json", data)
     render_all(description, folder)
 
 
@@ -805,15 +812,9 @@ def write_stored_files(record, folder: Path) -> None:
     import json
 
     from .description import from_dict
-    from .report import render_all
 
-    data = json.loads(record.description)
-    description = from_dict(data, source=f"the description of run {record.run_id}")
+    description = from_dict(json.loads(record.description), source=f"the description of run {record.run_id}")
     record.assignments.to_csv(folder / "segments.csv", index=False, lineterminator="\n")
     record.profiles.to_csv(folder / "profiles.csv", float_format="%.6g", lineterminator="\n")
-    write_json(folder / "profiles.json", {"segments": data["segments"], "portfolio": data["portfolio"]})
-    write_json(folder / "metrics.json", data["metrics"])
-    write_json(folder / "data_quality.json", data["data_quality"])
-    write_json(folder / "description.json", data)
     (folder / MODEL_FILE).write_text(record.model, encoding="utf-8")
-    render_all(description, folder)
+    write_description_files(description, folder)

@@ -153,7 +153,8 @@ class Insights:
         return jsonable({"executive_summary": self.summary.to_dict(),
                          "value_assumptions": value["assumptions"], "value_total": value["total"],
                          "annualisation": value["annualisation"], "concentration": value["concentration"],
-                         "rules": {k: x for k, x in self.rules.to_dict().items() if k != "segments"}})
+                         "rules": {k: x for k, x in self.rules.to_dict().items() if k != "segments"},
+                         "table": self.table().to_dict("records")})
 
     def table(self) -> pd.DataFrame:
         """One row per segment: value, risk, top action, priority, rule and fidelity (for a CSV)."""

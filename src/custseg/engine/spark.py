@@ -36,8 +36,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
-from threadpoolctl import threadpool_limits
 
 from .. import schema
 from ..errors import CustsegError, DataError
@@ -411,11 +409,11 @@ def seed_centres(sample: np.ndarray, k: int, *, n_init: int, seed: Seed) -> np.n
     """Best of ``n_init`` scikit-learn k-means++ runs on the driver sample: the start of the full fit."""
     if len(sample) < k:
         raise DataError(f"the sample holds {len(sample)} rows, fewer than the {k} segments asked for.")
+    from .sklearn import SklearnEngine
+
     random_state = int(_sequence(seed).generate_state(1, dtype=np.uint32)[0])
-    # one OpenMP thread: short fits on a sample spend more time synchronising threads than computing
-    with threadpool_limits(limits=1, user_api="openmp"):
-        km = KMeans(n_clusters=k, n_init=n_init, random_state=random_state).fit(sample)
-    return km.cluster_centers_
+    return SklearnEngine().fit(np.ascontiguousarray(sample, dtype=np.float64), k, n_init=n_init,
+                               seed=random_state).centres
 
 
 # ---------------------------------------------------------------- features

@@ -12,7 +12,7 @@ import pytest
 from custseg.datasets import generate
 from custseg.description import Description, PortfolioStatistic, Provenance, StabilityScore
 from custseg.report import render_all
-from custseg.report.figures import FIGURE_ORDER, make_figures, sizes_figure
+from custseg.report.figures import FIGURE_ORDER, OPTIONAL_FIGURES, make_figures, sizes_figure
 from custseg.report.html import render_html
 from custseg.report.markdown import render_markdown
 from custseg.run import RunConfig, segment
@@ -47,7 +47,7 @@ def test_all_files_exist(rendered):
     assert (rendered / "report.html").is_file()
     assert (rendered / "report.md").is_file()
     pngs = sorted(p.stem for p in (rendered / "figures").glob("*.png"))
-    assert pngs == sorted(FIGURE_ORDER)
+    assert pngs == sorted(set(FIGURE_ORDER) - set(OPTIONAL_FIGURES))  # the t-SNE map only with --tsne
     assert sorted(p.stem for p in (rendered / "figures").glob("*.svg")) == pngs
 
 
@@ -204,4 +204,4 @@ def test_ten_segments_render(description, tmp_path):
     md = read(tmp_path, "report.md")
     for seg in d.segments:
         assert seg.name in md
-    assert len(list((tmp_path / "figures").glob("*.png"))) == len(FIGURE_ORDER)
+    assert len(list((tmp_path / "figures").glob("*.png"))) == len(FIGURE_ORDER) - len(OPTIONAL_FIGURES)

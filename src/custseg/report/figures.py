@@ -48,6 +48,9 @@ from .palette import colour_for, ink_on
 FIGURE_ORDER = ("distributions", "missing", "correlation", "evidence", "k_stability", "silhouette", "sizes",
                 "projection", "tsne", "distances", "profile", "effects", "boxes", "value_risk", "stability")
 
+#: Figures drawn only when a run asks for them (``--tsne``).
+OPTIONAL_FIGURES = ("tsne",)
+
 #: The figures of each report section.
 SECTIONS = {
     "summary": ("sizes", "value_risk"),

@@ -239,7 +239,7 @@ def predict_batches(model_path, data, output, *, force: bool = False,
     from .engine.chunked import ChunkedEngine
     from .errors import CustsegError, DataError
     from .load import load
-    from .persist import load_model
+    from .persist import load_model, segment_identities
     from .quality import validate
     from .run import check_output_file
     from .score import assignments
@@ -251,7 +251,9 @@ def predict_batches(model_path, data, output, *, force: bool = False,
     source = open_source(data)
     check_output_file(output, force=force, inputs=(model_path, source.path), what="scores")
     model, state = load_model(model_path)
-    names = state["segment_names"]
+    identities = segment_identities(state)  # numbers and names as predict in one go writes them
+    names = [i.name for i in identities]
+    numbers = [i.number for i in identities]
     engine = ChunkedEngine()
     counts = np.zeros(len(names), dtype=np.int64)
     reports, hashes = [], []
@@ -262,7 +264,7 @@ def predict_batches(model_path, data, output, *, force: bool = False,
                 labels, distances = engine.assign(model.embed(portfolio.frame), model.cluster_centers_)
                 ids = portfolio.frame["CUST_ID"]
                 hashes.append(pd.util.hash_pandas_object(ids, index=False).to_numpy())
-                writer.write(assignments(ids, labels, distances, names))
+                writer.write(assignments(ids, labels, distances, names, numbers=numbers))
                 counts += np.bincount(labels, minlength=len(names))
                 reports.append(report)
             repeated = _repeated(hashes)

@@ -149,7 +149,7 @@ def ours_pass(X: np.ndarray, C0: np.ndarray, pool):
     from custseg.engine import lloyd
 
     labels = np.full(len(X), -1, dtype=np.int64)
-    sums, counts, _ = lloyd.relabel_pass(X, C0, labels, pool)
+    sums, counts, _, _ = lloyd.relabel_pass(X, C0, labels, pool)
     C1 = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], C0)
     turn = [C1, C0]
 

@@ -181,3 +181,38 @@ def test_in_memory_lloyd_refuses_non_finite_values():
     X[17, 2] = np.inf
     with lloyd.Pool(1) as pool, pytest.raises(ValueError, match="NaN"):
         lloyd.lloyd_in_memory(X, X[:3], pool)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("until", [0.4, 0.0], ids=["stay-bounded", "switch-back"])
+def test_bounded_passes_give_the_plain_iterates(small_blocks, monkeypatch, dtype, until):
+    """Hamerly's bounds from the second pass on (and, with `until` = 0, dropped and rebuilt) change nothing."""
+    monkeypatch.setattr(lloyd, "BOUNDS_FROM", 1.0)
+    monkeypatch.setattr(lloyd, "BOUNDS_UNTIL", until)
+    X, _ = make_blobs(4_000, 5, centers=6, cluster_std=3.0, random_state=7)  # overlapping: rows change late
+    X = X.astype(dtype)
+    C0 = X[np.random.default_rng(1).choice(len(X), 6, replace=False)].astype(np.float64)
+    run, inertia, labels = _plain_fit(X, C0)
+    fits = []
+    for threads in (1, 3):
+        with lloyd.Pool(threads) as pool:
+            fits.append(lloyd.lloyd_in_memory(X, C0, pool))
+    mem = fits[0]
+    assert min(mem.computed) < len(X)  # some passes skipped rows
+    assert mem.n_iter == run.n_iter
+    np.testing.assert_array_equal(mem.labels, labels)
+    np.testing.assert_allclose(mem.centres, run.centres, rtol=0, atol=1e-12)
+    assert mem.inertia == pytest.approx(inertia, rel=1e-12)
+    assert fits[0].centres.tobytes() == fits[1].centres.tobytes()
+    assert fits[0].computed == fits[1].computed
+
+
+def test_bounded_passes_relocate_empty_clusters(small_blocks, monkeypatch):
+    monkeypatch.setattr(lloyd, "BOUNDS_FROM", 1.0)
+    X = _data(n=1_000, p=3, seed=2)
+    C0 = np.vstack([X[:3], X[:1] + 1e-9, [[1e3, 1e3, 1e3]]])  # two centres empty: one far, one a twin
+    _, inertia, labels = _plain_fit(X, C0)
+    with lloyd.Pool(2) as pool:
+        mem = lloyd.lloyd_in_memory(X, C0, pool)
+    np.testing.assert_array_equal(mem.labels, labels)
+    assert mem.inertia == pytest.approx(inertia, rel=1e-12)

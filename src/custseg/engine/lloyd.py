@@ -1,29 +1,34 @@
 """Lloyd's k-means close to the machine's memory bandwidth, without copying X.
 
-One Lloyd pass streams X once. The rows are cut into fixed segments of
+A pass streams X once. The rows are cut into fixed segments of
 :data:`SEGMENT_ROWS` (handed to threads) and each segment into blocks of
 :data:`BLOCK_ROWS` that stay in cache: for a block, BLAS computes
 ``G = X_b @ (-2 C)ᵀ`` (``k`` columns), and a compiled kernel (numba) adds
-``‖c‖²``, takes the arg-min of each row and adds the row to its centre's float64
-sum while the block is still in cache: assignment and accumulation are fused,
-and nothing of size ``n`` is written. Segment results are reduced in segment
-order, so the result does not depend on the number of threads.
+``‖c‖²``, takes the arg-min of each row and updates the float64 centre sums while
+the block is still in cache. Segment results are reduced in segment order, so the
+result does not depend on the number of threads.
 
 Iterations follow scikit-learn's Lloyd k-means (``algorithm="lloyd"``): from the same
 initial centres they move each centre to the mean of its rows, relocate empty
 clusters to the rows farthest from their centres, and stop when the squared
 centre shift is at most ``tol`` times the mean feature variance (taken from the
-first pass, not from a pass of its own), or after ``max_iter`` passes. A final
-pass assigns every row to the final centres; the inertia is the float64 sum of
-the exact squared distances of that pass.
+first pass, not from a pass of its own), or after ``max_iter`` passes.
+
+Two drivers share that pass. :func:`lloyd` runs over the chunks a callable yields
+once per pass (batches read from Parquet or SQL) and recomputes the sums every
+pass. :func:`lloyd_in_memory` keeps each row's label between passes, so only rows
+that change centre touch the sums, and computes the inertia from the sums instead
+of a distance pass; once few rows change centre it switches to Hamerly's (2010)
+bounds (two float32 per row), which skip the rows whose centre provably did not
+change. Both give the same labels from the same centres.
 
 Seeding is scikit-learn's greedy k-means++ (:func:`sklearn.cluster.kmeans_plusplus`)
 on a uniform sample of at most :data:`SEED_SAMPLE` rows drawn without
 replacement, so it costs the same at ten million rows as at a hundred thousand.
 
-The heavy part is BLAS (NumPy's OpenBLAS, pinned to one thread per segment) and a
-short numba kernel: plain numba loops over rows did not vectorise and measured
-3-8x slower than this split (see ``docs/scale.md``).
+The distances use BLAS (NumPy's OpenBLAS, pinned to one thread per segment):
+numba loops over rows did not vectorise the 17 × 8 products and measured 3-8x
+slower than this split (see ``docs/scale.md``).
 """
 
 from __future__ import annotations
@@ -143,9 +148,7 @@ class _Prepared:
     def __init__(self, centres: np.ndarray, dtype):
         self.C = np.ascontiguousarray(centres, dtype=np.float64)
         self.c2t = np.ascontiguousarray(-2.0 * self.C.T, dtype=dtype)
-        self.cn64 = np.einsum("ij,ij->i", self.C, self.C)
-        self.cn = self.cn64.astype(dtype)
-        self.cnorm = np.sqrt(self.cn64)
+        self.cn = np.einsum("ij,ij->i", self.C, self.C).astype(dtype)
 
 
 def _segments(X: np.ndarray) -> list[np.ndarray]:
@@ -467,7 +470,7 @@ def _reassign(X, rows, G, cn, rho, unit, drift, max_drift, labels, upper, lower,
     ``d² = ‖x‖² + ‖c‖² - 2x·c``: ``G`` carries the rounding of X's dtype, so each
     bound gives up the worst-case error ``e`` of a length-p dot product and stays a
     bound. A row that changes centre moves between the float64 sums. ``best`` and
-    ``bounds`` are scratch space. Returns the number of rows that changed centre.
+    ``bounds`` are scratch space.
     """
     m, p = X.shape
     k = len(cn)
@@ -489,7 +492,6 @@ def _reassign(X, rows, G, cn, rho, unit, drift, max_drift, labels, upper, lower,
     for r in range(m):  # a loop of its own, so that the square roots vectorise
         bounds[0, r] = np.sqrt(bounds[0, r])
         bounds[1, r] = np.sqrt(bounds[1, r])
-    changed = 0
     for r in range(m):
         i = rows[r]
         top = best[r]
@@ -498,14 +500,12 @@ def _reassign(X, rows, G, cn, rho, unit, drift, max_drift, labels, upper, lower,
         lower[i] = _down(bounds[1, r] * (1.0 - _TINY) + max_drift * (1.0 + _TINY))
         if old == top:
             continue
-        changed += 1
         labels[i] = top
         counts[top] += 1
         counts[old] -= 1
         for f in range(p):
             sums[top, f] += X[r, f]
             sums[old, f] -= X[r, f]
-    return changed
 
 
 class _Bounds:
@@ -568,7 +568,7 @@ def _bounded_segment(X: np.ndarray, lo: int, labels: np.ndarray, state: _Bounds,
     k, p = prep.C.shape
     fail, buf, G, best, bounds = _scratch.get(X.dtype, p, k)
     labels, upper, lower = labels[lo:hi], state.upper[lo:hi], state.lower[lo:hi]
-    sums, counts, changed = np.zeros((k, p)), np.zeros(k, dtype=np.int64), 0
+    sums, counts = np.zeros((k, p)), np.zeros(k, dtype=np.int64)
     unit = float(np.finfo(X.dtype).eps)
     with np.errstate(invalid="ignore", over="ignore"):
         if state.fresh:
@@ -586,8 +586,8 @@ def _bounded_segment(X: np.ndarray, lo: int, labels: np.ndarray, state: _Bounds,
                 _gather(seg, rows, block)
             g = G[:len(rows)]
             np.matmul(block, prep.c2t, out=g)
-            changed += _reassign(block, rows, g, prep.cn, rho, unit, state.drift, state.max_drift, labels, upper,
-                                 lower, sums, counts, best, bounds)
+            _reassign(block, rows, g, prep.cn, rho, unit, state.drift, state.max_drift, labels, upper, lower, sums,
+                      counts, best, bounds)
     return sums, counts, 0.0, m
 
 
@@ -595,7 +595,7 @@ def bounded_pass(X: np.ndarray, centres: np.ndarray, labels: np.ndarray, state: 
     """:func:`relabel_pass` for rows that all have a label, skipping those that Hamerly's bounds ``state``
     prove unchanged. Returns the changes of the sums and counts, 0, and the number of rows recomputed."""
     prep = _Prepared(centres, X.dtype)
-    rho = float(np.sqrt(prep.cn.astype(np.float64)).max())
+    rho = float(np.sqrt((prep.C ** 2).sum(axis=1)).max())
     parts = pool.map(lambda lo: _bounded_segment(X, lo, labels, state, prep, rho), range(0, len(X), SEGMENT_ROWS))
     state.fresh = False
     return _reduce(parts, *prep.C.shape)

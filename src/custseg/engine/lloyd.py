@@ -621,7 +621,10 @@ def lloyd_in_memory(X: np.ndarray, init: np.ndarray, pool: Pool, *, max_iter: in
     The iterates are those of :func:`lloyd` (same assignment arithmetic, stopping
     rule and empty-cluster rule), but the centre sums are carried from pass to pass
     and only the rows that change centre are added and subtracted, so a pass
-    computes the distances and writes almost nothing. After the last move, a final
+    computes the distances and writes almost nothing. Once fewer than
+    :data:`BOUNDS_FROM` of the rows change centre in a pass, :func:`bounded_pass`
+    skips the rows Hamerly's bounds prove unchanged (same labels), until more than
+    :data:`BOUNDS_UNTIL` fail them. After the last move, a final
     pass assigns every row to the final centres, as scikit-learn does; the inertia
     is ``Σ‖x‖² - 2 Σ_j c_j·S_j + Σ_j n_j ‖c_j‖²`` over those labels (``S_j``, ``n_j``:
     the sums and counts), in float64, with ``Σ‖x‖²`` from the first pass: no pass of

@@ -115,3 +115,104 @@ def test_seeding_samples_and_is_deterministic():
     assert not np.array_equal(a, c)
     rows = {tuple(r) for r in X}
     assert all(tuple(r) in rows for r in a)  # k-means++ picks data rows
+
+
+def _plain_fit(X, C0, threads=2):
+    with lloyd.Pool(threads) as pool:
+        run = lloyd.lloyd(lambda: lloyd.one_pass(X), C0, pool)
+        inertia, labels = lloyd.inertia_and_labels(lambda: lloyd.one_pass(X), run.centres, pool, keep_labels=True)
+    return run, inertia, labels
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_in_memory_lloyd_equals_plain_lloyd_and_sklearn(small_blocks, dtype):
+    X = _data(n=3_000, p=6, dtype=dtype, seed=1)
+    C0 = X[np.random.default_rng(0).choice(len(X), 5, replace=False)].astype(np.float64)
+    run, inertia, labels = _plain_fit(X, C0)
+    km = KMeans(5, init=C0, n_init=1).fit(X)
+    with lloyd.Pool(2) as pool:
+        mem = lloyd.lloyd_in_memory(X, C0, pool)
+    assert mem.n_iter == run.n_iter == km.n_iter_ and mem.tol == run.tol
+    np.testing.assert_array_equal(mem.labels, labels)
+    np.testing.assert_array_equal(mem.labels, km.labels_)
+    np.testing.assert_allclose(mem.centres, run.centres, rtol=0, atol=1e-12)
+    assert mem.inertia == pytest.approx(inertia, rel=1e-12)  # Σ‖x‖² - 2Σc·S + Σn‖c‖² = the distances' sum
+    assert mem.labels.dtype == np.int64
+
+
+def test_in_memory_lloyd_does_not_depend_on_threads(small_blocks):
+    X = _data(n=2_500, dtype=np.float32)
+    C0 = X[[1, 2, 3, 4]].astype(np.float64)
+    fits = []
+    for threads in (1, 2, 3):
+        with lloyd.Pool(threads) as pool:
+            fits.append(lloyd.lloyd_in_memory(X, C0, pool))
+    assert len({f.centres.tobytes() + f.labels.tobytes() + np.float64(f.inertia).tobytes() for f in fits}) == 1
+
+
+def test_in_memory_lloyd_relocates_empty_clusters_like_sklearn(small_blocks):
+    X = _data(n=1_000, p=3, seed=2)
+    C0 = np.vstack([X[:3], [[1e3, 1e3, 1e3]]])  # the far centre wins no row on the first pass
+    km = KMeans(4, init=C0, n_init=1).fit(X)
+    _, inertia, labels = _plain_fit(X, C0)
+    with lloyd.Pool(2) as pool:
+        mem = lloyd.lloyd_in_memory(X, C0, pool)
+    assert np.bincount(mem.labels, minlength=4).min() > 0
+    np.testing.assert_array_equal(mem.labels, labels)
+    assert mem.inertia == pytest.approx(inertia, rel=1e-12)
+    assert abs(mem.inertia - km.inertia_) / km.inertia_ <= 1e-6
+
+
+def test_in_memory_lloyd_with_one_centre_and_duplicate_rows(small_blocks):
+    X = np.repeat(_data(n=200, p=4, seed=5), 3, axis=0)  # every row three times
+    with lloyd.Pool(2) as pool:
+        one = lloyd.lloyd_in_memory(X, X[:1].astype(np.float64), pool)
+        dup = lloyd.lloyd_in_memory(X, X[[0, 1, 2, 3]].astype(np.float64), pool)
+    np.testing.assert_allclose(one.centres[0], X.mean(axis=0), rtol=1e-12)
+    assert one.n_iter == 2 and (one.labels == 0).all()  # one move to the mean, then no shift
+    assert one.inertia == pytest.approx(float(((X - X.mean(axis=0)) ** 2).sum()), rel=1e-10)
+    assert (dup.labels.reshape(-1, 3) == dup.labels[::3, None]).all()  # copies of a row share its centre
+    km = KMeans(4, init=X[[0, 1, 2, 3]], n_init=1).fit(X)
+    assert abs(dup.inertia - km.inertia_) / km.inertia_ <= 1e-6
+
+
+def test_in_memory_lloyd_refuses_non_finite_values():
+    X = _data(n=200)
+    X[17, 2] = np.inf
+    with lloyd.Pool(1) as pool, pytest.raises(ValueError, match="NaN"):
+        lloyd.lloyd_in_memory(X, X[:3], pool)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("until", [0.4, 0.0], ids=["stay-bounded", "switch-back"])
+def test_bounded_passes_give_the_plain_iterates(small_blocks, monkeypatch, dtype, until):
+    """Hamerly's bounds from the second pass on (and, with `until` = 0, dropped and rebuilt) change nothing."""
+    monkeypatch.setattr(lloyd, "BOUNDS_FROM", 1.0)
+    monkeypatch.setattr(lloyd, "BOUNDS_UNTIL", until)
+    X, _ = make_blobs(4_000, 5, centers=6, cluster_std=3.0, random_state=7)  # overlapping: rows change late
+    X = X.astype(dtype)
+    C0 = X[np.random.default_rng(1).choice(len(X), 6, replace=False)].astype(np.float64)
+    run, inertia, labels = _plain_fit(X, C0)
+    fits = []
+    for threads in (1, 3):
+        with lloyd.Pool(threads) as pool:
+            fits.append(lloyd.lloyd_in_memory(X, C0, pool))
+    mem = fits[0]
+    assert min(mem.computed) < len(X)  # some passes skipped rows
+    assert mem.n_iter == run.n_iter
+    np.testing.assert_array_equal(mem.labels, labels)
+    np.testing.assert_allclose(mem.centres, run.centres, rtol=0, atol=1e-12)
+    assert mem.inertia == pytest.approx(inertia, rel=1e-12)
+    assert fits[0].centres.tobytes() == fits[1].centres.tobytes()
+    assert fits[0].computed == fits[1].computed
+
+
+def test_bounded_passes_relocate_empty_clusters(small_blocks, monkeypatch):
+    monkeypatch.setattr(lloyd, "BOUNDS_FROM", 1.0)
+    X = _data(n=1_000, p=3, seed=2)
+    C0 = np.vstack([X[:3], X[:1] + 1e-9, [[1e3, 1e3, 1e3]]])  # two centres empty: one far, one a twin
+    _, inertia, labels = _plain_fit(X, C0)
+    with lloyd.Pool(2) as pool:
+        mem = lloyd.lloyd_in_memory(X, C0, pool)
+    np.testing.assert_array_equal(mem.labels, labels)
+    assert mem.inertia == pytest.approx(inertia, rel=1e-12)

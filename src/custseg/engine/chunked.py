@@ -1,8 +1,9 @@
 """The chunked engine: k-means for tens of millions of rows on one machine.
 
-In memory, :meth:`ChunkedEngine.fit` runs the fused, multi-threaded Lloyd kernel of
-:mod:`custseg.engine.lloyd` on X as it is (float32 or float64, no copy); seeding is
-k-means++ on a uniform sample. :meth:`ChunkedEngine.fit_batches` runs the same
+In memory, :meth:`ChunkedEngine.fit` runs the fused, multi-threaded Lloyd passes of
+:mod:`custseg.engine.lloyd` on X as it is (float32 or float64, no copy), keeping each
+row's label between passes so that only rows that change centre update the sums;
+seeding is k-means++ on a uniform sample. :meth:`ChunkedEngine.fit_batches` runs the same
 iterations over batches that a callable yields once per pass (a Parquet file or a
 SQL table read in batches), so data larger than memory are clustered with the
 same arithmetic. See ``docs/scale.md`` for measured times.
@@ -62,12 +63,10 @@ class ChunkedEngine(Engine):
                       for ss in children)
         best = None
         with lloyd.Pool(self.n_threads) as pool:
-            chunks = lambda: lloyd.one_pass(X)  # noqa: E731 - one pass over the in-memory matrix
             for start in starts:
-                run = lloyd.lloyd(chunks, start, pool, max_iter=self.max_iter, tol=self.tol)
-                inertia, labels = lloyd.inertia_and_labels(chunks, run.centres, pool, keep_labels=True)
-                if best is None or inertia < best.inertia:
-                    best = Fit(centres=run.centres, inertia=inertia, n_iter=run.n_iter, labels=labels)
+                run = lloyd.lloyd_in_memory(X, start, pool, max_iter=self.max_iter, tol=self.tol)
+                if best is None or run.inertia < best.inertia:
+                    best = Fit(centres=run.centres, inertia=run.inertia, n_iter=run.n_iter, labels=run.labels)
         return best
 
     def assign(self, X: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,34 +1,40 @@
 """Lloyd's k-means close to the machine's memory bandwidth, without copying X.
 
-One Lloyd pass streams X once. The rows are cut into fixed segments of
+A pass streams X once. The rows are cut into fixed segments of
 :data:`SEGMENT_ROWS` (handed to threads) and each segment into blocks of
 :data:`BLOCK_ROWS` that stay in cache: for a block, BLAS computes
 ``G = X_b @ (-2 C)ᵀ`` (``k`` columns), and a compiled kernel (numba) adds
-``‖c‖²``, takes the arg-min of each row and adds the row to its centre's float64
-sum while the block is still in cache: assignment and accumulation are fused,
-and nothing of size ``n`` is written. Segment results are reduced in segment
-order, so the result does not depend on the number of threads.
+``‖c‖²``, takes the arg-min of each row and updates the float64 centre sums while
+the block is still in cache. Segment results are reduced in segment order, so the
+result does not depend on the number of threads.
 
 Iterations follow scikit-learn's Lloyd k-means (``algorithm="lloyd"``): from the same
 initial centres they move each centre to the mean of its rows, relocate empty
 clusters to the rows farthest from their centres, and stop when the squared
 centre shift is at most ``tol`` times the mean feature variance (taken from the
-first pass, not from a pass of its own), or after ``max_iter`` passes. A final
-pass assigns every row to the final centres; the inertia is the float64 sum of
-the exact squared distances of that pass.
+first pass, not from a pass of its own), or after ``max_iter`` passes.
+
+Two drivers share that pass. :func:`lloyd` runs over the chunks a callable yields
+once per pass (batches read from Parquet or SQL) and recomputes the sums every
+pass. :func:`lloyd_in_memory` keeps each row's label between passes, so only rows
+that change centre touch the sums, and computes the inertia from the sums instead
+of a distance pass; once few rows change centre it switches to Hamerly's (2010)
+bounds (two float32 per row), which skip the rows whose centre provably did not
+change. Both give the same labels from the same centres.
 
 Seeding is scikit-learn's greedy k-means++ (:func:`sklearn.cluster.kmeans_plusplus`)
 on a uniform sample of at most :data:`SEED_SAMPLE` rows drawn without
 replacement, so it costs the same at ten million rows as at a hundred thousand.
 
-The heavy part is BLAS (NumPy's OpenBLAS, pinned to one thread per segment) and a
-short numba kernel: plain numba loops over rows did not vectorise and measured
-3-8x slower than this split (see ``docs/scale.md``).
+The distances use BLAS (NumPy's OpenBLAS, pinned to one thread per segment):
+numba loops over rows did not vectorise the 17 × 8 products and measured 3-8x
+slower than this split (see ``docs/scale.md``).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,7 +46,7 @@ from sklearn.cluster import kmeans_plusplus
 from threadpoolctl import ThreadpoolController
 
 #: Rows per block: ``BLOCK_ROWS × n_features`` values of X plus ``BLOCK_ROWS × k`` of G stay in L2.
-BLOCK_ROWS = 8192
+BLOCK_ROWS = 4096
 #: Rows per unit of work handed to a thread; results are reduced in this order.
 SEGMENT_ROWS = 1 << 18
 #: Rows k-means++ seeding looks at (a uniform sample when X has more).
@@ -73,6 +79,28 @@ def check_matrix(X) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ compiled kernels
+# Reassociation lets LLVM vectorise these sums over the features (measured 2x faster at 17
+# features); their order then depends on the compiled code only, not on the data or threads.
+@njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _sqdist(X, r, C, j):  # pragma: no cover - compiled
+    """‖X[r] - C[j]‖² in float64."""
+    d = 0.0
+    for f in range(X.shape[1]):
+        v = X[r, f] - C[j, f]
+        d += v * v
+    return d
+
+
+@njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _sqnorm(X, r):  # pragma: no cover - compiled
+    """‖X[r]‖² in float64."""
+    d = 0.0
+    for f in range(X.shape[1]):
+        v = np.float64(X[r, f])
+        d += v * v
+    return d
+
+
 @njit(nogil=True, cache=True)
 def _argmin(G, cn, labels):  # pragma: no cover - compiled
     # Selects instead of branches: which centre wins is unpredictable, and mispredicted
@@ -101,9 +129,7 @@ def _accumulate(X, G, cn, labels, sums, counts, with_squares):  # pragma: no cov
     squares = 0.0
     if with_squares:
         for r in range(m):
-            for f in range(p):
-                v = np.float64(X[r, f])
-                squares += v * v
+            squares += _sqnorm(X, r)
     return squares
 
 
@@ -112,12 +138,7 @@ def _nearest(X, G, cn, C, labels, dist):  # pragma: no cover - compiled
     m, p = X.shape
     _argmin(G, cn, labels)
     for r in range(m):
-        best = labels[r]
-        d = 0.0
-        for f in range(p):
-            diff = np.float64(X[r, f]) - C[best, f]
-            d += diff * diff
-        dist[r] = np.sqrt(d)
+        dist[r] = np.sqrt(_sqdist(X, r, C, labels[r]))
 
 
 # ------------------------------------------------------------------ one pass
@@ -267,14 +288,18 @@ def _full_pass(chunks: Chunks, centres: np.ndarray, pool: Pool, *, with_squares:
 
 
 def _relocate(chunks: Chunks, centres: np.ndarray, pool: Pool, empty: np.ndarray,
-              sums: np.ndarray, counts: np.ndarray) -> None:
-    """Give each empty cluster one of the rows farthest from their centre, as scikit-learn does."""
+              sums: np.ndarray, counts: np.ndarray) -> list[tuple[int, int]]:
+    """Give each empty cluster one of the rows farthest from their centre, as scikit-learn does.
+
+    Returns the (cluster, row number) pairs moved.
+    """
     far = _farthest(chunks, centres, pool, len(empty))
     for cluster, (_, _, row, label) in zip(empty, far):
         sums[label] -= row
         counts[label] -= 1
         sums[cluster] = row
         counts[cluster] = 1
+    return [(int(cluster), number) for cluster, (_, number, _, _) in zip(empty, far)]
 
 
 def _farthest(chunks: Chunks, centres: np.ndarray, pool: Pool, m: int) -> list:
@@ -302,6 +327,363 @@ def inertia_and_labels(chunks: Chunks, centres: np.ndarray, pool: Pool, *,
             kept.append(labels)
     labels = (kept[0] if len(kept) == 1 else np.concatenate(kept)) if keep_labels else None
     return inertia, labels
+
+
+# ------------------------------------------------------------------ in memory: labels kept, sums updated
+@njit(nogil=True, cache=True)
+def _relabel(X, G, cn, labels, sums, counts):  # pragma: no cover - compiled
+    """Nearest centre of each row from ``G = X (-2C)ᵀ``; only rows that change centre touch the float64 sums.
+
+    A row leaves its old centre's sum and joins its new one's; a row seen for the
+    first time (label -1) just joins, and its ``‖x‖²`` is added to the returned sum.
+    Returns that sum and the number of rows that changed centre.
+    """
+    m, p = X.shape
+    k = len(cn)
+    squares = 0.0
+    changed = 0
+    for r in range(m):
+        best = 0
+        low = G[r, 0] + cn[0]
+        for j in range(1, k):
+            v = G[r, j] + cn[j]
+            closer = v < low
+            best = j if closer else best
+            low = v if closer else low
+        old = labels[r]
+        if old == best:
+            continue
+        changed += 1
+        labels[r] = best
+        counts[best] += 1
+        for f in range(p):
+            sums[best, f] += X[r, f]
+        if old >= 0:
+            counts[old] -= 1
+            for f in range(p):
+                sums[old, f] -= X[r, f]
+        else:
+            squares += _sqnorm(X, r)
+    return squares, changed
+
+
+def _relabel_segment(X: np.ndarray, labels: np.ndarray, prep: _Prepared):
+    k, p = prep.C.shape
+    sums, counts, squares, changed = np.zeros((k, p)), np.zeros(k, dtype=np.int64), 0.0, 0
+    G = np.empty((min(BLOCK_ROWS, len(X)), k), dtype=X.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for lo in range(0, len(X), BLOCK_ROWS):
+            block = X[lo:lo + BLOCK_ROWS]
+            g = G[:len(block)]
+            np.matmul(block, prep.c2t, out=g)
+            q, c = _relabel(block, g, prep.cn, labels[lo:lo + len(block)], sums, counts)
+            squares += q
+            changed += c
+    return sums, counts, squares, changed
+
+
+def relabel_pass(X: np.ndarray, centres: np.ndarray, labels: np.ndarray, pool: Pool):
+    """One Lloyd assignment pass that updates ``labels`` (int64, -1: not assigned yet) in place.
+
+    Returns the change of the per-centre float64 sums and counts caused by the rows
+    that changed centre, the float64 sum of ``‖x‖²`` over rows assigned for the
+    first time, and the number of rows that changed centre. Segments are reduced
+    in order, so the result does not depend on the number of threads.
+    """
+    prep = _Prepared(centres, X.dtype)
+    starts = range(0, len(X), SEGMENT_ROWS)
+    parts = pool.map(lambda lo: _relabel_segment(X[lo:lo + SEGMENT_ROWS], labels[lo:lo + SEGMENT_ROWS], prep), starts)
+    return _reduce(parts, *prep.C.shape)
+
+
+def _reduce(parts, k: int, p: int):
+    sums, counts, squares, number = np.zeros((k, p)), np.zeros(k, dtype=np.int64), 0.0, 0
+    for s, c, q, m in parts:
+        sums += s
+        counts += c
+        squares += q
+        number += m
+    return sums, counts, squares, number
+
+
+# ------------------------------------------------------------------ Hamerly's bounds for the last passes
+# Slack for float64 rounding in the bounds: every distance and drift is off by far less.
+_TINY = 1e-12
+#: Passes switch to Hamerly's bounds once fewer rows than this share changed centre in a pass...
+BOUNDS_FROM = 0.02
+#: ...and back to plain passes when more rows than this share fail the bounds.
+BOUNDS_UNTIL = 0.4
+
+
+@njit(nogil=True, cache=True)
+def _up(v):  # pragma: no cover - compiled
+    # A float32 at or above v: rounding to nearest moves a value by at most 2^-24 of it.
+    return np.float32(v + abs(v) * 2.0 ** -23 + 1e-30)
+
+
+@njit(nogil=True, cache=True)
+def _down(v):  # pragma: no cover - compiled
+    return np.float32(v - abs(v) * 2.0 ** -23 - 1e-30)
+
+
+@njit(nogil=True, cache=True)
+def _screen(X, labels, upper, lower, drift, max_drift, half_gap, C, fail):  # pragma: no cover - compiled
+    """Hamerly's test: the rows whose nearest centre may have changed, written to ``fail``; returns how many.
+
+    A row keeps its centre ``a`` when its distance to ``a`` (at most ``upper +
+    drift[a]``) is no more than half the gap from ``a`` to the next centre, nor more
+    than its distance to any other centre (at least ``lower - max_drift``). Rows
+    whose stored bounds fail get the exact distance to ``a`` before giving up. The
+    lists are built without branches (always write, advance by the test): the
+    outcome is unpredictable from row to row.
+    """
+    m = 0
+    for i in range(X.shape[0]):
+        a = labels[i]
+        fail[m] = i
+        m += upper[i] + drift[a] > max(half_gap[a], lower[i] - max_drift)
+    tight = 0
+    for q in range(m):
+        i = fail[q]
+        a = labels[i]
+        fail[tight] = i
+        d = np.sqrt(_sqdist(X, i, C, a)) * (1.0 + _TINY)
+        upper[i] = _up(d - drift[a] * (1.0 - _TINY))
+        tight += d > max(half_gap[a], lower[i] - max_drift)
+    return tight
+
+
+@njit(nogil=True, cache=True)
+def _gather(X, rows, out):  # pragma: no cover - compiled
+    for r in range(len(rows)):
+        i = rows[r]
+        for f in range(X.shape[1]):
+            out[r, f] = X[i, f]
+
+
+@njit(nogil=True, cache=True)
+def _reassign(X, rows, G, cn, rho, unit, drift, max_drift, labels, upper, lower, sums, counts,
+              best, bounds):  # pragma: no cover - compiled
+    """Nearest centre of the rows ``X`` (segment rows ``rows``) from ``G = X (-2C)ᵀ``, with fresh bounds.
+
+    The labels are :func:`_relabel`'s (same arithmetic). The bounds come from
+    ``d² = ‖x‖² + ‖c‖² - 2x·c``: ``G`` carries the rounding of X's dtype, so each
+    bound gives up the worst-case error ``e`` of a length-p dot product and stays a
+    bound. A row that changes centre moves between the float64 sums. ``best`` and
+    ``bounds`` are scratch space.
+    """
+    m, p = X.shape
+    k = len(cn)
+    for r in range(m):
+        top = 0
+        low = G[r, 0] + cn[0]
+        second = np.float64(3e38)  # k = 1: an infinite float32 lower bound
+        for j in range(1, k):
+            v = G[r, j] + cn[j]
+            closer = v < low
+            second = min(second, max(v, low))
+            top = j if closer else top
+            low = v if closer else low
+        xx = _sqnorm(X, r)
+        e = unit * (rho * rho + (p + 2) * (xx + 1.0) * rho)  # (xx + 1) / 2 >= ‖x‖
+        best[r] = top
+        bounds[0, r] = max(xx + low + e, 0.0)
+        bounds[1, r] = max(xx + second - e, 0.0)
+    for r in range(m):  # a loop of its own, so that the square roots vectorise
+        bounds[0, r] = np.sqrt(bounds[0, r])
+        bounds[1, r] = np.sqrt(bounds[1, r])
+    for r in range(m):
+        i = rows[r]
+        top = best[r]
+        old = labels[i]
+        upper[i] = _up(bounds[0, r] * (1.0 + _TINY) - drift[top] * (1.0 - _TINY))
+        lower[i] = _down(bounds[1, r] * (1.0 - _TINY) + max_drift * (1.0 + _TINY))
+        if old == top:
+            continue
+        labels[i] = top
+        counts[top] += 1
+        counts[old] -= 1
+        for f in range(p):
+            sums[top, f] += X[r, f]
+            sums[old, f] -= X[r, f]
+
+
+class _Bounds:
+    """Hamerly's (2010) per-row bounds: an upper one on the distance to the row's centre, a lower one on the
+    distance to every other centre (float32).
+
+    They are stored relative to each centre's total movement ``drift`` and to the
+    sum of each pass's largest movement ``max_drift`` (lazily moved), so a row whose
+    bounds hold is read and never written: its distance to its centre is at most
+    ``upper + drift[label]``, to any other centre at least ``lower - max_drift``.
+    Until a pass has set them (``fresh``), every row is recomputed.
+    """
+
+    def __init__(self, n: int, k: int, centres: np.ndarray):
+        self.upper = np.empty(n, dtype=np.float32)
+        self.lower = np.empty(n, dtype=np.float32)
+        self.drift = np.zeros(k)
+        self.max_drift = 0.0
+        self.fresh = True
+        self.centres(centres)
+
+    def move(self, old: np.ndarray, new: np.ndarray) -> None:
+        """Account for the centres moving from ``old`` to ``new``."""
+        step = np.sqrt(((new - old) ** 2).sum(axis=1)) * (1.0 + _TINY)
+        self.drift += step
+        self.max_drift += float(step.max())
+        self.centres(new)
+
+    def centres(self, centres: np.ndarray) -> None:
+        """Half the distance from each centre to its nearest other centre (infinite when k = 1)."""
+        between = np.sqrt(((centres[:, None, :] - centres[None, :, :]) ** 2).sum(axis=-1))
+        np.fill_diagonal(between, np.inf)
+        self.half_gap = 0.5 * between.min(axis=1) * (1.0 - _TINY)
+
+    def forget(self, row: int) -> None:
+        """``row`` changed centre by hand (an empty cluster): compute its distances on the next pass."""
+        self.upper[row] = np.inf
+        self.lower[row] = -np.inf
+
+
+class _Scratch(threading.local):
+    """Per-thread buffers of a bounded pass: failing rows, gathered rows, their ``G``, labels and bounds."""
+
+    def get(self, dtype, p: int, k: int) -> tuple[np.ndarray, ...]:
+        key = (np.dtype(dtype), p, k, SEGMENT_ROWS, BLOCK_ROWS)
+        if getattr(self, "key", None) != key:
+            self.key = key
+            self.buffers = (np.empty(SEGMENT_ROWS, dtype=np.int64), np.empty((BLOCK_ROWS, p), dtype=dtype),
+                            np.empty((BLOCK_ROWS, k), dtype=dtype), np.empty(BLOCK_ROWS, dtype=np.int64),
+                            np.empty((2, BLOCK_ROWS)))
+        return self.buffers
+
+
+_scratch = _Scratch()
+
+
+def _bounded_segment(X: np.ndarray, lo: int, labels: np.ndarray, state: _Bounds, prep: _Prepared, rho: float):
+    seg = X[lo:lo + SEGMENT_ROWS]
+    hi = lo + len(seg)
+    k, p = prep.C.shape
+    fail, buf, G, best, bounds = _scratch.get(X.dtype, p, k)
+    labels, upper, lower = labels[lo:hi], state.upper[lo:hi], state.lower[lo:hi]
+    sums, counts = np.zeros((k, p)), np.zeros(k, dtype=np.int64)
+    unit = float(np.finfo(X.dtype).eps)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if state.fresh:
+            m = len(seg)
+            fail[:m] = np.arange(m)
+        else:
+            m = _screen(seg, labels, upper, lower, state.drift, state.max_drift, state.half_gap, prep.C, fail)
+        for start in range(0, m, BLOCK_ROWS):
+            rows = fail[start:min(start + BLOCK_ROWS, m)]
+            first = rows[0]
+            if rows[-1] - first == len(rows) - 1:  # consecutive rows: use X in place
+                block = seg[first:first + len(rows)]
+            else:
+                block = buf[:len(rows)]
+                _gather(seg, rows, block)
+            g = G[:len(rows)]
+            np.matmul(block, prep.c2t, out=g)
+            _reassign(block, rows, g, prep.cn, rho, unit, state.drift, state.max_drift, labels, upper, lower, sums,
+                      counts, best, bounds)
+    return sums, counts, 0.0, m
+
+
+def bounded_pass(X: np.ndarray, centres: np.ndarray, labels: np.ndarray, state: _Bounds, pool: Pool):
+    """:func:`relabel_pass` for rows that all have a label, skipping those that Hamerly's bounds ``state``
+    prove unchanged. Returns the changes of the sums and counts, 0, and the number of rows recomputed."""
+    prep = _Prepared(centres, X.dtype)
+    rho = float(np.sqrt((prep.C ** 2).sum(axis=1)).max())
+    parts = pool.map(lambda lo: _bounded_segment(X, lo, labels, state, prep, rho), range(0, len(X), SEGMENT_ROWS))
+    state.fresh = False
+    return _reduce(parts, *prep.C.shape)
+
+
+@dataclass(frozen=True)
+class MemoryResult:
+    """What :func:`lloyd_in_memory` found: centres, passes that moved them, tolerance, final labels, inertia,
+    and the rows whose distances each pass computed (all of them in a plain pass)."""
+
+    centres: np.ndarray
+    n_iter: int
+    tol: float
+    labels: np.ndarray
+    inertia: float
+    computed: tuple[int, ...]
+
+
+def lloyd_in_memory(X: np.ndarray, init: np.ndarray, pool: Pool, *, max_iter: int = 300,
+                    tol: float = 1e-4) -> MemoryResult:
+    """:func:`lloyd` on an in-memory ``X``, keeping each row's label between passes.
+
+    The iterates are those of :func:`lloyd` (same assignment arithmetic, stopping
+    rule and empty-cluster rule), but the centre sums are carried from pass to pass
+    and only the rows that change centre are added and subtracted, so a pass
+    computes the distances and writes almost nothing. Once fewer than
+    :data:`BOUNDS_FROM` of the rows change centre in a pass, :func:`bounded_pass`
+    skips the rows Hamerly's bounds prove unchanged (same labels), until more than
+    :data:`BOUNDS_UNTIL` fail them. After the last move, a final
+    pass assigns every row to the final centres, as scikit-learn does; the inertia
+    is ``Σ‖x‖² - 2 Σ_j c_j·S_j + Σ_j n_j ‖c_j‖²`` over those labels (``S_j``, ``n_j``:
+    the sums and counts), in float64, with ``Σ‖x‖²`` from the first pass: no pass of
+    its own.
+    """
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be at least 1, got {max_iter}")
+    n = len(X)
+    if n == 0:
+        raise ValueError("no rows to cluster")
+    centres = np.array(init, dtype=np.float64, copy=True)
+    k, p = centres.shape
+    labels = np.full(n, -1, dtype=np.int64)
+    sums, counts = np.zeros((k, p)), np.zeros(k, dtype=np.int64)
+    squares, tol_scaled, bounds, computed = 0.0, 0.0, None, []
+    for it in range(1, max_iter + 1):
+        fresh = bounds is not None and bounds.fresh
+        ds, dc, q, number = _pass(X, centres, labels, bounds, pool)
+        sums += ds
+        counts += dc
+        computed.append(n if bounds is None else number)
+        if it == 1:
+            if not (np.isfinite(sums).all() and np.isfinite(q)):
+                raise ValueError("the matrix holds NaN or infinite values; impute or drop them before clustering")
+            squares = q
+            mean = sums.sum(axis=0) / n
+            tol_scaled = tol * max(squares / n - float(mean @ mean), 0.0) / p
+        empty = np.flatnonzero(counts == 0)
+        if len(empty):
+            for cluster, row in _relocate(lambda: one_pass(X), centres, pool, empty, sums, counts):
+                labels[row] = cluster
+                if bounds is not None:
+                    bounds.forget(row)
+        moved = sums / counts[:, None]
+        shift = float(((moved - centres) ** 2).sum())
+        if bounds is None and number < BOUNDS_FROM * n:
+            bounds = _Bounds(n, k, moved)
+        elif bounds is not None and not fresh and number > BOUNDS_UNTIL * n:
+            bounds = None
+        elif bounds is not None:
+            bounds.move(centres, moved)
+        centres = moved
+        if shift <= tol_scaled:
+            break
+    ds, dc, _, m = _pass(X, centres, labels, bounds, pool)
+    sums += ds
+    counts += dc
+    computed.append(n if bounds is None else m)
+    inertia = squares - 2.0 * float((centres * sums).sum()) + float(counts @ (centres * centres).sum(axis=1))
+    return MemoryResult(centres=centres, n_iter=it, tol=tol_scaled, labels=labels, inertia=max(inertia, 0.0),
+                        computed=tuple(computed))
+
+
+def _pass(X: np.ndarray, centres: np.ndarray, labels: np.ndarray, bounds: _Bounds | None, pool: Pool):
+    """A plain pass, or a bounded one when there are bounds; the last value is rows changed (plain) or
+    recomputed (bounded)."""
+    if bounds is None:
+        return relabel_pass(X, centres, labels, pool)
+    return bounded_pass(X, centres, labels, bounds, pool)
 
 
 # ------------------------------------------------------------------ seeding

@@ -25,6 +25,7 @@ bin no training customer was in — instead of infinity.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -352,6 +353,25 @@ class DriftCounts:
             distances: np.ndarray) -> None:
         """Count one batch: its input columns and model features (float64 arrays by name) and each
         customer's distance to the nearest centre."""
+        self.merge(self.counted(columns, features, distances))
+
+    def merge(self, other: DriftCounts) -> None:
+        """Add the counts of another :class:`DriftCounts` of the same training distribution."""
+        for key, counts in self.counts.items():
+            counts += other.counts[key]
+        self.n += other.n
+        self.far += other.far
+
+    def counted(self, columns: Mapping[str, np.ndarray], features: Mapping[str, np.ndarray],
+                distances: np.ndarray) -> DriftCounts:
+        """The counts of one batch alone (as :meth:`add` takes it), for :meth:`merge`; safe in parallel."""
+        batch = copy.copy(self)
+        batch.counts = {key: np.zeros_like(counts) for key, counts in self.counts.items()}
+        batch.n = batch.far = 0
+        batch._count(columns, features, distances)
+        return batch
+
+    def _count(self, columns, features, distances) -> None:
         for kind, data in (("column", columns), ("feature", features)):
             absent = [name for k, name in self.tables if k == kind and name not in data]
             if absent:
@@ -362,8 +382,11 @@ class DriftCounts:
             finite = np.isfinite(values)
             if not finite.all():
                 values = values[finite]
+            # bin i holds edge[i-1] < v <= edge[i]: differences of the counts at or below each edge
+            # (a comparison per edge is an order of magnitude faster than a binary search per value)
+            at_or_below = np.array([np.count_nonzero(values <= e) for e in edges] + [len(values)], dtype=np.int64)
             counts = self.counts[kind, name]
-            counts[:-1] += np.bincount(np.searchsorted(edges, values, side="left"), minlength=len(edges) + 1)
+            counts[:-1] += np.diff(at_or_below, prepend=0)
             counts[-1] += len(finite) - len(values)
         if self.p99 is not None:
             self.far += int(np.count_nonzero(distances > float(self.p99)))

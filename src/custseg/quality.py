@@ -487,9 +487,10 @@ class _Rows:
         if room > 0:
             self.shown += [(offset + int(i), describe(int(i))) for i in np.flatnonzero(mask)[:room]]
 
-    @property
-    def rows(self) -> np.ndarray:
-        return np.asarray([row for row, _ in self.shown], dtype=np.int64)
+    def merge(self, later: _Rows) -> None:
+        """Add the rows of a later batch."""
+        self.count += later.count
+        self.shown += later.shown[:MAX_EXAMPLES - len(self.shown)]
 
     def examples(self) -> list[str]:
         return [f"row {row + 1} ({text})" for row, text in self.shown]
@@ -506,6 +507,9 @@ class _Extreme:
         if len(values):
             self.value = float(self.pick(self.value, self.pick.reduce(values)))
 
+    def merge(self, other: _Extreme) -> None:
+        self.value = float(self.pick(self.value, other.value))
+
 
 class _Moments:
     """Count, mean and second and third central moments of the non-missing values, merged batch by batch
@@ -515,18 +519,30 @@ class _Moments:
         self.n, self.mean, self.m2, self.m3 = 0, np.float64(0.0), np.float64(0.0), np.float64(0.0)
 
     def add(self, values: np.ndarray) -> None:
-        values = values[~np.isnan(values)]
-        nb = len(values)
-        if not nb:
+        """Merge a batch's values (no missing ones)."""
+        batch = _Moments()
+        batch.n = len(values)
+        if batch.n:
+            with np.errstate(all="ignore"):  # values too large to square are refused by validation later
+                batch.mean = values.mean()
+                d = values - batch.mean
+                square = d * d
+                batch.m2, batch.m3 = square.sum(), (square * d).sum()
+            self.merge(batch)
+
+    def merge(self, b: _Moments) -> None:
+        """Merge the moments of other values (Chan, Golub and LeVeque's pairwise update)."""
+        if not b.n:
             return
-        with np.errstate(all="ignore"):  # values too large to square are refused by validation later
-            mb = values.mean()
-            d = values - mb
-            m2b, m3b = np.dot(d, d), np.dot(d * d, d)
-            n, delta = self.n + nb, mb - self.mean
-            self.m3 += m3b + delta ** 3 * self.n * nb * (self.n - nb) / n ** 2 + \
-                3 * delta * (self.n * m2b - nb * self.m2) / n
-            self.m2 += m2b + delta ** 2 * self.n * nb / n
+        if not self.n:
+            self.n, self.mean, self.m2, self.m3 = b.n, b.mean, b.m2, b.m3
+            return
+        na, nb = self.n, b.n
+        n = na + nb
+        with np.errstate(all="ignore"):
+            delta = b.mean - self.mean
+            self.m3 += b.m3 + delta ** 3 * na * nb * (na - nb) / n ** 2 + 3 * delta * (na * b.m2 - nb * self.m2) / n
+            self.m2 += b.m2 + delta ** 2 * na * nb / n
             self.mean += delta * nb / n
         self.n = n
 
@@ -559,6 +575,43 @@ class _Column:
         self.left = 0                  # values after the repairs
         self.least, self.most, self.first = _Extreme(False), _Extreme(True), None
         self.moments = _Moments()
+
+    def merge(self, later: _Column) -> None:
+        """Add what a later batch gathered."""
+        for name, value in vars(later).items():
+            mine = getattr(self, name)
+            if isinstance(value, int):
+                setattr(self, name, mine + value)
+            elif name == "first":
+                self.first = mine if mine is not None else value
+            else:
+                mine.merge(value)
+
+
+class _Gathered:
+    """Everything validation gathers over some batches; :meth:`merge` adds a later batch's."""
+
+    def __init__(self, columns):
+        self.n_rows = 0
+        self.stats = {c: _Column() for c in columns}
+        self.headers = _Rows()
+        self.footers = _Rows()
+        self.footer_words = 0
+        self.blank_ids = _Rows()
+        self.facts = {name: _Rows() for name in ("missing_where_no_payment", "purchase_sum_mismatch",
+                                                 "balance_above_limit", "minimum_above_payments",
+                                                 "no_purchases", "no_cash_advance", "short_tenure")}
+        self.largest_gap = _Extreme(True)
+
+    def merge(self, later: _Gathered) -> None:
+        self.n_rows += later.n_rows
+        self.footer_words += later.footer_words
+        for name in ("headers", "footers", "blank_ids", "largest_gap"):
+            getattr(self, name).merge(getattr(later, name))
+        for col, column in self.stats.items():
+            column.merge(later.stats[col])
+        for name, rows in self.facts.items():
+            rows.merge(later.facts[name])
 
 
 class BatchValidator:
@@ -593,32 +646,36 @@ class BatchValidator:
         self.columns = list(columns)
         self.required = list(required)
         self.percent = frozenset(percent_scale)
-        self.n_rows = 0
-        self.stats = {c: _Column() for c in self.columns}
-        self.headers = _Rows()
-        self.footers = _Rows()
-        self.footer_words = 0
-        self.blank_ids = _Rows()
-        self.facts = {name: _Rows() for name in ("missing_where_no_payment", "purchase_sum_mismatch",
-                                                 "balance_above_limit", "minimum_above_payments",
-                                                 "no_purchases", "no_cash_advance", "short_tenure")}
-        self.largest_gap = _Extreme(True)
+        self.total = _Gathered(self.columns)
 
     def add(self, ids, columns: dict) -> dict[str, np.ndarray]:
-        """Check and repair one batch; return its repaired columns (float64, missing values left).
+        """Check and repair the next batch: :meth:`check` and :meth:`merge` in one."""
+        gathered, numbers = self.check(ids, columns, self.total.n_rows)
+        self.merge(gathered)
+        return numbers
+
+    def merge(self, gathered: _Gathered) -> None:
+        """Count a checked batch in; batches must be merged in table order (examples are the first rows)."""
+        self.total.merge(gathered)
+
+    def check(self, ids, columns: dict, offset: int) -> tuple[_Gathered, dict[str, np.ndarray]]:
+        """Check and repair one batch, whose first row is row ``offset`` of the table; safe in parallel.
 
         ``ids`` is a pyarrow string array (the ids as :func:`custseg.load.load` gives
         them: stripped text, null when empty); ``columns`` maps each numeric column to a
-        float64 array, or to a pandas Series of text to be read as numbers.
+        float64 array, or to a pandas Series of text to be read as numbers. Returns what
+        the batch shows (for :meth:`merge`) and its repaired columns (float64, missing
+        values left for the feature pipeline).
         """
-        offset, n = self.n_rows, len(ids)
-        self.n_rows += n
+        n = len(ids)
+        g = _Gathered(self.columns)
+        g.n_rows = n
         text_of = lambda i: _quote(_id_at(ids, i), marks="")  # noqa: E731 - an id as the examples show it
-        numbers = self._numbers(columns, offset)
-        self._footers(ids, numbers, offset, n)
-        self.blank_ids.add(np.asarray(ids.is_null()), offset, text_of)
+        numbers = self._numbers(g, columns, offset)
+        self._footers(g, ids, numbers, offset, n)
+        g.blank_ids.add(np.asarray(ids.is_null()), offset, text_of)
         for col, values in numbers.items():
-            s = self.stats[col]
+            s = g.stats[col]
             limit = MAX_MAGNITUDE.get(schema.BY_NAME[col].kind, np.inf)
             with np.errstate(invalid="ignore"):
                 s.magnitude.add(np.abs(values) > limit, offset, lambda i, v=values: f"{v[i]:g}")
@@ -626,9 +683,9 @@ class BatchValidator:
             s.missing += int(np.count_nonzero(nan))
             s.valid += n - int(np.count_nonzero(nan))
         for col in self.columns:
-            numbers[col] = self._repair(col, numbers[col], offset, text_of)
+            numbers[col] = self._repair(g, col, numbers[col], offset, text_of)
         for col, values in numbers.items():
-            s = self.stats[col]
+            s = g.stats[col]
             nan = np.isnan(values)
             s.gaps.add(nan, offset, text_of)
             kept = values[~nan] if nan.any() else values
@@ -639,15 +696,15 @@ class BatchValidator:
                 s.first = float(kept[0])
             if schema.BY_NAME[col].kind in ("amount", "count"):
                 s.moments.add(kept)
-        self._facts(numbers, offset, text_of)
-        return numbers
+        self._facts(g, numbers, offset, text_of)
+        return g, numbers
 
-    def _numbers(self, columns: dict, offset: int) -> dict[str, np.ndarray]:
+    def _numbers(self, g: _Gathered, columns: dict, offset: int) -> dict[str, np.ndarray]:
         text = {c: v for c, v in columns.items() if not isinstance(v, np.ndarray)}
         if text:
             named = pd.DataFrame({c: v.astype("string").str.strip().map(schema.canonical_name, na_action="ignore")
                                   .eq(c).fillna(False) for c, v in text.items()})
-            self.headers.add(named.sum(axis=1).to_numpy() >= min(3, len(self.columns)), offset, lambda i: "")
+            g.headers.add(named.sum(axis=1).to_numpy() >= min(3, len(self.columns)), offset, lambda i: "")
         out = {}
         for col in self.columns:
             values = columns[col]
@@ -657,12 +714,12 @@ class BatchValidator:
             raw = values.astype("string").str.strip()
             raw = raw.where(raw.ne(""), pd.NA)
             number = pd.to_numeric(raw, errors="coerce")
-            self.stats[col].text.add((number.isna() & raw.notna()).to_numpy(), offset,
+            g.stats[col].text.add((number.isna() & raw.notna()).to_numpy(), offset,
                                      lambda i, r=raw: _quote(r.iloc[i]))
             out[col] = number.to_numpy(dtype=np.float64, na_value=np.nan)
         return out
 
-    def _footers(self, ids, numbers: dict, offset: int, n: int) -> None:
+    def _footers(self, g: _Gathered, ids, numbers: dict, offset: int, n: int) -> None:
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -673,13 +730,13 @@ class BatchValidator:
             blank = np.ones(n, dtype=bool)
             for values in numbers.values():
                 blank &= np.isnan(values)
-        self.footer_words += int(np.count_nonzero(word))
-        self.footers.add(word | blank, offset, lambda i: _quote(_id_at(ids, i)))
+        g.footer_words += int(np.count_nonzero(word))
+        g.footers.add(word | blank, offset, lambda i: _quote(_id_at(ids, i)))
 
-    def _repair(self, col: str, values: np.ndarray, offset: int, text_of) -> np.ndarray:
-        s = self.stats[col]
+    def _repair(self, g: _Gathered, col: str, values: np.ndarray, offset: int, text_of) -> np.ndarray:
+        s = g.stats[col]
         kind = schema.BY_NAME[col].kind
-        values = np.array(values, dtype=np.float64)  # a writable copy
+        values = values.astype(np.float64, copy=False)
         with np.errstate(invalid="ignore"):
             if kind in ("frequency", "share"):
                 s.top.add(values)
@@ -687,26 +744,26 @@ class BatchValidator:
                 s.above_one.add(values > 1, offset, text_of)
                 s.far_above.add(values > SHARE_OVERSHOOT, offset, lambda i, v=values: f"{v[i]:g}")
                 if col in self.percent:
-                    values /= 100.0
+                    values = values / 100.0
                 high = values > 1
                 s.high_max.add(values)
                 s.high.add(high, offset, text_of)
-                values[high] = 1.0
+                values = _set(values, high, 1.0)
             low = values < 0
             s.low.add(low, offset, text_of)
-            if low.any():
+            if s.low.count:
                 s.low_min.add(values)
             s.not_zero += int(np.count_nonzero(values != 0))
-            values[low] = 0.0
+            values = _set(values, low, 0.0)
             if col in ("CREDIT_LIMIT", "TENURE"):
                 bad = values == 0 if col == "CREDIT_LIMIT" else values < 1
                 s.invalid.add(bad, offset, text_of)
-                values[bad] = np.nan
+                values = _set(values, bad, np.nan)
         return values
 
-    def _facts(self, numbers: dict, offset: int, text_of) -> None:
+    def _facts(self, g: _Gathered, numbers: dict, offset: int, text_of) -> None:
         has = set(numbers)
-        f = self.facts
+        f = g.facts
         with np.errstate(invalid="ignore"):
             if {"MINIMUM_PAYMENTS", "PAYMENTS"} <= has:
                 f["missing_where_no_payment"].add(np.isnan(numbers["MINIMUM_PAYMENTS"]) & (numbers["PAYMENTS"] == 0),
@@ -714,7 +771,7 @@ class BatchValidator:
                 f["minimum_above_payments"].add(numbers["MINIMUM_PAYMENTS"] > numbers["PAYMENTS"], offset, text_of)
             if {"PURCHASES", "ONEOFF_PURCHASES", "INSTALLMENTS_PURCHASES"} <= has:
                 gap = np.abs(numbers["PURCHASES"] - numbers["ONEOFF_PURCHASES"] - numbers["INSTALLMENTS_PURCHASES"])
-                self.largest_gap.add(gap)
+                g.largest_gap.add(gap)
                 f["purchase_sum_mismatch"].add(gap > PURCHASE_SUM_TOLERANCE, offset, text_of)
             if {"BALANCE", "CREDIT_LIMIT"} <= has:
                 f["balance_above_limit"].add(numbers["BALANCE"] > numbers["CREDIT_LIMIT"], offset, text_of)
@@ -727,7 +784,7 @@ class BatchValidator:
     def percent_scale(self) -> frozenset[str]:
         """Share and frequency columns that the whole table shows on a 0–100 scale (see :func:`validate`)."""
         found = set()
-        for col, s in self.stats.items():
+        for col, s in self.total.stats.items():
             top = s.top.value
             if schema.BY_NAME[col].kind in ("frequency", "share") and top > SHARE_OVERSHOOT and top <= 100 \
                     and s.above_one.count >= PERCENT_SCALE_SHARE * s.positive:
@@ -746,65 +803,65 @@ class BatchValidator:
             raise ValueError(f"validated with {sorted(self.percent)} on a 0-100 scale, but the data say "
                              f"{sorted(percent)}; validate the batches again with percent_scale={sorted(percent)}")
         label = self.label
-        if self.n_rows == 0:
+        if self.total.n_rows == 0:
             raise DataError(f"{label} has a header but no customer rows; there is nothing to segment.")
         self._raise_unreadable()
-        if self.blank_ids.count:
-            raise DataError(f"{label}: column {schema.ID} is empty in {self.blank_ids.count} row(s) "
-                            f"({_rows_of(self.blank_ids)}); every customer needs an id.")
+        if self.total.blank_ids.count:
+            raise DataError(f"{label}: column {schema.ID} is empty in {self.total.blank_ids.count} row(s) "
+                            f"({_rows_of(self.total.blank_ids)}); every customer needs an id.")
         message = duplicates() if duplicates is not None else None
         if message:
             raise DataError(message)
         self._raise_implausible()
         findings = self._repair_findings()
-        missing = {c: s.missing for c, s in self.stats.items()}
+        missing = {c: s.missing for c, s in self.total.stats.items()}
         findings += self._missing_findings(missing)
         findings += self._consistency_findings()
-        findings += [Finding("constant", "warning", self.n_rows, f"{col} has one value ({s.first:g}) for every "
+        findings += [Finding("constant", "warning", self.total.n_rows, f"{col} has one value ({s.first:g}) for every "
                              "customer; it cannot tell segments apart", col)
-                     for col, s in self.stats.items() if s.left and s.least.value == s.most.value]
+                     for col, s in self.total.stats.items() if s.left and s.least.value == s.most.value]
         findings += self._shape_findings()
-        return QualityReport(source=label, n_rows=self.n_rows, columns_used=list(portfolio.frame.columns),
+        return QualityReport(source=label, n_rows=self.total.n_rows, columns_used=list(portfolio.frame.columns),
                              renamed=dict(portfolio.renamed), ignored=list(portfolio.ignored),
                              empty_ignored=list(portfolio.empty_ignored), notes=list(portfolio.notes),
                              missing=missing, findings=findings, distribution={})
 
     def _raise_unreadable(self) -> None:
         label = self.label
-        if self.headers.count:
-            rows = self.headers
+        if self.total.headers.count:
+            rows = self.total.headers
             raise DataError(f"{label}: {_rows_of(rows)} repeat{'s' if rows.count == 1 else ''} the header line (the "
                             "column names where numbers belong), as when two exports are joined into one file. "
                             "Remove the repeated header lines and run again.")
         problems = [f"column {col} holds text where a number is expected in {s.text.count} "
                     f"row{'s' if s.text.count > 1 else ''}: {', '.join(s.text.examples())}"
-                    for col, s in self.stats.items() if s.text.count]
+                    for col, s in self.total.stats.items() if s.text.count]
         if problems:
             more = f"; and so in {len(problems) - MAX_COLUMNS_SHOWN} more columns" if len(problems) > MAX_COLUMNS_SHOWN else ""
             raise DataError(f"{label}: " + "; ".join(problems[:MAX_COLUMNS_SHOWN]) + more +
                             ". Rows are counted from 1 after the header; fix or remove these values and run again.")
-        if self.footers.count == self.n_rows and not self.footer_words:
+        if self.total.footers.count == self.total.n_rows and not self.total.footer_words:
             raise DataError(f"{label}: every numeric value is empty; there is nothing to segment. "
                             "Check that the export holds the data and not only the customer ids.")
-        if self.footers.count:
-            raise DataError(f"{label}: {self.footers.count} row(s) look like a footer or summary line rather than a "
+        if self.total.footers.count:
+            raise DataError(f"{label}: {self.total.footers.count} row(s) look like a footer or summary line rather than a "
                             f"customer (an id such as 'Total', or no value in any column): "
-                            f"{', '.join(self.footers.examples())}. Remove them and run again.")
+                            f"{', '.join(self.total.footers.examples())}. Remove them and run again.")
 
     def _raise_implausible(self) -> None:
         label = self.label
         problems = [f"column {col} holds {s.magnitude.count} infinite or implausible value(s) (above "
                     f"{MAX_MAGNITUDE.get(schema.BY_NAME[col].kind, np.inf):g}): {', '.join(s.magnitude.examples())}"
-                    for col, s in self.stats.items() if s.magnitude.count]
+                    for col, s in self.total.stats.items() if s.magnitude.count]
         if problems:
             raise DataError(f"{label}: " + "; ".join(problems) + ". These are export or unit errors, not customers; "
                             "fix or remove the rows and run again.")
-        empty = [c for c in self.required if c in self.stats and not self.stats[c].valid]
+        empty = [c for c in self.required if c in self.total.stats and not self.total.stats[c].valid]
         if empty:
             raise DataError(f"{label}: column{'s' if len(empty) > 1 else ''} {', '.join(empty)} "
                             f"{'have' if len(empty) > 1 else 'has'} no value in any row, so nothing can be learnt "
                             "or imputed from it. Export the column's values (or choose --features that do not need it).")
-        for col, s in self.stats.items():
+        for col, s in self.total.stats.items():
             kind = schema.BY_NAME[col].kind
             if kind in ("frequency", "share") and s.top.value > SHARE_OVERSHOOT and col not in self.percent:
                 rows = s.far_above
@@ -820,7 +877,7 @@ class BatchValidator:
 
     def _repair_findings(self) -> list[Finding]:
         findings = []
-        for col, s in self.stats.items():
+        for col, s in self.total.stats.items():
             if col in self.percent:
                 findings.append(Finding("percent_scale", "repaired", s.valid,
                                         f"{col} is on a 0–100 scale ({s.above_one.count} of {s.positive} non-zero "
@@ -834,11 +891,11 @@ class BatchValidator:
                                         f"negative {col} (min {s.low_min.value:g}) set to 0", col, s.low.examples()))
         for col, rule in (("CREDIT_LIMIT", "CREDIT_LIMIT of 0 treated as missing"),
                           ("TENURE", "TENURE below 1 month treated as missing")):
-            if col in self.stats and self.stats[col].invalid.count:
-                rows = self.stats[col].invalid
+            if col in self.total.stats and self.total.stats[col].invalid.count:
+                rows = self.total.stats[col].invalid
                 findings.append(Finding("out_of_range", "repaired", rows.count, rule, col, rows.examples()))
         for col in self.required:
-            if col in self.stats and not self.stats[col].left:
+            if col in self.total.stats and not self.total.stats[col].left:
                 rule = next((f.rule for f in findings if f.column == col and f.check == "out_of_range"), "invalid")
                 raise DataError(f"{self.label}: column {col} has no usable value: every value is invalid ({rule}), so "
                                 "nothing can be learnt or imputed from it. Check the export of this column.")
@@ -846,9 +903,9 @@ class BatchValidator:
 
     def _missing_findings(self, missing: dict[str, int]) -> list[Finding]:
         findings = [Finding("missing", "imputed", n, f"{col} empty; imputed by the feature pipeline", col,
-                            self.stats[col].gaps.examples()) for col, n in missing.items() if n]
-        rows = self.facts["missing_where_no_payment"]
-        if {"MINIMUM_PAYMENTS", "PAYMENTS"} <= set(self.stats) and rows.count:
+                            self.total.stats[col].gaps.examples()) for col, n in missing.items() if n]
+        rows = self.total.facts["missing_where_no_payment"]
+        if {"MINIMUM_PAYMENTS", "PAYMENTS"} <= set(self.total.stats) and rows.count:
             findings.append(Finding("missing_where_no_payment", "info", rows.count,
                                     "MINIMUM_PAYMENTS empty where PAYMENTS = 0 (imputed as 0)", "MINIMUM_PAYMENTS",
                                     rows.examples()))
@@ -857,15 +914,15 @@ class BatchValidator:
     def _consistency_findings(self) -> list[Finding]:
         checks = (("purchase_sum_mismatch", "warning", "PURCHASES",
                    f"PURCHASES differs from ONEOFF_PURCHASES + INSTALLMENTS_PURCHASES by more than "
-                   f"{PURCHASE_SUM_TOLERANCE:g} (largest gap {self.largest_gap.value:g}); kept as reported"),
+                   f"{PURCHASE_SUM_TOLERANCE:g} (largest gap {self.total.largest_gap.value:g}); kept as reported"),
                   ("balance_above_limit", "info", "BALANCE", "BALANCE exceeds CREDIT_LIMIT (over-limit account); kept"),
                   ("minimum_above_payments", "info", "MINIMUM_PAYMENTS", "MINIMUM_PAYMENTS exceeds PAYMENTS; kept"))
-        return [Finding(name, severity, self.facts[name].count, rule, col, self.facts[name].examples())
-                for name, severity, col, rule in checks if self.facts[name].count]
+        return [Finding(name, severity, self.total.facts[name].count, rule, col, self.total.facts[name].examples())
+                for name, severity, col, rule in checks if self.total.facts[name].count]
 
     def _shape_findings(self) -> list[Finding]:
         out = []
-        for col, s in self.stats.items():
+        for col, s in self.total.stats.items():
             skew = s.moments.skew()
             if schema.BY_NAME[col].kind in ("amount", "count") and skew > SKEW_THRESHOLD:
                 out.append(Finding("heavy_skew", "info", s.left,
@@ -875,10 +932,19 @@ class BatchValidator:
                                 ("no_cash_advance", "CASH_ADVANCE", "took no cash advance in the window"),
                                 ("short_tenure", "TENURE", "observed for fewer than 12 months; "
                                                            "amounts are compared per month")):
-            rows = self.facts[name]
-            if col in self.stats and rows.count:
+            rows = self.total.facts[name]
+            if col in self.total.stats and rows.count:
                 out.append(Finding(name, "info", rows.count, f"{rows.count} customers {what}", col, rows.examples()))
         return out
+
+
+def _set(values: np.ndarray, where: np.ndarray, value: float) -> np.ndarray:
+    """``values`` with ``value`` where ``where`` holds; a copy only when something changes."""
+    if not where.any():
+        return values
+    values = values.copy()
+    values[where] = value
+    return values
 
 
 def _id_at(ids, i: int):

@@ -40,8 +40,10 @@ from .errors import CustsegError, DataError
 #: Above this many rows (Parquet) or bytes (CSV), ``custseg predict`` scores the input in batches.
 PREDICT_STREAM_ROWS = 1_000_000
 PREDICT_STREAM_BYTES = 200 * 2**20
-#: Rows per batch when scoring in batches.
-PREDICT_BATCH_ROWS = 500_000
+#: Batches computed at the same time (the machines this runs on have two cores).
+COMPUTE_THREADS = 2
+#: Rows per batch when scoring in batches: a column of a batch (2 MB) stays in the processor's cache.
+PREDICT_BATCH_ROWS = 1 << 18
 
 
 def streams(data) -> bool:
@@ -296,6 +298,7 @@ class _Scored:
 
 def _score(table: _Table, model, state: dict, tmp: Path, parquet: bool, percent: frozenset, rows: int) -> _Scored:
     import pyarrow as pa
+    from threadpoolctl import threadpool_limits
 
     from .drift import DriftCounts
     from .features import transform_columns
@@ -317,32 +320,45 @@ def _score(table: _Table, model, state: dict, tmp: Path, parquet: bool, percent:
     required = list(model.required_columns_)
     centres = model.cluster_centers_
 
-    def compute(batch):
+    def compute(batch, offset: int):
         ids, columns, integer = batch
-        repaired = validator.add(ids, columns)
+        gathered, repaired = validator.check(ids, columns, offset)
         Z = transform_columns(model.pipeline_, repaired)
         labels, distances = nearest(Z, centres)
-        scored.counts += np.bincount(labels, minlength=len(names))
-        if drift is not None:
-            drift.add({c: repaired[c] for c in required}, {f: Z[:, j] for j, f in enumerate(features)}, distances)
-        scored.hashes.append(_hash_ids(ids))
-        scored.integer_ids &= integer
+        counted = None if drift is None else drift.counted(
+            {c: repaired[c] for c in required}, {f: Z[:, j] for j, f in enumerate(features)}, distances)
         where = pa.array(labels)
-        return pa.table({"customer_id": ids, "segment": segment_of.take(where), "segment_name": name_of.take(where),
-                         "distance_to_centre": pa.array(np.round(distances, 6))})
+        out = pa.table({"customer_id": ids, "segment": segment_of.take(where), "segment_name": name_of.take(where),
+                        "distance_to_centre": pa.array(np.round(distances, 6))})
+        return gathered, np.bincount(labels, minlength=len(names)), counted, _hash_ids(ids), integer, out
 
-    with _Writer(tmp, parquet=parquet) as writer, ThreadPoolExecutor(2) as pool:
-        batches = table.batches(rows)
-        ahead = pool.submit(next, batches, None)
-        written = None
-        while (batch := ahead.result()) is not None:
-            ahead = pool.submit(next, batches, None)
-            result = compute(batch)
-            if written is not None:
-                written.result()
-            written = pool.submit(writer.write, result)
-        if written is not None:
-            written.result()
+    def merge(result) -> None:  # in file order: the examples of the quality report are the first rows
+        gathered, counts, counted, hashes, integer, out = result
+        validator.merge(gathered)
+        scored.counts += counts
+        if drift is not None:
+            drift.merge(counted)
+        scored.hashes.append(hashes)
+        scored.integer_ids &= integer
+        writing.append(writer_pool.submit(writer.write, out))
+        while len(writing) > 1:
+            writing.pop(0).result()
+
+    # two batches computed at once (NumPy and pyarrow release the GIL), one written, the next read;
+    # BLAS on one thread, as the batches already keep the cores busy
+    writing = []
+    with _Writer(tmp, parquet=parquet) as writer, ThreadPoolExecutor(1) as writer_pool, \
+            ThreadPoolExecutor(COMPUTE_THREADS) as pool, threadpool_limits(1, "blas"):
+        running, offset = [], 0
+        for batch in table.batches(rows):
+            running.append(pool.submit(compute, batch, offset))
+            offset += len(batch[0])
+            while len(running) > COMPUTE_THREADS:
+                merge(running.pop(0).result())
+        for future in running:
+            merge(future.result())
+        for future in writing:
+            future.result()
     return scored
 
 
@@ -420,8 +436,8 @@ class _Writer:
         if self.parquet:
             import pyarrow.parquet as pq
 
-            if self._writer is None:
-                self._writer = pq.ParquetWriter(self.path, table.schema)
+            if self._writer is None:  # ids are unique: a dictionary of them would be wasted work
+                self._writer = pq.ParquetWriter(self.path, table.schema, use_dictionary=["segment_name"])
             self._writer.write_table(table)
             return
         import pyarrow as pa

@@ -399,5 +399,5 @@ class DriftCounts:
             value = _index(expected, self.counts[kind, name] / self.n) if self.n else math.nan
             items.append(ColumnDrift(name, kind, value, level(value) if np.isfinite(value) else "ok"))
         far = self.far / self.n if self.p99 is not None and self.n else None
-        return DriftReport(items=tuple(items), far_share=far, distance_p99=None if self.p99 is None else float(self.p99),
-                           n_customers=self.n)
+        return DriftReport(items=tuple(items), far_share=far,
+                           distance_p99=None if self.p99 is None else float(self.p99), n_customers=self.n)

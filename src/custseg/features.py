@@ -356,6 +356,17 @@ def _compute_array(name: str, X: Mapping[str, np.ndarray]) -> np.ndarray:
     raise KeyError(name)  # pragma: no cover - FEATURES and _compute_array are kept in step by tests
 
 
+def _log1p_clipped(values: np.ndarray) -> np.ndarray:
+    out = np.clip(values, 0.0, None)
+    return np.log1p(out, out=out)
+
+
+def _standardised(values: np.ndarray, mean: float, scale: float) -> np.ndarray:
+    out = values - mean
+    out /= scale
+    return out
+
+
 def _column(columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
     if name not in columns:
         raise CustsegError(f"the data lacks column(s) {name} that the features need")
@@ -403,7 +414,7 @@ class LogTransform(TransformerMixin, BaseEstimator):
         """:meth:`transform` on NumPy columns (name → float64 array), keyed by the output names."""
         check_is_fitted(self, "n_features_in_")
         logged = set(self.columns)
-        return {out: np.log1p(np.clip(columns[name], 0.0, None)) if name in logged else columns[name]
+        return {out: _log1p_clipped(columns[name]) if name in logged else columns[name]
                 for name, out in zip(_names_in(self, None), self.get_feature_names_out())}
 
     def get_feature_names_out(self, input_features=None):
@@ -441,8 +452,8 @@ class Standardise(StandardScaler):
     def transform_columns(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """:meth:`transform` on NumPy columns (name → float64 array): the same values, bit for bit."""
         check_is_fitted(self, "scale_")
-        names = _names_in(self, None)
-        return {name: (columns[name] - self.mean_[j]) / self.scale_[j] for j, name in enumerate(names)}
+        return {name: _standardised(columns[name], self.mean_[j], self.scale_[j])
+                for j, name in enumerate(_names_in(self, None))}
 
     def get_state(self) -> dict:
         """Means, scales, variances and the number of samples seen."""

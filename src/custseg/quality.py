@@ -837,15 +837,16 @@ class BatchValidator:
                     f"row{'s' if s.text.count > 1 else ''}: {', '.join(s.text.examples())}"
                     for col, s in self.total.stats.items() if s.text.count]
         if problems:
-            more = f"; and so in {len(problems) - MAX_COLUMNS_SHOWN} more columns" if len(problems) > MAX_COLUMNS_SHOWN else ""
+            more = (f"; and so in {len(problems) - MAX_COLUMNS_SHOWN} more columns"
+                    if len(problems) > MAX_COLUMNS_SHOWN else "")
             raise DataError(f"{label}: " + "; ".join(problems[:MAX_COLUMNS_SHOWN]) + more +
                             ". Rows are counted from 1 after the header; fix or remove these values and run again.")
         if self.total.footers.count == self.total.n_rows and not self.total.footer_words:
             raise DataError(f"{label}: every numeric value is empty; there is nothing to segment. "
                             "Check that the export holds the data and not only the customer ids.")
         if self.total.footers.count:
-            raise DataError(f"{label}: {self.total.footers.count} row(s) look like a footer or summary line rather than a "
-                            f"customer (an id such as 'Total', or no value in any column): "
+            raise DataError(f"{label}: {self.total.footers.count} row(s) look like a footer or summary line "
+                            f"rather than a customer (an id such as 'Total', or no value in any column): "
                             f"{', '.join(self.total.footers.examples())}. Remove them and run again.")
 
     def _raise_implausible(self) -> None:
@@ -860,7 +861,8 @@ class BatchValidator:
         if empty:
             raise DataError(f"{label}: column{'s' if len(empty) > 1 else ''} {', '.join(empty)} "
                             f"{'have' if len(empty) > 1 else 'has'} no value in any row, so nothing can be learnt "
-                            "or imputed from it. Export the column's values (or choose --features that do not need it).")
+                            "or imputed from it. Export the column's values (or choose --features that do not need "
+                            "it).")
         for col, s in self.total.stats.items():
             kind = schema.BY_NAME[col].kind
             if kind in ("frequency", "share") and s.top.value > SHARE_OVERSHOOT and col not in self.percent:
@@ -885,7 +887,8 @@ class BatchValidator:
                                         s.above_one.examples()))
             if s.high.count:
                 findings.append(Finding("above_one", "repaired", s.high.count,
-                                        f"{col} above 1 (max {s.high_max.value:g}) clipped to 1", col, s.high.examples()))
+                                        f"{col} above 1 (max {s.high_max.value:g}) clipped to 1", col,
+                                        s.high.examples()))
             if s.low.count:
                 findings.append(Finding("negative", "repaired", s.low.count,
                                         f"negative {col} (min {s.low_min.value:g}) set to 0", col, s.low.examples()))

@@ -28,7 +28,7 @@ scored and validated: a refusal leaves nothing behind.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +134,9 @@ def predict_batches(model_path, data, output, *, force: bool = False, drift_json
     if output.suffix.lower() not in (".csv", ".parquet"):
         raise CustsegError(f"{output}: the output must end in .csv or .parquet.")
     source = open_source(data)
-    check_output_file(output, force=force, inputs=(model_path, source.path), what="scores")
+    # the scores are a fraction of the input's size (four columns of the input's eighteen)
+    size = source.path.stat().st_size if source.path is not None and source.path.is_file() else 0
+    check_output_file(output, force=force, inputs=(model_path, source.path), what="scores", expected_bytes=size // 2)
     if drift_json is not None:
         if Path(drift_json).absolute() == output.absolute():
             raise CustsegError(f"--drift-json {drift_json} is the same file as the scores -o {output}; give two names.")

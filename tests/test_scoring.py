@@ -15,7 +15,6 @@ from custseg import run as runs
 from custseg import scoring
 from custseg.cli import cli
 from custseg.errors import DataError
-from custseg.score import score_with_drift
 from custseg.settings import Settings
 
 from test_hostile import BAD_DATA, READABLE, Table
@@ -149,16 +148,3 @@ def test_streams_only_large_files(model, tmp_path, monkeypatch):
     monkeypatch.setattr(scoring, "PREDICT_STREAM_ROWS", 1)
     assert scoring.streams(data)
     assert not scoring.streams(pd.DataFrame())
-
-
-def test_score_with_drift_assigns_the_nearest_centre_exactly(real_data_path, model):
-    scored = score_with_drift(model, real_data_path)
-    from custseg.persist import load_model
-
-    segmenter, _ = load_model(model)
-    from custseg.load import load
-    from custseg.quality import validate
-
-    Z = segmenter.embed(validate(load(real_data_path), required=segmenter.required_columns_)[0].frame)
-    d = np.sqrt(((Z[:, None, :] - segmenter.cluster_centers_[None]) ** 2).sum(axis=2))
-    np.testing.assert_allclose(scored.table["distance_to_centre"], np.round(d.min(axis=1), 6), atol=1e-12)

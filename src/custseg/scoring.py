@@ -150,14 +150,14 @@ def predict_batches(model_path, data, output, *, force: bool = False, drift_json
             percent = scored.validator.percent_scale()
             if percent != scored.validator.percent:  # a share on a 0–100 scale: score again, divided by 100
                 scored = _score(table, model, state, tmp, parquet, percent, rows)
-            quality = scored.validator.report(table.portfolio(scored.integer_ids), scored.duplicates)
+            result = scored.result(scored.validator.report(table.portfolio(scored.integer_ids), scored.duplicates))
             if drift_json is not None:
                 with replacing(drift_json) as json_tmp:
-                    write_json(json_tmp, scored.result(quality).drift_dict())
+                    write_json(json_tmp, result.drift_dict())
     except OSError as exc:
         raise CustsegError(f"Could not write {exc.filename or output}: {write_failure(exc)}. "
                            "Nothing was written.") from None
-    return scored.result(quality)
+    return result
 
 
 def _is_parquet(path: Path) -> bool:
@@ -169,8 +169,7 @@ class _Table:
     """The source's columns matched to the schema, read batch by batch as (ids, NumPy columns)."""
 
     def __init__(self, source, model):
-        from .load import _match_headers
-        from .load import Portfolio
+        from .load import Portfolio, _match_headers
         from .quality import _require_columns
 
         self.source = source
@@ -180,8 +179,7 @@ class _Table:
         head = Portfolio(pd.DataFrame(columns=self.canonical), source.label, self.renamed, self.ignored)
         _require_columns(head, model.required_columns_)
         self.empty_ignored = source.empty_columns(self.ignored)
-        self.parquet = getattr(source, "path", None) is not None and source.path.is_file() and \
-            _is_parquet(source.path)
+        self.parquet = source.path is not None and source.path.is_file() and _is_parquet(source.path)
 
     def portfolio(self, integer_ids: bool):
         """The source's description, as :func:`custseg.load.load` gives it (no rows)."""
@@ -189,16 +187,18 @@ class _Table:
 
         notes = [*self.source.notes, f"customer ids are {'integers' if integer_ids else 'text'}"]
         return Portfolio(pd.DataFrame(columns=self.canonical), self.source.label, dict(self.renamed),
-                         list(self.ignored), list(self.empty_ignored), notes, getattr(self.source, "path", None))
+                         list(self.ignored), list(self.empty_ignored), notes, self.source.path)
 
     def batches(self, rows: int):
         """(ids, numeric columns, whether the ids are integers) per batch, in file order."""
         if self.parquet:
             import pyarrow.parquet as pq
 
+            integer = True
             with pq.ParquetFile(self.source.path) as f:
                 for batch in f.iter_batches(batch_size=rows, columns=self.names):
-                    yield self._from_arrow(batch)
+                    ids, columns, integer = self._from_arrow(batch, integer)
+                    yield ids, columns, integer
         else:
             for frame in self.source.batches(self.names, rows=rows):
                 yield self._from_pandas(frame)
@@ -211,12 +211,12 @@ class _Table:
 
             with pq.ParquetFile(self.source.path) as f:
                 for batch in f.iter_batches(columns=[name]):
-                    yield _arrow_ids(batch.column(0))[0]
+                    yield _arrow_ids(batch.column(0), False)[0]
         else:
             for frame in self.source.batches([name]):
                 yield _pandas_ids(frame.iloc[:, 0])[0]
 
-    def _from_arrow(self, batch):
+    def _from_arrow(self, batch, integer: bool):
         import pyarrow as pa
 
         out = {}
@@ -228,7 +228,7 @@ class _Table:
                 out[canonical] = array.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
             else:
                 out[canonical] = array.to_pandas()
-        ids, integer = _arrow_ids(batch.column(self.canonical.index(schema.ID)))
+        ids, integer = _arrow_ids(batch.column(self.canonical.index(schema.ID)), integer)
         return ids, out, integer
 
     def _from_pandas(self, frame: pd.DataFrame):
@@ -256,8 +256,9 @@ def _pandas_ids(raw: pd.Series):
     return ids, _id_note(raw).endswith("integers")
 
 
-def _arrow_ids(array):
-    """Ids as :func:`custseg.load.load` gives them (stripped text, null when empty), and whether they are integers."""
+def _arrow_ids(array, integer: bool):
+    """Ids as :func:`custseg.load.load` gives them (stripped text, null when empty), and whether they are
+    integers (looked at only while ``integer``: the earlier batches' ids all were)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -267,7 +268,8 @@ def _arrow_ids(array):
         return _pandas_ids(array.to_pandas())
     text = pc.utf8_trim_whitespace(array)
     text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text).cast(pa.large_string())
-    integer = bool(pc.all(pc.match_substring_regex(array, r"^\s*\d+\s*$"), skip_nulls=True).as_py() in (True, None))
+    if integer:
+        integer = pc.all(pc.match_substring_regex(array, r"^\s*\d+\s*$"), skip_nulls=True).as_py() in (True, None)
     return text, integer
 
 

@@ -119,3 +119,22 @@ def test_check_bins_accepts_stored_bins_and_names_the_damaged_part(trained):
         damage(damaged)
         with pytest.raises(ValueError, match=message):
             drift.check_bins(damaged, columns, features)
+
+
+def test_counts_gathered_batch_by_batch_give_the_same_report(trained):
+    frame, model, bins = trained
+    new = frame.copy()
+    new["PURCHASES"] *= 3
+    new.loc[::5, "MINIMUM_PAYMENTS"] = np.nan
+    columns = new[list(model.required_columns_)]
+    features = _features(model, new)
+    distances = model.assign(new)[1]
+    expected = drift.drift_report(bins, columns, features, distances)
+    counts = drift.DriftCounts(bins)
+    parts = [counts.counted(columns.iloc[lo:lo + 700].to_dict("series"), features.iloc[lo:lo + 700].to_dict("series"),
+                            distances[lo:lo + 700]) for lo in range(0, len(new), 700)]
+    for part in parts:
+        counts.merge(part)
+    assert counts.report() == expected and expected.drifted
+    with pytest.raises(ModelError, match="BALANCE"):
+        counts.add(columns.drop(columns="BALANCE"), features, distances)

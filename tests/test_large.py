@@ -9,7 +9,6 @@ import pytest
 from custseg import large
 from custseg import run as runs
 from custseg.datasets import generate
-from custseg.errors import DataError
 from custseg.settings import Settings
 
 SETTINGS = Settings(k_min=3, k_max=4, n_init=2, n_boot=4, n_refs=2, sample_size=2000)
@@ -76,46 +75,3 @@ def test_large_run_writes_valid_outputs(result, tmp_path):
     assert (tmp_path / "out" / "report.html").stat().st_size > 0
     result.segments_table().to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
     assert (tmp_path / "out" / "segments.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
-
-
-@pytest.fixture(scope="module")
-def model_and_data(tmp_path_factory, portfolio):
-    folder = tmp_path_factory.mktemp("large")
-    result = runs.segment(portfolio.iloc[:3000], SETTINGS.with_(sample_size=100_000))
-    runs.write_outputs(result, folder / "out")
-    data = folder / "new.parquet"
-    portfolio.iloc[3000:].to_parquet(data, index=False)
-    return folder / "out" / "model.json", data, folder
-
-
-@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
-def test_predict_in_batches_equals_predict_in_one_go(model_and_data, suffix):
-    model, data, folder = model_and_data
-    whole, _, _ = runs.predict(model, data, folder / f"whole{suffix}", force=True)
-    counts, quality = large.predict_batches(model, data, folder / f"batched{suffix}", rows=700, force=True)
-    read = pd.read_parquet if suffix == ".parquet" else pd.read_csv
-    batched = read(folder / f"batched{suffix}")
-    expected = read(folder / f"whole{suffix}")
-    pd.testing.assert_frame_equal(batched.drop(columns="distance_to_centre"),
-                                  expected.drop(columns="distance_to_centre"))
-    np.testing.assert_allclose(batched["distance_to_centre"], expected["distance_to_centre"], atol=2e-6)
-    assert counts.sum() == quality.n_rows == 3000
-    assert counts.to_dict() == whole["segment_name"].value_counts().to_dict()
-
-
-def test_predict_in_batches_refuses_an_id_repeated_across_batches(model_and_data, portfolio):
-    model, _, folder = model_and_data
-    twice = pd.concat([portfolio.iloc[:800], portfolio.iloc[:1]], ignore_index=True)
-    data = folder / "twice.parquet"
-    twice.to_parquet(data, index=False)
-    with pytest.raises(DataError, match="repeats 1 id"):
-        large.predict_batches(model, data, folder / "twice_out.parquet", rows=500)
-    assert not (folder / "twice_out.parquet").exists()
-
-
-def test_streams_only_large_files(model_and_data, monkeypatch):
-    _, data, _ = model_and_data
-    assert not large.streams(data)
-    monkeypatch.setattr(large, "PREDICT_STREAM_ROWS", 100)
-    assert large.streams(data)
-    assert not large.streams(pd.DataFrame())

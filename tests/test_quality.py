@@ -122,3 +122,73 @@ def test_constant_column_is_flagged():
     _, r = validate(_portfolio(frame))
     assert r.count("constant") == 12
     assert any(f.column == "TENURE" for f in r.findings if f.check == "constant")
+
+
+def _in_batches(portfolio, rows: int, percent=frozenset()):
+    """BatchValidator over ``portfolio`` cut into batches of ``rows``, in a shuffled order of checking."""
+    import pyarrow as pa
+
+    from custseg.quality import BatchValidator
+
+    frame = portfolio.frame
+    columns = [c for c in frame.columns if c != schema.ID]
+    validator = BatchValidator(portfolio.source, columns, percent_scale=percent)
+    starts = list(range(0, len(frame), rows))
+    checked = {}
+    for start in reversed(starts):  # checking is independent of order; merging is in table order
+        part = frame.iloc[start:start + rows]
+        ids = pa.array(part[schema.ID], type=pa.large_string(), from_pandas=True)
+        checked[start] = validator.check(ids, {c: part[c].to_numpy(dtype=np.float64) for c in columns}, start)
+    repaired = {c: [] for c in columns}
+    for start in starts:
+        gathered, numbers = checked[start]
+        validator.merge(gathered)
+        for c in columns:
+            repaired[c].append(numbers[c])
+    return validator, {c: np.concatenate(v) for c, v in repaired.items()}
+
+
+@pytest.mark.parametrize("damage", ["none", "repairs", "percent", "negatives", "implausible", "duplicate"])
+def test_validation_in_batches_equals_validate(damage):
+    from dataclasses import replace
+
+    frame = tiny_portfolio(500, seed=2)
+    if damage == "repairs":
+        frame.loc[[3, 250, 499], "CREDIT_LIMIT"] = 0.0
+        frame.loc[100:140, "TENURE"] = 0.0
+        frame.loc[::9, "BALANCE_FREQUENCY"] = 1.3
+        frame.loc[::17, "PAYMENTS"] = np.nan
+        frame.loc[5, "BALANCE"] = -3.0
+    elif damage == "percent":
+        frame.loc[300:, "PRC_FULL_PAYMENT"] *= 100
+        frame["PURCHASES_FREQUENCY"] *= 100
+    elif damage == "negatives":
+        frame["BALANCE"] = -frame["BALANCE"]
+    elif damage == "implausible":
+        frame.loc[[7, 420], "PURCHASES"] = np.inf
+    elif damage == "duplicate":
+        frame.loc[480, schema.ID] = frame.loc[2, schema.ID]
+    portfolio = load(frame)
+    try:
+        clean, expected = validate(portfolio)
+    except DataError as exc:
+        expected, clean = str(exc), None
+    validator, repaired = _in_batches(portfolio, 120)
+    percent = validator.percent_scale()
+    if percent != validator.percent:
+        with pytest.raises(ValueError, match="validate the batches again"):
+            validator.report(portfolio)
+        validator, repaired = _in_batches(portfolio, 120, percent)
+    if clean is None and damage != "duplicate":
+        with pytest.raises(DataError) as refused:
+            validator.report(portfolio)
+        assert str(refused.value) == expected
+        return
+    if damage == "duplicate":  # the ids' repeats are the caller's to find (scoring hashes them)
+        with pytest.raises(DataError) as refused:
+            validator.report(portfolio, duplicates=lambda: expected)
+        assert str(refused.value) == expected
+        return
+    assert validator.report(portfolio) == replace(expected, distribution={})
+    for col, values in repaired.items():
+        assert np.array_equal(values, clean.frame[col].to_numpy(), equal_nan=True), col

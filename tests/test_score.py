@@ -52,3 +52,23 @@ def test_assignments_number_segments_from_one_and_round_distances():
     assert table["segment_name"].tolist() == ["z", "x", "z"]
     assert table["distance_to_centre"].tolist() == [0.123457, 2.0, 0.0]
     assert table["customer_id"].tolist() == ["C1", "C2", "C3"]
+
+
+def test_nearest_is_the_exact_nearest_centre_whatever_the_blocks(monkeypatch):
+    import importlib
+
+    from custseg.score import nearest
+
+    scoring_module = importlib.import_module("custseg.score")  # custseg.score is also a function's name
+
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(5000, 6)) * 3
+    C = rng.normal(size=(5, 6))
+    C[4] = C[1]  # a tie: the first of two equal centres wins
+    d = np.sqrt(((Z[:, None, :] - C[None]) ** 2).sum(axis=2))
+    labels, dist = nearest(Z, C)
+    assert np.array_equal(labels, d.argmin(axis=1)) and not (labels == 4).any()
+    np.testing.assert_allclose(dist, d.min(axis=1), rtol=1e-14)
+    monkeypatch.setattr(scoring_module, "NEAREST_BLOCK", 777)
+    small = nearest(np.asfortranarray(Z), C)
+    assert np.array_equal(small[0], labels) and np.array_equal(small[1], dist)

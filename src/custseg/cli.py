@@ -249,24 +249,18 @@ def predict(model, data, sql, table, db, params, output, drift_json, store, forc
       custseg predict out/model.json december.parquet -o scored.parquet --drift-json drift.json
       custseg predict out/model.json --table december --db duckdb:///cards.duckdb -o scored.csv --store
     """
-    from . import large
     from . import run as runs
 
     source = runs.open_input(data, sql, table, db, params)
-    if drift_json is None and store is None and runs.scores_in_batches(source):
-        counts, quality = runs.predict_in_batches(model, source, output, force=force)
-        _changes(quality)
-        click.echo("note: scored in batches; drift is not computed on inputs this large "
-                   "(score a sample with --drift-json to check it)", err=True)
-        _say(quiet, f"{counts.sum():,} customers scored → {output}\n" +
-             "\n".join(f"  {name:<40} {n:>9,}" for name, n in counts.items()))
-        return
-    scoring = runs.predict_with_drift(model, source, output, force=force, drift_json=drift_json, store=store)
-    table = scoring.table
-    counts = table.groupby(["segment", "segment_name"], sort=True).size()
+    if store is None and runs.scores_in_batches(source):
+        scoring = runs.predict_in_batches(model, source, output, force=force, drift_json=drift_json)
+        counts = scoring.counts
+    else:
+        scoring = runs.predict_with_drift(model, source, output, force=force, drift_json=drift_json, store=store)
+        counts = scoring.table.groupby(["segment", "segment_name"], sort=True).size()
     _changes(scoring.quality)
     _drift(scoring)
-    lines = [f"{len(table):,} customers scored → {output}"]
+    lines = [f"{counts.sum():,} customers scored → {output}"]
     lines += [f"  {number:>2}  {name:<40} {n:>9,}" for (number, name), n in counts.items()]
     if scoring.drift is not None and scoring.drift.far_share is not None:
         lines.append(f"{scoring.drift.far_share:.1%} of customers are farther from every centre than 99 % of "

@@ -467,3 +467,497 @@ def _distribution(numbers: pd.DataFrame) -> dict[str, dict[str, float | int]]:
     if "TENURE" in numbers:
         out["TENURE"]["at_12_months"] = int((numbers["TENURE"] == 12).sum())
     return out
+
+
+# ------------------------------------------------------------------ validation in batches
+
+class _Rows:
+    """Rows that break one rule over every batch: how many, and the first :data:`MAX_EXAMPLES` as text."""
+
+    def __init__(self):
+        self.count = 0
+        self.shown: list[tuple[int, str]] = []
+
+    def add(self, mask: np.ndarray, offset: int, describe) -> None:
+        n = int(np.count_nonzero(mask))
+        if not n:
+            return
+        self.count += n
+        room = MAX_EXAMPLES - len(self.shown)
+        if room > 0:
+            self.shown += [(offset + int(i), describe(int(i))) for i in np.flatnonzero(mask)[:room]]
+
+    def merge(self, later: _Rows) -> None:
+        """Add the rows of a later batch."""
+        self.count += later.count
+        self.shown += later.shown[:MAX_EXAMPLES - len(self.shown)]
+
+    def examples(self) -> list[str]:
+        return [f"row {row + 1} ({text})" for row, text in self.shown]
+
+
+class _Extreme:
+    """Largest (or smallest) value over every batch, skipping missing values; NaN when there is none."""
+
+    def __init__(self, largest: bool):
+        self.pick = np.fmax if largest else np.fmin
+        self.value = np.nan
+
+    def add(self, values: np.ndarray) -> None:
+        if len(values):
+            self.value = float(self.pick(self.value, self.pick.reduce(values)))
+
+    def merge(self, other: _Extreme) -> None:
+        self.value = float(self.pick(self.value, other.value))
+
+
+class _Moments:
+    """Count, mean and second and third central moments of the non-missing values, merged batch by batch
+    (Chan, Golub and LeVeque's pairwise update), for the sample skewness pandas' ``Series.skew`` gives."""
+
+    def __init__(self):
+        self.n, self.mean, self.m2, self.m3 = 0, np.float64(0.0), np.float64(0.0), np.float64(0.0)
+
+    def add(self, values: np.ndarray) -> None:
+        """Merge a batch's values (no missing ones)."""
+        batch = _Moments()
+        batch.n = len(values)
+        if batch.n:
+            with np.errstate(all="ignore"):  # values too large to square are refused by validation later
+                batch.mean = values.mean()
+                d = values - batch.mean
+                square = d * d
+                batch.m2, batch.m3 = square.sum(), (square * d).sum()
+            self.merge(batch)
+
+    def merge(self, b: _Moments) -> None:
+        """Merge the moments of other values (Chan, Golub and LeVeque's pairwise update)."""
+        if not b.n:
+            return
+        if not self.n:
+            self.n, self.mean, self.m2, self.m3 = b.n, b.mean, b.m2, b.m3
+            return
+        na, nb = self.n, b.n
+        n = na + nb
+        with np.errstate(all="ignore"):
+            delta = b.mean - self.mean
+            self.m3 += b.m3 + delta ** 3 * na * nb * (na - nb) / n ** 2 + 3 * delta * (na * b.m2 - nb * self.m2) / n
+            self.m2 += b.m2 + delta ** 2 * na * nb / n
+            self.mean += delta * nb / n
+        self.n = n
+
+    def skew(self) -> float:
+        if self.n < 3:
+            return np.nan
+        m2 = 0.0 if abs(self.m2) < 1e-14 else self.m2
+        m3 = 0.0 if abs(self.m3) < 1e-14 else self.m3
+        if m2 == 0:
+            return 0.0
+        n = self.n
+        with np.errstate(all="ignore"):
+            return float(n * (n - 1) ** 0.5 / (n - 2) * (m3 / m2 ** 1.5))
+
+
+class _Column:
+    """What validation gathers about one numeric column over every batch."""
+
+    def __init__(self):
+        self.text = _Rows()            # text where a number is expected
+        self.magnitude = _Rows()       # infinite or implausible values
+        self.missing = 0               # before the repairs
+        self.valid = 0                 # values before the repairs
+        self.top, self.positive, self.above_one = _Extreme(True), 0, _Rows()  # shares: is it 0–100?
+        self.far_above = _Rows()       # shares above SHARE_OVERSHOOT
+        self.high, self.high_max = _Rows(), _Extreme(True)
+        self.low, self.low_min, self.not_zero = _Rows(), _Extreme(False), 0
+        self.invalid = _Rows()         # CREDIT_LIMIT 0, TENURE below 1
+        self.gaps = _Rows()            # missing after the repairs
+        self.left = 0                  # values after the repairs
+        self.least, self.most, self.first = _Extreme(False), _Extreme(True), None
+        self.moments = _Moments()
+
+    def merge(self, later: _Column) -> None:
+        """Add what a later batch gathered."""
+        for name, value in vars(later).items():
+            mine = getattr(self, name)
+            if isinstance(value, int):
+                setattr(self, name, mine + value)
+            elif name == "first":
+                self.first = mine if mine is not None else value
+            else:
+                mine.merge(value)
+
+
+class _Gathered:
+    """Everything validation gathers over some batches; :meth:`merge` adds a later batch's."""
+
+    def __init__(self, columns):
+        self.n_rows = 0
+        self.stats = {c: _Column() for c in columns}
+        self.headers = _Rows()
+        self.footers = _Rows()
+        self.footer_words = 0
+        self.blank_ids = _Rows()
+        self.facts = {name: _Rows() for name in ("missing_where_no_payment", "purchase_sum_mismatch",
+                                                 "balance_above_limit", "minimum_above_payments",
+                                                 "no_purchases", "no_cash_advance", "short_tenure")}
+        self.largest_gap = _Extreme(True)
+
+    def merge(self, later: _Gathered) -> None:
+        self.n_rows += later.n_rows
+        self.footer_words += later.footer_words
+        for name in ("headers", "footers", "blank_ids", "largest_gap"):
+            getattr(self, name).merge(getattr(later, name))
+        for col, column in self.stats.items():
+            column.merge(later.stats[col])
+        for name, rows in self.facts.items():
+            rows.merge(later.facts[name])
+
+
+class BatchValidator:
+    """:func:`validate` for a table that arrives in batches, on NumPy columns.
+
+    The same rules, counts, examples, messages and repairs as :func:`validate` gives
+    for the whole table at once, with rows counted over the whole table: each batch is
+    checked and repaired by :meth:`add`, and :meth:`report` raises the problem
+    :func:`validate` would have raised first, or returns the report. A rule that
+    depends on the whole column is decided on the whole column: a share written as
+    0–100 is divided by 100 in every batch or in none, as :meth:`percent_scale` says
+    once every batch was seen (when that differs from ``percent_scale`` given here,
+    the batches must be validated again with the answer). The report has no value
+    distribution (its medians would need every value at once); the skewness behind
+    the "heavy_skew" finding comes from merged central moments (equal to pandas'
+    to rounding).
+
+    Parameters
+    ----------
+    label : str
+        The source, for messages.
+    columns : sequence of str
+        Canonical numeric columns of the table, in schema order.
+    required : sequence of str
+        Columns the model needs, as :func:`validate`'s ``required``.
+    percent_scale : collection of str
+        Share and frequency columns to divide by 100 in every batch.
+    """
+
+    def __init__(self, label: str, columns, *, required=schema.BEHAVIOUR, percent_scale=frozenset()):
+        self.label = label
+        self.columns = list(columns)
+        self.required = list(required)
+        self.percent = frozenset(percent_scale)
+        self.total = _Gathered(self.columns)
+
+    def add(self, ids, columns: dict) -> dict[str, np.ndarray]:
+        """Check and repair the next batch: :meth:`check` and :meth:`merge` in one."""
+        gathered, numbers = self.check(ids, columns, self.total.n_rows)
+        self.merge(gathered)
+        return numbers
+
+    def merge(self, gathered: _Gathered) -> None:
+        """Count a checked batch in; batches must be merged in table order (examples are the first rows)."""
+        self.total.merge(gathered)
+
+    def check(self, ids, columns: dict, offset: int) -> tuple[_Gathered, dict[str, np.ndarray]]:
+        """Check and repair one batch, whose first row is row ``offset`` of the table; safe in parallel.
+
+        ``ids`` is a pyarrow string array (the ids as :func:`custseg.load.load` gives
+        them: stripped text, null when empty); ``columns`` maps each numeric column to a
+        float64 array, or to a pandas Series of text to be read as numbers. Returns what
+        the batch shows (for :meth:`merge`) and its repaired columns (float64, missing
+        values left for the feature pipeline).
+        """
+        n = len(ids)
+        g = _Gathered(self.columns)
+        g.n_rows = n
+        text_of = lambda i: _quote(_id_at(ids, i), marks="")  # noqa: E731 - an id as the examples show it
+        numbers = self._numbers(g, columns, offset)
+        self._footers(g, ids, numbers, offset, n)
+        g.blank_ids.add(np.asarray(ids.is_null()), offset, text_of)
+        for col, values in numbers.items():
+            s = g.stats[col]
+            limit = MAX_MAGNITUDE.get(schema.BY_NAME[col].kind, np.inf)
+            with np.errstate(invalid="ignore"):
+                s.magnitude.add(np.abs(values) > limit, offset, lambda i, v=values: f"{v[i]:g}")
+            nan = np.isnan(values)
+            s.missing += int(np.count_nonzero(nan))
+            s.valid += n - int(np.count_nonzero(nan))
+        for col in self.columns:
+            numbers[col] = self._repair(g, col, numbers[col], offset, text_of)
+        for col, values in numbers.items():
+            s = g.stats[col]
+            nan = np.isnan(values)
+            s.gaps.add(nan, offset, text_of)
+            kept = values[~nan] if nan.any() else values
+            s.left += len(kept)
+            s.least.add(kept)
+            s.most.add(kept)
+            if s.first is None and len(kept):
+                s.first = float(kept[0])
+            if schema.BY_NAME[col].kind in ("amount", "count"):
+                s.moments.add(kept)
+        self._facts(g, numbers, offset, text_of)
+        return g, numbers
+
+    def _numbers(self, g: _Gathered, columns: dict, offset: int) -> dict[str, np.ndarray]:
+        text = {c: v for c, v in columns.items() if not isinstance(v, np.ndarray)}
+        if text:
+            named = pd.DataFrame({c: v.astype("string").str.strip().map(schema.canonical_name, na_action="ignore")
+                                  .eq(c).fillna(False) for c, v in text.items()})
+            g.headers.add(named.sum(axis=1).to_numpy() >= min(3, len(self.columns)), offset, lambda i: "")
+        out = {}
+        for col in self.columns:
+            values = columns[col]
+            if isinstance(values, np.ndarray):
+                out[col] = values
+                continue
+            raw = values.astype("string").str.strip()
+            raw = raw.where(raw.ne(""), pd.NA)
+            number = pd.to_numeric(raw, errors="coerce")
+            g.stats[col].text.add((number.isna() & raw.notna()).to_numpy(), offset,
+                                     lambda i, r=raw: _quote(r.iloc[i]))
+            out[col] = number.to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
+
+    def _footers(self, g: _Gathered, ids, numbers: dict, offset: int, n: int) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        words = pc.is_in(pc.utf8_rtrim(pc.utf8_lower(ids), characters=":"), value_set=pa.array(FOOTER_IDS))
+        word = np.asarray(pc.fill_null(words, False))
+        blank = np.zeros(n, dtype=bool)
+        if numbers:
+            blank = np.ones(n, dtype=bool)
+            for values in numbers.values():
+                blank &= np.isnan(values)
+        g.footer_words += int(np.count_nonzero(word))
+        g.footers.add(word | blank, offset, lambda i: _quote(_id_at(ids, i)))
+
+    def _repair(self, g: _Gathered, col: str, values: np.ndarray, offset: int, text_of) -> np.ndarray:
+        s = g.stats[col]
+        kind = schema.BY_NAME[col].kind
+        values = values.astype(np.float64, copy=False)
+        with np.errstate(invalid="ignore"):
+            if kind in ("frequency", "share"):
+                s.top.add(values)
+                s.positive += int(np.count_nonzero(values > 0))
+                s.above_one.add(values > 1, offset, text_of)
+                s.far_above.add(values > SHARE_OVERSHOOT, offset, lambda i, v=values: f"{v[i]:g}")
+                if col in self.percent:
+                    values = values / 100.0
+                high = values > 1
+                s.high_max.add(values)
+                s.high.add(high, offset, text_of)
+                values = _set(values, high, 1.0)
+            low = values < 0
+            s.low.add(low, offset, text_of)
+            if s.low.count:
+                s.low_min.add(values)
+            s.not_zero += int(np.count_nonzero(values != 0))
+            values = _set(values, low, 0.0)
+            if col in ("CREDIT_LIMIT", "TENURE"):
+                bad = values == 0 if col == "CREDIT_LIMIT" else values < 1
+                s.invalid.add(bad, offset, text_of)
+                values = _set(values, bad, np.nan)
+        return values
+
+    def _facts(self, g: _Gathered, numbers: dict, offset: int, text_of) -> None:
+        has = set(numbers)
+        f = g.facts
+        with np.errstate(invalid="ignore"):
+            if {"MINIMUM_PAYMENTS", "PAYMENTS"} <= has:
+                f["missing_where_no_payment"].add(np.isnan(numbers["MINIMUM_PAYMENTS"]) & (numbers["PAYMENTS"] == 0),
+                                                  offset, text_of)
+                f["minimum_above_payments"].add(numbers["MINIMUM_PAYMENTS"] > numbers["PAYMENTS"], offset, text_of)
+            if {"PURCHASES", "ONEOFF_PURCHASES", "INSTALLMENTS_PURCHASES"} <= has:
+                gap = np.abs(numbers["PURCHASES"] - numbers["ONEOFF_PURCHASES"] - numbers["INSTALLMENTS_PURCHASES"])
+                g.largest_gap.add(gap)
+                f["purchase_sum_mismatch"].add(gap > PURCHASE_SUM_TOLERANCE, offset, text_of)
+            if {"BALANCE", "CREDIT_LIMIT"} <= has:
+                f["balance_above_limit"].add(numbers["BALANCE"] > numbers["CREDIT_LIMIT"], offset, text_of)
+            for name, col, test in (("no_purchases", "PURCHASES", lambda v: v == 0),
+                                    ("no_cash_advance", "CASH_ADVANCE", lambda v: v == 0),
+                                    ("short_tenure", "TENURE", lambda v: v < 12)):
+                if col in has:
+                    f[name].add(test(numbers[col]), offset, text_of)
+
+    def percent_scale(self) -> frozenset[str]:
+        """Share and frequency columns that the whole table shows on a 0–100 scale (see :func:`validate`)."""
+        found = set()
+        for col, s in self.total.stats.items():
+            top = s.top.value
+            if schema.BY_NAME[col].kind in ("frequency", "share") and top > SHARE_OVERSHOOT and top <= 100 \
+                    and s.above_one.count >= PERCENT_SCALE_SHARE * s.positive:
+                found.add(col)
+        return frozenset(found)
+
+    def report(self, portfolio: Portfolio, duplicates=None) -> QualityReport:
+        """The report of every batch added, or the :class:`DataError` :func:`validate` would raise first.
+
+        ``portfolio`` gives the source's description (columns, renames, notes; its frame
+        may be empty); ``duplicates`` is called, where :func:`validate` checks for
+        repeated ids, for the message about them (``None`` when every id is unique).
+        """
+        percent = self.percent_scale()
+        if percent != self.percent:
+            raise ValueError(f"validated with {sorted(self.percent)} on a 0-100 scale, but the data say "
+                             f"{sorted(percent)}; validate the batches again with percent_scale={sorted(percent)}")
+        label = self.label
+        if self.total.n_rows == 0:
+            raise DataError(f"{label} has a header but no customer rows; there is nothing to segment.")
+        self._raise_unreadable()
+        if self.total.blank_ids.count:
+            raise DataError(f"{label}: column {schema.ID} is empty in {self.total.blank_ids.count} row(s) "
+                            f"({_rows_of(self.total.blank_ids)}); every customer needs an id.")
+        message = duplicates() if duplicates is not None else None
+        if message:
+            raise DataError(message)
+        self._raise_implausible()
+        findings = self._repair_findings()
+        missing = {c: s.missing for c, s in self.total.stats.items()}
+        findings += self._missing_findings(missing)
+        findings += self._consistency_findings()
+        findings += [Finding("constant", "warning", self.total.n_rows, f"{col} has one value ({s.first:g}) for every "
+                             "customer; it cannot tell segments apart", col)
+                     for col, s in self.total.stats.items() if s.left and s.least.value == s.most.value]
+        findings += self._shape_findings()
+        return QualityReport(source=label, n_rows=self.total.n_rows, columns_used=list(portfolio.frame.columns),
+                             renamed=dict(portfolio.renamed), ignored=list(portfolio.ignored),
+                             empty_ignored=list(portfolio.empty_ignored), notes=list(portfolio.notes),
+                             missing=missing, findings=findings, distribution={})
+
+    def _raise_unreadable(self) -> None:
+        label = self.label
+        if self.total.headers.count:
+            rows = self.total.headers
+            raise DataError(f"{label}: {_rows_of(rows)} repeat{'s' if rows.count == 1 else ''} the header line (the "
+                            "column names where numbers belong), as when two exports are joined into one file. "
+                            "Remove the repeated header lines and run again.")
+        problems = [f"column {col} holds text where a number is expected in {s.text.count} "
+                    f"row{'s' if s.text.count > 1 else ''}: {', '.join(s.text.examples())}"
+                    for col, s in self.total.stats.items() if s.text.count]
+        if problems:
+            more = (f"; and so in {len(problems) - MAX_COLUMNS_SHOWN} more columns"
+                    if len(problems) > MAX_COLUMNS_SHOWN else "")
+            raise DataError(f"{label}: " + "; ".join(problems[:MAX_COLUMNS_SHOWN]) + more +
+                            ". Rows are counted from 1 after the header; fix or remove these values and run again.")
+        if self.total.footers.count == self.total.n_rows and not self.total.footer_words:
+            raise DataError(f"{label}: every numeric value is empty; there is nothing to segment. "
+                            "Check that the export holds the data and not only the customer ids.")
+        if self.total.footers.count:
+            raise DataError(f"{label}: {self.total.footers.count} row(s) look like a footer or summary line "
+                            f"rather than a customer (an id such as 'Total', or no value in any column): "
+                            f"{', '.join(self.total.footers.examples())}. Remove them and run again.")
+
+    def _raise_implausible(self) -> None:
+        label = self.label
+        problems = [f"column {col} holds {s.magnitude.count} infinite or implausible value(s) (above "
+                    f"{MAX_MAGNITUDE.get(schema.BY_NAME[col].kind, np.inf):g}): {', '.join(s.magnitude.examples())}"
+                    for col, s in self.total.stats.items() if s.magnitude.count]
+        if problems:
+            raise DataError(f"{label}: " + "; ".join(problems) + ". These are export or unit errors, not customers; "
+                            "fix or remove the rows and run again.")
+        empty = [c for c in self.required if c in self.total.stats and not self.total.stats[c].valid]
+        if empty:
+            raise DataError(f"{label}: column{'s' if len(empty) > 1 else ''} {', '.join(empty)} "
+                            f"{'have' if len(empty) > 1 else 'has'} no value in any row, so nothing can be learnt "
+                            "or imputed from it. Export the column's values (or choose --features that do not need "
+                            "it).")
+        for col, s in self.total.stats.items():
+            kind = schema.BY_NAME[col].kind
+            if kind in ("frequency", "share") and s.top.value > SHARE_OVERSHOOT and col not in self.percent:
+                rows = s.far_above
+                raise DataError(f"{label}: column {col} is a share between 0 and 1, but {rows.count} value(s) are far "
+                                f"above 1 ({', '.join(rows.examples())}) while most are not, so it is neither a 0–1 "
+                                "nor a 0–100 column. Fix these values and run again.")
+            low = s.low.count
+            if low >= NEGATIVE_CONVENTION_ROWS and low > 0.5 * s.not_zero:
+                raise DataError(f"{label}: column {col} is negative in {low} of {s.valid} rows "
+                                f"({', '.join(s.low.examples()[:3])}), but a {kind} is never negative: the export "
+                                "writes it with another sign convention. Flip the sign of the column (or fix the "
+                                "export) and run again.")
+
+    def _repair_findings(self) -> list[Finding]:
+        findings = []
+        for col, s in self.total.stats.items():
+            if col in self.percent:
+                findings.append(Finding("percent_scale", "repaired", s.valid,
+                                        f"{col} is on a 0–100 scale ({s.above_one.count} of {s.positive} non-zero "
+                                        f"values above 1, max {s.top.value:g}); divided by 100", col,
+                                        s.above_one.examples()))
+            if s.high.count:
+                findings.append(Finding("above_one", "repaired", s.high.count,
+                                        f"{col} above 1 (max {s.high_max.value:g}) clipped to 1", col,
+                                        s.high.examples()))
+            if s.low.count:
+                findings.append(Finding("negative", "repaired", s.low.count,
+                                        f"negative {col} (min {s.low_min.value:g}) set to 0", col, s.low.examples()))
+        for col, rule in (("CREDIT_LIMIT", "CREDIT_LIMIT of 0 treated as missing"),
+                          ("TENURE", "TENURE below 1 month treated as missing")):
+            if col in self.total.stats and self.total.stats[col].invalid.count:
+                rows = self.total.stats[col].invalid
+                findings.append(Finding("out_of_range", "repaired", rows.count, rule, col, rows.examples()))
+        for col in self.required:
+            if col in self.total.stats and not self.total.stats[col].left:
+                rule = next((f.rule for f in findings if f.column == col and f.check == "out_of_range"), "invalid")
+                raise DataError(f"{self.label}: column {col} has no usable value: every value is invalid ({rule}), so "
+                                "nothing can be learnt or imputed from it. Check the export of this column.")
+        return findings
+
+    def _missing_findings(self, missing: dict[str, int]) -> list[Finding]:
+        findings = [Finding("missing", "imputed", n, f"{col} empty; imputed by the feature pipeline", col,
+                            self.total.stats[col].gaps.examples()) for col, n in missing.items() if n]
+        rows = self.total.facts["missing_where_no_payment"]
+        if {"MINIMUM_PAYMENTS", "PAYMENTS"} <= set(self.total.stats) and rows.count:
+            findings.append(Finding("missing_where_no_payment", "info", rows.count,
+                                    "MINIMUM_PAYMENTS empty where PAYMENTS = 0 (imputed as 0)", "MINIMUM_PAYMENTS",
+                                    rows.examples()))
+        return findings
+
+    def _consistency_findings(self) -> list[Finding]:
+        checks = (("purchase_sum_mismatch", "warning", "PURCHASES",
+                   f"PURCHASES differs from ONEOFF_PURCHASES + INSTALLMENTS_PURCHASES by more than "
+                   f"{PURCHASE_SUM_TOLERANCE:g} (largest gap {self.total.largest_gap.value:g}); kept as reported"),
+                  ("balance_above_limit", "info", "BALANCE", "BALANCE exceeds CREDIT_LIMIT (over-limit account); kept"),
+                  ("minimum_above_payments", "info", "MINIMUM_PAYMENTS", "MINIMUM_PAYMENTS exceeds PAYMENTS; kept"))
+        return [Finding(name, severity, self.total.facts[name].count, rule, col, self.total.facts[name].examples())
+                for name, severity, col, rule in checks if self.total.facts[name].count]
+
+    def _shape_findings(self) -> list[Finding]:
+        out = []
+        for col, s in self.total.stats.items():
+            skew = s.moments.skew()
+            if schema.BY_NAME[col].kind in ("amount", "count") and skew > SKEW_THRESHOLD:
+                out.append(Finding("heavy_skew", "info", s.left,
+                                   f"{col} is heavily right-skewed (skewness {skew:.1f}); amounts enter the model "
+                                   "on a log scale", col))
+        for name, col, what in (("no_purchases", "PURCHASES", "made no purchase in the window"),
+                                ("no_cash_advance", "CASH_ADVANCE", "took no cash advance in the window"),
+                                ("short_tenure", "TENURE", "observed for fewer than 12 months; "
+                                                           "amounts are compared per month")):
+            rows = self.total.facts[name]
+            if col in self.total.stats and rows.count:
+                out.append(Finding(name, "info", rows.count, f"{rows.count} customers {what}", col, rows.examples()))
+        return out
+
+
+def _set(values: np.ndarray, where: np.ndarray, value: float) -> np.ndarray:
+    """``values`` with ``value`` where ``where`` holds; a copy only when something changes."""
+    if not where.any():
+        return values
+    values = values.copy()
+    values[where] = value
+    return values
+
+
+def _id_at(ids, i: int):
+    """The id at row ``i`` of a pyarrow array as pandas shows it (``<NA>`` when empty)."""
+    value = ids[i].as_py()
+    return "<NA>" if value is None else value
+
+
+def _rows_of(rows: _Rows) -> str:
+    """:func:`_rowlist` of the rows that broke a rule over every batch."""
+    shown = ", ".join(str(row + 1) for row, _ in rows.shown)
+    more = f" and {rows.count - MAX_EXAMPLES} more" if rows.count > MAX_EXAMPLES else ""
+    return f"row{'s' if rows.count > 1 else ''} {shown}{more}"

@@ -467,14 +467,19 @@ def predict_with_drift(model_path: str | Path, data, output: str | Path, *, forc
 
 
 def scores_in_batches(data) -> bool:
-    """Whether ``custseg predict`` streams ``data`` in batches (a large Parquet or CSV file, :mod:`custseg.large`)."""
-    return large.streams(data)
+    """Whether ``custseg predict`` scores ``data`` in batches (a large Parquet or CSV file, :mod:`custseg.scoring`)."""
+    from . import scoring
+
+    return scoring.streams(data)
 
 
-def predict_in_batches(model_path: str | Path, data, output: str | Path, *, force: bool = False):
-    """Score a large file batch by batch (:func:`custseg.large.predict_batches`); the counts per segment name
-    and the merged data-quality report."""
-    return large.predict_batches(model_path, data, output, force=force)
+def predict_in_batches(model_path: str | Path, data, output: str | Path, *, force: bool = False,
+                       drift_json: str | Path | None = None):
+    """Score a large file batch by batch (:func:`custseg.scoring.predict_batches`): the counts per segment,
+    the data-quality report and the drift, as a :class:`custseg.scoring.BatchScoring`."""
+    from . import scoring
+
+    return scoring.predict_batches(model_path, data, output, force=force, drift_json=drift_json)
 
 
 def write_table(table: pd.DataFrame, output: Path) -> None:

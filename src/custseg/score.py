@@ -50,15 +50,23 @@ class Scoring:
 
     def warnings(self) -> list[str]:
         """Lines for standard error: drifted and watched columns with a hint, or why drift was not checked."""
-        if self.drift is None:
-            return [f"note: {NO_DISTRIBUTION}"]
-        return self.drift.warnings()
+        return drift_warnings(self.drift)
 
     def drift_dict(self) -> dict:
         """The drift JSON: the report, or why there is none."""
-        if self.drift is None:
-            return {"model_id": self.model_id, "available": False, "reason": NO_DISTRIBUTION}
-        return {"model_id": self.model_id, "available": True, **self.drift.to_dict()}
+        return drift_dict(self.drift, self.model_id)
+
+
+def drift_warnings(drift: DriftReport | None) -> list[str]:
+    """Lines for standard error about a scoring's drift, or why drift was not checked."""
+    return [f"note: {NO_DISTRIBUTION}"] if drift is None else drift.warnings()
+
+
+def drift_dict(drift: DriftReport | None, model_id: str) -> dict:
+    """The drift JSON of a scoring: the report, or why there is none."""
+    if drift is None:
+        return {"model_id": model_id, "available": False, "reason": NO_DISTRIBUTION}
+    return {"model_id": model_id, "available": True, **drift.to_dict()}
 
 
 def score(model_path: str | Path, data, *, with_report: bool = False):
@@ -98,7 +106,7 @@ def score_with_drift(model_path: str | Path, data) -> Scoring:
     portfolio, report = validate(load(data), required=model.required_columns_)
     frame = portfolio.frame
     Z = model.embed(frame)
-    labels, distances = model.nearest(Z)
+    labels, distances = nearest(Z, model.cluster_centers_)
     identities = segment_identities(state)
     table = assignments(frame[schema.ID], labels, distances, [i.name for i in identities],
                         numbers=[i.number for i in identities])
@@ -125,3 +133,43 @@ def assignments(ids: pd.Series, labels: np.ndarray, distances: np.ndarray, names
         "segment_name": np.asarray(names, dtype=object)[labels],
         "distance_to_centre": np.round(distances, 6),
     })
+
+
+#: Customers whose distances to the centres are computed at a time: a block and its distances stay in cache.
+NEAREST_BLOCK = 65_536
+
+
+def nearest(Z: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre (int64) of each row of ``Z`` and the exact Euclidean distance (float64) to it.
+
+    The nearest centre minimises ``‖c‖² - 2 c·z`` (one BLAS product per block of
+    customers, ties to the first centre); the distance is then computed from ``z - c``
+    directly, so it carries no cancellation error. It works feature by feature on
+    ``Z.T`` (no copy when ``Z`` is in Fortran order, as
+    :func:`custseg.features.transform_columns` gives it). Scoring in one go and in
+    batches both use it, so they agree to the last bit.
+    """
+    Zt = np.ascontiguousarray(np.asarray(Z, dtype=np.float64).T)
+    C = np.ascontiguousarray(centres, dtype=np.float64)
+    c2, cn = -2.0 * C, np.einsum("ij,ij->i", C, C)
+    n = Zt.shape[1]
+    labels = np.empty(n, dtype=np.int64)
+    dist = np.empty(n, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):  # rows that are not finite are refused before use
+        for lo in range(0, n, NEAREST_BLOCK):
+            block = Zt[:, lo:lo + NEAREST_BLOCK]
+            G = c2 @ block
+            G += cn[:, None]
+            best, low = np.zeros(block.shape[1], dtype=np.int64), G[0].copy()
+            for c in range(1, len(C)):
+                closer = G[c] < low
+                np.copyto(low, G[c], where=closer)
+                best[closer] = c
+            square = np.zeros(block.shape[1])
+            for j in range(len(block)):
+                diff = block[j] - C[:, j][best]
+                diff *= diff
+                square += diff
+            labels[lo:lo + len(best)] = best
+            dist[lo:lo + len(best)] = np.sqrt(square)
+    return labels, dist

@@ -1,0 +1,462 @@
+"""Score millions of customers with a saved model, batch by batch, without pandas on the way.
+
+``custseg predict`` takes this path for a Parquet file above :data:`PREDICT_STREAM_ROWS`
+rows or a CSV file above :data:`PREDICT_STREAM_BYTES` bytes (:func:`streams`). Each
+batch goes
+
+1. from the file to NumPy: pyarrow reads a Parquet file's row groups straight into
+   float64 columns (other sources hand over pandas batches, converted column by column);
+2. through :class:`custseg.quality.BatchValidator`: the rules, counts, messages and
+   repairs of :func:`custseg.quality.validate`, rows counted over the whole file;
+3. through the model's feature steps on whole columns
+   (:func:`custseg.features.transform_columns`, bit for bit the pipeline's output);
+4. to its nearest centre (:func:`custseg.score.nearest`), counted for drift
+   (:class:`custseg.drift.DriftCounts`: the same PSI as scoring in one go), and
+5. into the output file (Parquet or CSV), while the next batch is read and the
+   previous one written in other threads.
+
+So the scores, the data-quality report (without the value distribution, whose
+medians need every value at once) and the drift report equal those of
+:func:`custseg.score.score_with_drift` on the whole file. Rules that depend on a whole
+column are decided on the whole column: when the file turns out to hold a share on a
+0–100 scale, it is scored a second time with that column divided by 100 everywhere.
+An id repeated anywhere in the file is refused (by a 64-bit hash of every id, then an
+exact look at the colliding ones). The output appears only when every batch was
+scored and validated: a refusal leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import schema
+from .errors import CustsegError, DataError
+
+#: Above this many rows (Parquet) or bytes (CSV), ``custseg predict`` scores the input in batches.
+PREDICT_STREAM_ROWS = 1_000_000
+PREDICT_STREAM_BYTES = 200 * 2**20
+#: Batches computed at the same time (the machines this runs on have two cores).
+COMPUTE_THREADS = 2
+#: Rows per batch when scoring in batches: a column of a batch (2 MB) stays in the processor's cache.
+PREDICT_BATCH_ROWS = 1 << 18
+
+
+def streams(data) -> bool:
+    """Whether ``custseg predict`` scores ``data`` in batches: a Parquet file above
+    :data:`PREDICT_STREAM_ROWS` rows or a CSV file above :data:`PREDICT_STREAM_BYTES` bytes."""
+    from .sources import FileSource
+
+    if not isinstance(data, (str, Path, FileSource)):
+        return False
+    source = data if isinstance(data, FileSource) else FileSource(data)
+    if not source.path.is_file():
+        return False
+    if _is_parquet(source.path):
+        return source.count() > PREDICT_STREAM_ROWS
+    return source.path.stat().st_size > PREDICT_STREAM_BYTES
+
+
+@dataclass(frozen=True)
+class BatchScoring:
+    """What scoring a file in batches found.
+
+    Attributes
+    ----------
+    counts : Series
+        Customers per segment, indexed by (segment number, segment name), by number.
+    quality : QualityReport
+        The validation of the whole file (no value distribution).
+    drift : DriftReport or None
+        Drift against the training distribution; ``None`` when the model has none.
+    model_id : str
+        The scoring model's id.
+    run_id : None
+        As :class:`custseg.score.Scoring`'s; scoring in batches is never recorded in a store.
+    """
+
+    counts: pd.Series
+    quality: object
+    drift: object
+    model_id: str
+    run_id: None = None
+
+    def warnings(self) -> list[str]:
+        """Lines for standard error, as :meth:`custseg.score.Scoring.warnings`."""
+        from .score import drift_warnings
+
+        return drift_warnings(self.drift)
+
+    def drift_dict(self) -> dict:
+        """The drift JSON, as :meth:`custseg.score.Scoring.drift_dict`."""
+        from .score import drift_dict
+
+        return drift_dict(self.drift, self.model_id)
+
+
+def predict_batches(model_path, data, output, *, force: bool = False, drift_json=None,
+                    rows: int = PREDICT_BATCH_ROWS) -> BatchScoring:
+    """Score ``data`` batch by batch with a saved model; write the assignments (.csv or .parquet) atomically.
+
+    Parameters
+    ----------
+    model_path : path
+        A ``model.json`` written by ``custseg run``.
+    data : path or Source
+        The customers to score.
+    output : path
+        Where the assignments go: ``customer_id``, ``segment``, ``segment_name``,
+        ``distance_to_centre``, as :func:`custseg.run.predict` writes them.
+    force : bool
+        Overwrite existing output files.
+    drift_json : path, optional
+        Also write the drift report there (after the scores).
+    rows : int
+        Customers per batch; memory grows with it, the results do not change.
+
+    Raises
+    ------
+    DataError
+        What :func:`custseg.quality.validate` refuses, anywhere in the file; nothing is written.
+    """
+    from .atomic import replacing
+    from .jsonio import write_json
+    from .persist import load_model
+    from .run import check_output_file
+    from .sinks.folder import write_failure
+    from .sources import open_source
+
+    output = Path(output)
+    if output.suffix.lower() not in (".csv", ".parquet"):
+        raise CustsegError(f"{output}: the output must end in .csv or .parquet.")
+    source = open_source(data)
+    # the scores are a fraction of the input's size (four columns of the input's eighteen)
+    size = source.path.stat().st_size if source.path is not None and source.path.is_file() else 0
+    check_output_file(output, force=force, inputs=(model_path, source.path), what="scores", expected_bytes=size // 2)
+    if drift_json is not None:
+        if Path(drift_json).absolute() == output.absolute():
+            raise CustsegError(f"--drift-json {drift_json} is the same file as the scores -o {output}; give two names.")
+        check_output_file(drift_json, force=force, inputs=(model_path, source.path), what="drift report")
+    model, state = load_model(model_path)
+    table = _Table(source, model)
+    try:
+        with replacing(output) as tmp:
+            parquet = output.suffix.lower() == ".parquet"
+            scored = _score(table, model, state, tmp, parquet, frozenset(), rows)
+            percent = scored.validator.percent_scale()
+            if percent != scored.validator.percent:  # a share on a 0–100 scale: score again, divided by 100
+                scored = _score(table, model, state, tmp, parquet, percent, rows)
+            result = scored.result(scored.validator.report(table.portfolio(scored.integer_ids), scored.duplicates))
+            if drift_json is not None:
+                with replacing(drift_json) as json_tmp:
+                    write_json(json_tmp, result.drift_dict())
+    except OSError as exc:
+        raise CustsegError(f"Could not write {exc.filename or output}: {write_failure(exc)}. "
+                           "Nothing was written.") from None
+    return result
+
+
+def _is_parquet(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PAR1"
+
+
+class _Table:
+    """The source's columns matched to the schema, read batch by batch as (ids, NumPy columns)."""
+
+    def __init__(self, source, model):
+        from .load import Portfolio, _match_headers
+        from .quality import _require_columns
+
+        self.source = source
+        chosen, self.renamed, self.ignored = _match_headers(source.columns(), source.label)
+        self.canonical = [c.name for c in schema.COLUMNS if c.name in chosen]
+        self.names = [chosen[c] for c in self.canonical]
+        head = Portfolio(pd.DataFrame(columns=self.canonical), source.label, self.renamed, self.ignored)
+        _require_columns(head, model.required_columns_)
+        self.empty_ignored = source.empty_columns(self.ignored)
+        self.parquet = source.path is not None and source.path.is_file() and _is_parquet(source.path)
+
+    def portfolio(self, integer_ids: bool):
+        """The source's description, as :func:`custseg.load.load` gives it (no rows)."""
+        from .load import Portfolio
+
+        notes = [*self.source.notes, f"customer ids are {'integers' if integer_ids else 'text'}"]
+        return Portfolio(pd.DataFrame(columns=self.canonical), self.source.label, dict(self.renamed),
+                         list(self.ignored), list(self.empty_ignored), notes, self.source.path)
+
+    def batches(self, rows: int):
+        """(ids, numeric columns, whether the ids are integers) per batch, in file order."""
+        if self.parquet:
+            import pyarrow.parquet as pq
+
+            integer = True
+            with pq.ParquetFile(self.source.path) as f:
+                for batch in f.iter_batches(batch_size=rows, columns=self.names):
+                    ids, columns, integer = self._from_arrow(batch, integer)
+                    yield ids, columns, integer
+        else:
+            for frame in self.source.batches(self.names, rows=rows):
+                yield self._from_pandas(frame)
+
+    def ids(self):
+        """The ids alone, batch by batch, as :meth:`batches` gives them."""
+        name = self.names[self.canonical.index(schema.ID)]
+        if self.parquet:
+            import pyarrow.parquet as pq
+
+            with pq.ParquetFile(self.source.path) as f:
+                for batch in f.iter_batches(columns=[name]):
+                    yield _arrow_ids(batch.column(0), False)[0]
+        else:
+            for frame in self.source.batches([name]):
+                yield _pandas_ids(frame.iloc[:, 0])[0]
+
+    def _from_arrow(self, batch, integer: bool):
+        import pyarrow as pa
+
+        out = {}
+        for canonical, array in zip(self.canonical, batch.columns):
+            if canonical == schema.ID:
+                continue
+            kind = array.type
+            if pa.types.is_floating(kind) or pa.types.is_integer(kind):
+                out[canonical] = array.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+            else:
+                out[canonical] = array.to_pandas()
+        ids, integer = _arrow_ids(batch.column(self.canonical.index(schema.ID)), integer)
+        return ids, out, integer
+
+    def _from_pandas(self, frame: pd.DataFrame):
+        frame.columns = self.canonical
+        out = {}
+        for canonical in self.canonical:
+            if canonical == schema.ID:
+                continue
+            values = frame[canonical]
+            numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+            out[canonical] = values.to_numpy(dtype=np.float64, na_value=np.nan) if numeric else values
+        ids, integer = _pandas_ids(frame[schema.ID])
+        return ids, out, integer
+
+
+def _pandas_ids(raw: pd.Series):
+    """Ids as :func:`custseg.load.load` gives them, as a pyarrow array, and whether they are integers."""
+    import pyarrow as pa
+
+    from .load import _id_note, _ids_as_text
+
+    ids = pa.array(_ids_as_text(raw), type=pa.large_string(), from_pandas=True)
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    return ids, _id_note(raw).endswith("integers")
+
+
+def _arrow_ids(array, integer: bool):
+    """Ids as :func:`custseg.load.load` gives them (stripped text, null when empty), and whether they are
+    integers (looked at only while ``integer``: the earlier batches' ids all were)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_integer(array.type):
+        return pc.cast(array, pa.large_string()), True
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        return _pandas_ids(array.to_pandas())
+    text = pc.utf8_trim_whitespace(array)
+    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text).cast(pa.large_string())
+    if integer:
+        integer = pc.all(pc.match_substring_regex(array, r"^\s*\d+\s*$"), skip_nulls=True).as_py() in (True, None)
+    return text, integer
+
+
+@dataclass
+class _Scored:
+    """One pass over the file: the validation, counts, drift and id hashes it gathered."""
+
+    validator: object
+    counts: np.ndarray
+    numbers: list[int]
+    names: list[str]
+    drift: object
+    hashes: list[np.ndarray]
+    integer_ids: bool
+    model_id: str
+    table: _Table
+
+    def duplicates(self) -> str | None:
+        """:func:`custseg.quality.validate`'s message about repeated ids, or ``None`` when every id is unique."""
+        values = np.sort(np.concatenate(self.hashes)) if self.hashes else np.empty(0, np.uint64)
+        if not np.count_nonzero(values[1:] == values[:-1]):
+            return None
+        return _duplicate_message(self.table)
+
+    def result(self, quality) -> BatchScoring:
+        index = pd.MultiIndex.from_arrays([self.numbers, self.names], names=["segment", "segment_name"])
+        counts = pd.Series(self.counts, index=index, name="count").sort_index(level="segment", sort_remaining=False)
+        return BatchScoring(counts, quality, None if self.drift is None else self.drift.report(), self.model_id)
+
+
+def _score(table: _Table, model, state: dict, tmp: Path, parquet: bool, percent: frozenset, rows: int) -> _Scored:
+    import pyarrow as pa
+    from threadpoolctl import threadpool_limits
+
+    from .drift import DriftCounts
+    from .features import transform_columns
+    from .persist import segment_identities
+    from .quality import BatchValidator
+    from .score import nearest
+
+    identities = segment_identities(state)
+    numbers = [i.number for i in identities]
+    names = [i.name for i in identities]
+    validator = BatchValidator(table.source.label, [c for c in table.canonical if c != schema.ID],
+                               required=model.required_columns_, percent_scale=percent)
+    drift = DriftCounts(state["training_distribution"]) if "training_distribution" in state else None
+    scored = _Scored(validator, np.zeros(len(names), dtype=np.int64), numbers, names, drift, [], True,
+                     str(state["model_id"]), table)
+    segment_of = pa.array(numbers, type=pa.int64())
+    name_of = pa.array(names, type=pa.large_string())
+    features = list(model.feature_names_out_)
+    required = list(model.required_columns_)
+    centres = model.cluster_centers_
+
+    def compute(batch, offset: int):
+        ids, columns, integer = batch
+        gathered, repaired = validator.check(ids, columns, offset)
+        Z = transform_columns(model.pipeline_, repaired)
+        labels, distances = nearest(Z, centres)
+        counted = None if drift is None else drift.counted(
+            {c: repaired[c] for c in required}, {f: Z[:, j] for j, f in enumerate(features)}, distances)
+        where = pa.array(labels)
+        out = pa.table({"customer_id": ids, "segment": segment_of.take(where), "segment_name": name_of.take(where),
+                        "distance_to_centre": pa.array(np.round(distances, 6))})
+        return gathered, np.bincount(labels, minlength=len(names)), counted, _hash_ids(ids), integer, out
+
+    def merge(result) -> None:  # in file order: the examples of the quality report are the first rows
+        gathered, counts, counted, hashes, integer, out = result
+        validator.merge(gathered)
+        scored.counts += counts
+        if drift is not None:
+            drift.merge(counted)
+        scored.hashes.append(hashes)
+        scored.integer_ids &= integer
+        writing.append(writer_pool.submit(writer.write, out))
+        while len(writing) > 1:
+            writing.pop(0).result()
+
+    # two batches computed at once (NumPy and pyarrow release the GIL), one written, the next read;
+    # BLAS on one thread, as the batches already keep the cores busy
+    writing = []
+    with _Writer(tmp, parquet=parquet) as writer, ThreadPoolExecutor(1) as writer_pool, \
+            ThreadPoolExecutor(COMPUTE_THREADS) as pool, threadpool_limits(1, "blas"):
+        running, offset = [], 0
+        for batch in table.batches(rows):
+            running.append(pool.submit(compute, batch, offset))
+            offset += len(batch[0])
+            while len(running) > COMPUTE_THREADS:
+                merge(running.pop(0).result())
+        for future in running:
+            merge(future.result())
+        for future in writing:
+            future.result()
+    return scored
+
+
+#: Odd 64-bit constants of the id hash (FNV-1a's prime, and MurmurHash3's finaliser).
+_PRIME, _MIX1, _MIX2 = np.uint64(0x100000001B3), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+
+
+def _hash_ids(ids) -> np.ndarray:
+    """A 64-bit hash of each id's UTF-8 bytes and length (nulls as empty text), eight bytes at a time.
+
+    Only used to find candidate repeats quickly: a repeat is confirmed on the ids
+    themselves (:func:`_duplicate_message`), so a collision costs time, never a wrong answer.
+    """
+    import pyarrow as pa
+
+    ids = ids.cast(pa.large_string())
+    _, offsets_buffer, data_buffer = ids.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=len(ids) + 1, offset=ids.offset * 8)
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.empty(0, np.uint8)
+    padded = np.zeros(len(data) + 8, dtype=np.uint8)
+    padded[:len(data)] = data
+    # every eight consecutive bytes as one little-endian word, starting at any byte
+    words = np.ndarray(shape=(len(data) + 1,), dtype="<u8", buffer=padded, strides=(1,))
+    start, length = offsets[:-1], np.diff(offsets)
+    h = length.astype(np.uint64) * _PRIME
+    with np.errstate(over="ignore"):
+        for at in range(0, int(length.max(initial=0)), 8):
+            left = np.clip(length - at, 0, 8).astype(np.uint64)
+            word = words[np.minimum(start + at, len(data))]
+            word &= np.where(left == 8, np.uint64(2**64 - 1), (np.uint64(1) << (left * np.uint64(8))) - np.uint64(1))
+            h = (h ^ word) * _PRIME
+            h ^= h >> np.uint64(29)
+        h ^= h >> np.uint64(33)
+        h *= _MIX1
+        h ^= h >> np.uint64(33)
+        h *= _MIX2
+        h ^= h >> np.uint64(33)
+    return h
+
+
+def _duplicate_message(table: _Table) -> str | None:
+    """:func:`custseg.quality.validate`'s message about repeated ids, from the whole id column, or ``None``
+    when no id repeats after all (a hash collision). Only called when the hashes repeat: slow is fine."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from .quality import _quote, _rowlist
+
+    ids = pa.chunked_array(list(table.ids()), type=pa.large_string()).combine_chunks()
+    counts = pc.value_counts(ids.drop_null())
+    repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
+    if not len(repeated):
+        return None
+    rows = np.flatnonzero(np.asarray(pc.fill_null(pc.is_in(ids, value_set=repeated), False)))
+    first = ids[int(rows[0])].as_py()
+    where = np.flatnonzero(np.asarray(pc.fill_null(pc.equal(ids, first), False)))
+    return (f"{table.source.label}: column {schema.ID} repeats {len(repeated)} id(s) over {len(rows)} rows; "
+            f"for example {_quote(first)} is in {_rowlist(where)}. Each customer must appear once: "
+            "remove or merge the duplicates.")
+
+
+class _Writer:
+    """Append pyarrow tables to one Parquet or CSV file (CSV: what pandas' ``to_csv`` writes)."""
+
+    def __init__(self, path: Path, *, parquet: bool):
+        self.path = Path(path)
+        self.parquet = parquet
+        self._writer = None
+        self._file = None
+
+    def __enter__(self):
+        return self
+
+    def write(self, table) -> None:
+        if self.parquet:
+            import pyarrow.parquet as pq
+
+            if self._writer is None:  # ids are unique: a dictionary of them would be wasted work
+                self._writer = pq.ParquetWriter(self.path, table.schema, use_dictionary=["segment_name"])
+            self._writer.write_table(table)
+            return
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        if self._file is None:
+            self._file = open(self.path, "wb")
+            self._file.write((",".join(table.column_names) + "\n").encode())
+        try:  # byte for byte what pandas writes, unless an id or name holds a comma or quote: then text is quoted
+            pacsv.write_csv(table, self._file, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+        except pa.ArrowInvalid:
+            pacsv.write_csv(table, self._file, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+
+    def __exit__(self, *exc) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._file is not None:
+            self._file.close()

@@ -616,10 +616,15 @@ def _moments(points: DataFrame, columns: list[str]) -> tuple[int, np.ndarray]:
 
 # ---------------------------------------------------------------- helpers
 def _as_double(name: str) -> Column:
-    """A column as double with NaN turned into null, as pandas treats both as missing."""
+    """A column as double with NaN turned into null, as pandas treats both as missing.
+
+    ``try_cast``: under Spark 4's ANSI mode a plain cast fails on text such as an empty
+    string, which pandas reads as missing (text that is no number is refused before, by
+    :func:`custseg.spark_run.check_frame`).
+    """
     from pyspark.sql import functions as F
 
-    col = _column(name).cast("double")
+    col = _column(name).try_cast("double")
     return F.nanvl(col, F.lit(None).cast("double"))
 
 

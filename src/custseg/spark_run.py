@@ -280,7 +280,7 @@ def check_frame(frame: DataFrame, label: str, *, required=schema.BEHAVIOUR, min_
     texts = [c for c in numeric if types[c] == "string"]
     value = {c: _number(c) for c in numeric}
     # ANSI casts refuse bad text: a text column is read with try_cast (text that is no number becomes missing)
-    bad_text = {c: F.trim(_column(c)).ne("") & _number(c).isNull() & _column(c).isNotNull() for c in texts}
+    bad_text = {c: (F.trim(_column(c)) != "") & _number(c).isNull() & _column(c).isNotNull() for c in texts}
     footer = F.regexp_replace(F.lower(F.trim(ids)), ":+$", "").isin(*FOOTER_IDS)
     blank = F.lit(True)
     for c in numeric:
@@ -294,19 +294,20 @@ def check_frame(frame: DataFrame, label: str, *, required=schema.BEHAVIOUR, min_
         return F.sum(F.when(condition, 1).otherwise(0))
 
     aggs = [F.count(F.lit(1)).alias("n"), count(ids.isNull()).alias("null_id"),
-            F.count_distinct(ids).alias("distinct_id"), count(footer & ids.isNotNull()).alias("footer_id"),
-            count(blank).alias("blank"),
+            count(footer & ids.isNotNull()).alias("footer_id"), count(blank).alias("blank"),
             F.sum(F.xxhash64(*[_column(c) for c in frame.columns]).cast("decimal(38,0)")).alias("hash")]
     for i, c in enumerate(numeric):
         v = value[c]
-        aggs += [count(bad_text[c]).alias(f"text{i}") if c in texts else F.lit(0).alias(f"text{i}"),
-                 count(magnitude[c]).alias(f"big{i}"), F.count(v).alias(f"values{i}"),
-                 count(v < 0).alias(f"neg{i}"), count(v != 0).alias(f"nonzero{i}"),
-                 count(v > 0).alias(f"pos{i}"), count(v > 1).alias(f"above{i}"), F.max(v).alias(f"max{i}"),
-                 count(v > SHARE_OVERSHOOT).alias(f"far{i}"),
-                 count(usable[c](F.greatest(v, F.lit(0.0)))).alias(f"usable{i}") if c in usable
-                 else F.count(v).alias(f"usable{i}")]
-    row = frame.agg(*aggs).collect()[0]
+        aggs += [count(magnitude[c]).alias(f"big{i}"), F.count(v).alias(f"values{i}"),
+                 count(v < 0).alias(f"neg{i}"), count(v != 0).alias(f"nonzero{i}")]
+        if c in texts:
+            aggs.append(count(bad_text[c]).alias(f"text{i}"))
+        if c in shares:
+            aggs += [count(v > 0).alias(f"pos{i}"), count(v > 1).alias(f"above{i}"), F.max(v).alias(f"max{i}"),
+                     count(v > SHARE_OVERSHOOT).alias(f"far{i}")]
+        if c in usable:
+            aggs.append(count(usable[c](F.greatest(v, F.lit(0.0)))).alias(f"usable{i}"))
+    row = frame.agg(*aggs).collect()[0].asDict()
     n = int(row["n"])
 
     def examples(condition, column: str | None = None) -> str:
@@ -317,7 +318,7 @@ def check_frame(frame: DataFrame, label: str, *, required=schema.BEHAVIOUR, min_
     if n == 0:
         raise DataError(f"{label} has a header but no customer rows; there is nothing to segment.")
     problems = [f"column {c} holds text where a number is expected in {row[f'text{i}']:,} row(s): "
-                f"{examples(bad_text[c], c)}" for i, c in enumerate(numeric) if row[f"text{i}"]]
+                f"{examples(bad_text[c], c)}" for i, c in enumerate(numeric) if row.get(f"text{i}")]
     if problems:
         raise DataError(f"{label}: " + "; ".join(problems[:3]) + ". Fix or remove these values and run again.")
     if row["blank"] == n:
@@ -331,11 +332,13 @@ def check_frame(frame: DataFrame, label: str, *, required=schema.BEHAVIOUR, min_
     if row["null_id"]:
         raise DataError(f"{label}: column {schema.ID} is empty in {row['null_id']:,} row(s); "
                         "every customer needs an id.")
-    if row["distinct_id"] < n:
-        repeated = (frame.groupBy(ids.alias("id")).count().filter("count > 1").orderBy("id").limit(1).collect())
-        raise DataError(f"{label}: column {schema.ID} has {n - row['distinct_id']:,} repeated row(s); for example "
-                        f"{_quote(repeated[0]['id'])} appears {repeated[0]['count']} times. Each customer must "
-                        "appear once: remove or merge the duplicates.")
+    repeated = (frame.groupBy(ids.alias("id")).agg(F.count(F.lit(1)).alias("rows")).filter("rows > 1")
+                .agg(F.count(F.lit(1)).alias("ids"), F.sum("rows").alias("rows"), F.min("id").alias("first"))
+                .collect()[0])
+    if repeated["ids"]:
+        raise DataError(f"{label}: column {schema.ID} repeats {repeated['ids']:,} id(s) over {repeated['rows']:,} "
+                        f"rows; for example {_quote(repeated['first'])}. Each customer must appear once: remove "
+                        "or merge the duplicates.")
     problems = [f"column {c} holds {row[f'big{i}']:,} infinite or implausible value(s) (above "
                 f"{MAX_MAGNITUDE.get(schema.BY_NAME[c].kind, float('inf')):g}): {examples(magnitude[c], c)}"
                 for i, c in enumerate(numeric) if row[f"big{i}"]]
@@ -363,7 +366,7 @@ def check_frame(frame: DataFrame, label: str, *, required=schema.BEHAVIOUR, min_
                             f"({examples(value[c] < 0, c)}), but a {spec.kind} is never negative: the export "
                             "writes it with another sign convention. Flip the sign of the column (or fix the "
                             "export) and run again.")
-        if c in required and not row[f"usable{i}"]:
+        if c in required and c in usable and not row[f"usable{i}"]:
             raise DataError(f"{label}: column {c} has no usable value: every value is invalid, so nothing can be "
                             "learnt or imputed from it. Check the export of this column.")
     digest = hashlib.sha256("\x1f".join(frame.columns).encode())

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -176,3 +178,11 @@ def test_database_flags_are_refused_with_spark(session, tmp_path):
                                       str(tmp_path / "out"), "--engine", "spark"])
     assert result.exit_code == 2
     assert "--engine spark reads Parquet data" in result.output
+
+
+def test_the_command_line_starts_without_pyspark():
+    code = ("import sys, custseg.cli; from custseg.settings import Settings; Settings(engine='spark'); "
+            "print('pyspark' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert result.stdout.strip() == "False"

@@ -224,6 +224,7 @@ def _local_path(source) -> Path | None:
 
 def _read(engine: SparkEngine, source, name: str | None, required) -> tuple[str, DataFrame]:
     """The canonical Spark frame of ``source`` and how messages call it; the id as text, as :func:`load` reads it."""
+    session = engine.session  # first: a missing PySpark or Java is explained here
     from pyspark.sql import DataFrame as SparkFrame
 
     from .engine.spark import canonical_frame
@@ -234,7 +235,7 @@ def _read(engine: SparkEngine, source, name: str | None, required) -> tuple[str,
         frame = engine.read(str(source), required=needed)
     elif isinstance(source, (pd.DataFrame, SparkFrame)):
         label = name or "<DataFrame>"
-        given = engine.session.createDataFrame(source) if isinstance(source, pd.DataFrame) else source
+        given = session.createDataFrame(source) if isinstance(source, pd.DataFrame) else source
         frame = canonical_frame(given, label, required=needed)
     else:
         raise CustsegError(f"--engine spark reads Parquet data, a Spark table or a DataFrame, not "

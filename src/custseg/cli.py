@@ -93,7 +93,7 @@ def _settings_options(f=None, *, exclude=()):
         elif "/" in meta["flag"]:
             options.append(click.option(meta["flag"], fld.name, default=default, help=meta["help"]))
             continue
-        elif fld.name == "engine":
+        elif isinstance(default, str):  # --engine, --spark-master
             kind, callback = str, None
         else:
             bounds = {key: meta["click"][key] for key in ("min", "max") if key in meta["click"]}
@@ -114,7 +114,8 @@ def _source_options(f):
                      help="Database to read from: duckdb:///file.duckdb, sqlite:///file.sqlite, "
                           "postgresql://user@host/db, bigquery://project/dataset [default: $CUSTSEG_DB_URL]. "
                           "A password left out comes from $CUSTSEG_DB_PASSWORD; it is never shown.")(f)
-    f = click.option("--table", metavar="NAME", help="Read the whole table NAME from --db instead of DATA.")(f)
+    f = click.option("--table", metavar="NAME", help="Read the whole table NAME from --db (with --engine spark: "
+                                                      "from Spark's catalog) instead of DATA.")(f)
     return click.option("--sql", metavar="QUERY",
                         help="Read customers from this SELECT on --db instead of DATA.")(f)
 
@@ -170,7 +171,7 @@ def _summary(result, out: Path) -> str:
 
 
 @cli.command()
-@click.argument("data", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("data", required=False, type=click.Path(path_type=str))  # with --engine spark: a folder or URL
 @_source_options
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the outputs (must be empty or absent, unless --force).")
@@ -187,6 +188,8 @@ def run(data, sql, table, db, params, out, store, force, quiet, **settings):
     With --store the run is also recorded in the segment store: the folder
     and the store record are written together or not at all.
     Nothing is written if the run fails.
+    With --engine spark, DATA is Parquet (a file, a folder or a URL Spark
+    reads) or --table a table of Spark's catalog (see docs/spark.md).
 
     \b
     Examples:
@@ -195,11 +198,17 @@ def run(data, sql, table, db, params, out, store, force, quiet, **settings):
       custseg run cards.csv --out out --features notebook --bootstrap 100
       custseg run --table cards --db duckdb:///cards.duckdb --out out --store
       custseg run --db "$URL" --sql 'SELECT * FROM cards WHERE "TENURE" = :t' --param t=12 --out out
+      custseg run s3a://bank/cards/2026-10/ --out out --engine spark --spark-master yarn
     """
     from . import run as runs
 
     config = _settings(**settings)
-    source = runs.open_input(data, sql, table, db, params)
+    if config.engine == "spark":
+        from .spark_run import open_spark_input
+
+        source = open_spark_input(data, sql, table, db, params)
+    else:
+        source = runs.open_input(data, sql, table, db, params)
     sink = runs.run_sink(out, source, force=force, store=store)
     with bar(runs.progress_total(config), "segmenting", quiet=quiet) as progress:
         result = runs.run(source, sink, config, progress=progress)

@@ -126,6 +126,10 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
     distribution for drift checks (:mod:`custseg.drift`).
     """
     config = config or RunConfig()
+    if config.engine == "spark":  # the portfolio stays in Spark: read, checked and fitted there
+        from .spark_run import segment_spark
+
+        return segment_spark(source, config, name=name, progress=progress)
     reference = None if config.reference is None else load_model(config.reference)
     portfolio = load(source, name=name)
     required = required_columns(config.features)

@@ -50,7 +50,11 @@ class Settings:
     evidence : bool or None
         Compute the evidence for every k; ``None``: for ``k="auto"`` only.
     engine : str
-        The clustering engine (:func:`custseg.engine.get_engine`).
+        The clustering engine (:func:`custseg.engine.get_engine`). ``"spark"`` runs the
+        whole job on a Spark DataFrame (:mod:`custseg.spark_run`).
+    spark_master : str
+        The Spark master URL of a ``"spark"`` run (``local[*]``, ``spark://host:7077``,
+        ``yarn``, ``k8s://...``); a Spark session already running in the process is used as it is.
     reference : str or None
         A model file (``model.json``) of an earlier run: the new segments are matched
         to its segments (:mod:`custseg.identity`) and keep their numbers, names and
@@ -87,8 +91,11 @@ class Settings:
         "--evidence/--no-evidence", "Compute the evidence for every k in the range (default: only when k is "
         "'auto'; with a fixed k the range is skipped unless asked for)."))
     engine: str = field(default="sklearn", metadata=_option(
-        "--engine", "Clustering engine: 'sklearn' (in memory) or 'chunked' (multi-threaded, for millions "
-        "of customers)."))
+        "--engine", "Clustering engine: 'sklearn' (in memory), 'chunked' (multi-threaded, for millions "
+        "of customers) or 'spark' (DATA is Parquet or --table a table in Spark's catalog; see docs/spark.md)."))
+    spark_master: str = field(default="local[*]", metadata=_option(
+        "--spark-master", "Spark master URL for --engine spark: local[*] (every core here), spark://HOST:7077, "
+        "yarn or k8s://URL."))
     reference: str | None = field(default=None, metadata=_option(
         "--reference", "Model file (model.json) of an earlier run: matched segments keep its numbers, names and "
         "colours; new and vanished segments are reported.", path=True))
@@ -108,9 +115,11 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """Plain data, in field order (the report's method section and ``description.json``).
 
-        ``reference`` is left out when unset, so runs without one describe themselves as before.
+        ``reference`` is left out when unset and ``spark_master`` unless the engine is
+        Spark, so other runs describe themselves as before.
         """
-        return {k: v for k, v in asdict(self).items() if not (k == "reference" and v is None)}
+        return {k: v for k, v in asdict(self).items()
+                if not (k == "reference" and v is None) and not (k == "spark_master" and self.engine != "spark")}
 
     def k_values(self) -> range:
         return range(self.k_min, self.k_max + 1)
@@ -153,6 +162,8 @@ def check(s: Settings) -> None:
     from .engine import get_engine
 
     get_engine(s.engine)
+    if not (isinstance(s.spark_master, str) and s.spark_master.strip()):
+        raise CustsegError(f"spark_master must be a Spark master URL such as local[*] (got {s.spark_master!r}).")
     if s.reference is not None and not (isinstance(s.reference, str) and s.reference):
         raise CustsegError(f"reference must be the path of a model file (got {s.reference!r}).")
     if not 0 <= s.seed < 2**32:

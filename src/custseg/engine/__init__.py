@@ -21,8 +21,15 @@ def _chunked() -> Engine:
     return ChunkedEngine()
 
 
+def _spark() -> Engine:
+    # imported on use; the module itself imports PySpark only when a session starts
+    from .spark import SparkEngine
+
+    return SparkEngine()
+
+
 #: Engine factories by name.
-ENGINES: dict[str, Callable[[], Engine]] = {"sklearn": SklearnEngine, "chunked": _chunked}
+ENGINES: dict[str, Callable[[], Engine]] = {"sklearn": SklearnEngine, "chunked": _chunked, "spark": _spark}
 DEFAULT = "sklearn"
 
 

@@ -185,6 +185,11 @@ class SparkEngine(Engine):
         DataError
             When a column is absent or holds missing values, or there are fewer rows than ``k``.
         """
+        return self._fit_frame(frame, columns, k, n_init=n_init, seed=seed, init=init)[0]
+
+    def _fit_frame(self, frame: DataFrame, columns: Sequence[str], k: int, *, n_init: int, seed: Seed,
+                   init: np.ndarray | None) -> tuple[Fit, np.ndarray]:
+        """:meth:`fit_frame`, and the rows nearest each returned centre (from the last pass)."""
         columns = list(columns)
         _require(frame, columns, "the k-means fit")
         _check_k(k, n_init)
@@ -220,16 +225,10 @@ class SparkEngine(Engine):
         sizes : ndarray of int64
             Customers per segment, in that order.
         """
-        from pyspark.sql import functions as F
-
         columns = list(pipeline.get_feature_names_out())
         features = feature_frame(frame, pipeline, keep=())
-        fit = self.fit_frame(features, columns, len(centres), init=centres)
-        counted = (self.assign_frame(features, fit.centres, columns, label="_label")
-                   .groupBy("_label").agg(F.count(F.lit(1)).alias("n")).collect())
-        counts = np.zeros(len(centres), dtype=np.int64)
-        for row in counted:
-            counts[row["_label"]] = row["n"]
+        fit, counts = self._fit_frame(features, columns, len(centres), n_init=1, seed=0, init=centres)
+        counts = counts.astype(np.int64)
         order = np.argsort(-counts, kind="stable")
         return replace(fit, centres=fit.centres[order]), counts[order]
 
@@ -288,18 +287,20 @@ class SparkEngine(Engine):
         portfolio = pd.DataFrame({"mean": overall_mean, "median": overall_median})
         return Profiles(sizes, stats_table, portfolio)
 
-    def _lloyd(self, points: DataFrame, columns: list[str], centres: np.ndarray, threshold: float) -> Fit:
+    def _lloyd(self, points: DataFrame, columns: list[str], centres: np.ndarray,
+               threshold: float) -> tuple[Fit, np.ndarray]:
+        """Lloyd passes from ``centres``; the fit and the rows nearest each of its centres."""
         for n_iter in range(1, self.max_iter + 1):
             counts, sums, inertia = _pass(points, columns, centres)
             moved = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], centres)
             shift = float(((moved - centres) ** 2).sum())
-            if shift == 0.0:  # no point changed centre: the inertia is that of the returned centres
-                return Fit(centres=centres, inertia=inertia, n_iter=n_iter)
+            if shift == 0.0:  # no point changed centre: the inertia and counts are those of the returned centres
+                return Fit(centres=centres, inertia=inertia, n_iter=n_iter), counts
             centres = moved
             if shift <= threshold:
                 break
-        _, _, inertia = _pass(points, columns, centres)
-        return Fit(centres=centres, inertia=inertia, n_iter=n_iter)
+        counts, _, inertia = _pass(points, columns, centres)
+        return Fit(centres=centres, inertia=inertia, n_iter=n_iter), counts
 
 
 # ---------------------------------------------------------------- the session
@@ -616,10 +617,15 @@ def _moments(points: DataFrame, columns: list[str]) -> tuple[int, np.ndarray]:
 
 # ---------------------------------------------------------------- helpers
 def _as_double(name: str) -> Column:
-    """A column as double with NaN turned into null, as pandas treats both as missing."""
+    """A column as double with NaN turned into null, as pandas treats both as missing.
+
+    ``try_cast``: under Spark 4's ANSI mode a plain cast fails on text such as an empty
+    string, which pandas reads as missing (text that is no number is refused before, by
+    :func:`custseg.spark_run.check_frame`).
+    """
     from pyspark.sql import functions as F
 
-    col = _column(name).cast("double")
+    col = _column(name).try_cast("double")
     return F.nanvl(col, F.lit(None).cast("double"))
 
 

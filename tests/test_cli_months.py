@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -149,6 +150,52 @@ def test_refit_with_more_segments_reports_the_new_one_and_renumbers(work, months
     assert segments.groupby("segment").size().to_dict() == dict(zip(profiles.segment, profiles["size"]))
     names = dict(zip(profiles.segment, profiles.segment_name))
     assert names == {i["number"]: i["name"] for i in identities}
+
+
+def test_refit_above_sample_size_keeps_numbers_names_and_colours(work, months, run1):
+    out = work / "refit-large"
+    ok("run", months / "month_02.csv", "--out", out, "--reference", run1 / "model.json", *FAST, "--sample-size", "1000")
+    assert "uniform sample of 1,000" in (out / "metrics.json").read_text()  # the large path ran
+    assert _identities(out) == _identities(run1)
+    matched = json.loads((out / "reference.json").read_text())
+    assert len(matched["matched"]) == 6 and matched["new"] == [] and matched["vanished"] == []
+    segments = pd.read_csv(out / "segments.csv")
+    names = {i["number"]: i["name"] for i in _identities(run1)}
+    assert dict(zip(segments.segment, segments.segment_name)) == names
+
+
+@pytest.mark.parametrize("path", ["in-memory", "large"])
+def test_a_vanished_segment_number_is_never_shown(work, months, run1, path):
+    """Month 2 without its cash-advance customers: their segment vanishes and every number a reader sees
+    (segments, profiles, summary, report) is an identity number, never a model position."""
+    truth = pd.read_csv(months / "truth_archetypes.csv", dtype={"customer_id": str})
+    month1 = truth[truth.month == 1].merge(pd.read_csv(run1 / "segments.csv", dtype={"customer_id": str}))
+    gone = int(pd.crosstab(month1.archetype, month1.segment).idxmax(axis=1)["cash_advance"])
+    data = work / "no_cash_advance.csv"
+    if not data.exists():
+        stay = truth.customer_id[(truth.month == 2) & (truth.archetype != "cash_advance")]
+        month = pd.read_csv(months / "month_02.csv", dtype={"CUST_ID": str})
+        month[month.CUST_ID.isin(stay)].to_csv(data, index=False)
+    out = work / f"vanished-{path}"
+    large = ["--sample-size", "1000"] if path == "large" else []
+    res = ok("run", data, "--out", out, "--reference", run1 / "model.json", "--k", "5", "--k-min", "5",
+             "--k-max", "5", *SMALL, *large)
+    assert f"vanished: {gone} " in res.stdout
+    numbers = {i["number"] for i in _identities(out)}
+    assert len(numbers) == 5 and gone not in numbers
+    assert set(pd.read_csv(out / "segments.csv").segment) == numbers
+    assert set(pd.read_csv(out / "profiles.csv").segment) == numbers
+    assert set(pd.read_csv(out / "segments_summary.csv").segment) == numbers
+    described = json.loads((out / "description.json").read_text())
+    summary = described["insights"]["executive_summary"]
+    assert {r["segment"] for r in summary["rows"]} == numbers
+    assert {c["segment"] for c in described["insights"]["concentration"]} <= numbers
+    for segment in described["segments"]:
+        assert segment["actions"]["segment"] == segment["rule_detail"]["segment"] == segment["segment"]
+    shown = {int(n) for text in (summary["paragraph"], (out / "report.md").read_text(),
+                                 *(c["sentence"] for c in described["insights"]["concentration"]))
+             for n in re.findall(r"[Ss]egment (\d+)", text)}
+    assert shown and shown <= numbers
 
 
 def test_predict_warns_about_drift_in_tripled_purchases_only(work, months, run1):

@@ -58,4 +58,5 @@ def clear_moves(model, months, homes) -> pd.Series:
     placed = [pd.Series(datasets.clearly_placed(z, t, centres, 2 * delta), index=f[schema.ID])
               for z, t, f in zip(embedded, months.truth, months.frames)]
     planted = months.events[months.events.event == "move"].customer_id
-    return pd.Series(placed[0][planted].to_numpy() & placed[1][planted].to_numpy(), index=pd.Index(planted, name="customer_id"))
+    both = placed[0][planted].to_numpy() & placed[1][planted].to_numpy()
+    return pd.Series(both, index=pd.Index(planted, name="customer_id"))

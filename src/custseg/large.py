@@ -13,7 +13,8 @@ run
 3. embeds everyone in blocks as float32 (k-means on standardised features needs no
    more precision; the chunked engine accumulates in float64) and refits k-means on
    everyone from the sample's centres with the chunked engine (one run, no restarts);
-4. renumbers segments by their size among everyone, assigns everyone (labels and
+4. renumbers segments by their size among everyone (with a reference model, matches them to
+   its segments and numbers them by identity, as a small run does), assigns everyone (labels and
    distances), and tests stability on the sample against the final segments;
 5. profiles every customer (exact means and medians, :func:`profile_all`: the figures
    of :func:`custseg.profiles.profile` within a few columns' memory) and projects the

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from custseg import schema
+from custseg import datasets, schema
 
 
 def tiny_portfolio(n: int = 60, seed: int = 0) -> pd.DataFrame:
@@ -42,3 +42,21 @@ def tiny_portfolio(n: int = 60, seed: int = 0) -> pd.DataFrame:
         "TENURE": tenure,
     })
     return frame
+
+
+def clear_moves(model, months, homes) -> pd.Series:
+    """Whether each planted move of month 2 has both rows clearly placed (margin 2 delta).
+
+    ``homes`` maps each archetype to the 0-based position of the model segment holding most of its
+    month-1 customers; delta is the largest distance between an archetype's centre and its home
+    segment's centre (see ``custseg.datasets.clearly_placed``). Indexed by customer id.
+    """
+    embedded = [model.embed(f) for f in months.frames]
+    centres = datasets.archetype_centres(embedded[0], months.truth[0])
+    model_centres = model.cluster_centers_[homes.loc[centres.index].to_numpy()]
+    delta = np.linalg.norm(centres.to_numpy() - model_centres, axis=1).max()
+    placed = [pd.Series(datasets.clearly_placed(z, t, centres, 2 * delta), index=f[schema.ID])
+              for z, t, f in zip(embedded, months.truth, months.frames)]
+    planted = months.events[months.events.event == "move"].customer_id
+    both = placed[0][planted].to_numpy() & placed[1][planted].to_numpy()
+    return pd.Series(both, index=pd.Index(planted, name="customer_id"))

@@ -433,3 +433,16 @@ def test_write_months_failure_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         datasets.write_months(tmp_path, 300, 2, seed=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_clearly_placed_needs_the_margin_on_the_own_side():
+    embedded = np.array([[0.0, 0.0], [4.0, 0.0], [1.0, 0.0], [1.9, 0.0], [3.5, 0.0]])
+    truth = pd.Series(["dormant", "premium", "dormant", "dormant", "dormant"])
+    centres = datasets.archetype_centres(embedded[:2], truth[:2])
+    assert centres.index.tolist() == ["dormant", "premium"]  # ARCHETYPES order
+    # the dormant rows lie 0/4, 1/3, 1.9/2.1 and 3.5/0.5 from the dormant / premium centres
+    placed = datasets.clearly_placed(embedded, truth, centres, margin=1.0)
+    assert placed.tolist() == [True, True, True, False, False]
+    assert datasets.clearly_placed(embedded, truth, centres, margin=0.0)[3]
+    with pytest.raises(CustsegError, match="no centre"):
+        datasets.clearly_placed(embedded[:1], pd.Series(["premium"]), centres.loc[["dormant"]], 0.0)

@@ -14,11 +14,12 @@ from custseg.errors import CustsegError, DataError, ModelError
 from custseg.report import migration as report
 from custseg.score import assignments
 
+from helpers import clear_moves
+
 N, SEED = 4000, 0
-#: Floors on the share of planted moves the six-segment pipeline recovers with the right
-#: from- and to-segment. Measured (5,000 customers, 10 % moving, seeds 0/1/2):
-#: separated pairs 0.944 / 0.929 / 0.898, overlapping pairs 0.876 / 0.820 / 0.830.
-SEPARATED_FLOOR, OVERLAP_FLOOR = 0.85, 0.75
+#: Floor on the share of all planted moves the six-segment pipeline recovers with the right from- and
+#: to-segment, clear or not (measured 0.855 here; docs/migration.md).
+ALL_MOVES_FLOOR = 0.8
 
 
 @pytest.fixture(scope="module")
@@ -73,19 +74,21 @@ def test_pipeline_reports_no_mover_that_was_not_planted(months, scored):
     assert result.to_dict()["customers"]["moved"] == len(result.movers) > 0
 
 
-def test_pipeline_recovers_planted_moves(months, scored):
-    _, sides, result = scored
-    archetype_segment = pd.crosstab(months.truth[0].to_numpy(), sides[0].segment.to_numpy()).idxmax(axis=1)
-    assert archetype_segment.is_unique  # six archetypes, six segments: one each
-    planted = months.events[months.events.event == "move"]
+def test_pipeline_reports_exactly_the_clearly_separated_moves(months, scored):
+    model, sides, result = scored
+    home = pd.crosstab(months.truth[0].to_numpy(), sides[0].segment.to_numpy()).idxmax(axis=1)
+    assert home.is_unique  # six archetypes, six segments: one each
+    clear = clear_moves(model, months, home - 1)
+    planted = months.events[months.events.event == "move"].set_index("customer_id")
+    expected = pd.DataFrame({"from_segment": planted.from_archetype.map(home),
+                             "to_segment": planted.to_archetype.map(home)})
     reported = result.movers.set_index("customer_id")
-    hit = [(c in reported.index and reported.at[c, "from_segment"] == archetype_segment[a]
-            and reported.at[c, "to_segment"] == archetype_segment[b])
-           for c, a, b in zip(planted.customer_id, planted.from_archetype, planted.to_archetype)]
-    separated = (planted.from_archetype.isin(datasets.SEPARATED) & planted.to_archetype.isin(datasets.SEPARATED))
-    hit = np.asarray(hit)
-    assert hit[separated.to_numpy()].mean() >= SEPARATED_FLOOR
-    assert hit[~separated.to_numpy()].mean() >= OVERLAP_FLOOR
+    assert reported.index.isin(planted.index).all()  # no reported move that was not planted
+    assert clear.sum() >= 0.6 * len(planted)  # most moves are clear: the check is not vacuous
+    pd.testing.assert_frame_equal(reported.reindex(clear.index[clear]).astype("float64"),
+                                  expected[clear].astype("float64"))
+    right = (reported.reindex(expected.index) == expected).all(axis=1)
+    assert right.mean() >= ALL_MOVES_FLOOR
 
 
 def test_transitions_add_up(scored):

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -63,3 +64,23 @@ def test_segment_fields_and_table_carry_value_risk_actions_rule_fidelity(result)
     table = ins.table()
     assert list(table["segment"]) == list(range(1, 7))
     assert {"value_share", "share_over_limit", "top_action", "rule", "rule_fidelity", "priority"} <= set(table)
+
+
+def test_shown_numbers_are_the_segments_numbers_not_positions(result):
+    """Under --reference a vanished segment's number is skipped: every number a reader sees is the identity's."""
+    frame, positional, stability = result
+    model = custseg.Segmenter(n_clusters=6, random_state=0, n_init=2).fit(frame)
+    numbers = [1, 2, 4, 5, 6, 8]
+    ins = insights(frame, model.labels_, model.embed(frame), model.cluster_centers_, model.inertia_, stability,
+                   numbers=numbers)
+    assert [r.segment for r in ins.summary.rows] == numbers
+    first = min(ins.summary.rows, key=lambda r: r.priority)
+    assert f"(segment {first.segment}, {first.size:,} customers" in ins.summary.paragraph
+    assert first == replace(positional.summary.rows[numbers.index(first.segment)], segment=first.segment)
+    over = next(c for c in ins.value.concentration if c.signal == "over-limit accounts")
+    before = next(c for c in positional.value.concentration if c.signal == "over-limit accounts")
+    assert over.segment == numbers[before.segment - 1] and f"sit in segment {over.segment} (" in over.sentence
+    assert over.sentence in ins.summary.paragraph
+    for position, number in enumerate(numbers, start=1):
+        fields = ins.segment_fields(position)
+        assert fields["actions"]["segment"] == fields["rule_detail"]["segment"] == number

@@ -32,8 +32,8 @@ from . import schema
 from .atomic import temp_beside
 from .errors import CustsegError
 
-__all__ = ["Archetype", "ARCHETYPES", "DEFAULT_WEIGHTS", "CHUNK_ROWS", "SEPARATED", "Months", "generate",
-           "generate_months", "month_file", "write_months", "write_sample"]
+__all__ = ["Archetype", "ARCHETYPES", "DEFAULT_WEIGHTS", "CHUNK_ROWS", "Months", "archetype_centres",
+           "clearly_placed", "generate", "generate_months", "month_file", "write_months", "write_sample"]
 
 #: Rows generated per chunk; constant so outputs are byte-identical per (rows, seed).
 CHUNK_ROWS = 500_000
@@ -680,13 +680,6 @@ def write_sample(path, rows: int, *, seed: int = 0, weights: Mapping[str, float]
 
 
 # ---------------------------------------------------------------- months
-#: Archetypes the default six-segment k-means recovers cleanly (at least 95 % of a
-#: 3,000-customer sample in one segment of its own, seed 0: cash_advance 95.8 %,
-#: instalment 97.3 %, dormant 95.6 %, premium 98.5 %). A move between two of them is
-#: "between clearly separated archetypes". transactor (80.7 %: it shades into
-#: instalment and premium) and revolver (89.7 %: into cash_advance) overlap.
-SEPARATED = frozenset({"cash_advance", "instalment", "dormant", "premium"})
-
 #: Spawn key that keeps the month streams apart from :func:`generate`'s chunk streams.
 _MONTHS_KEY = 0x6D6F6E7468
 
@@ -763,7 +756,7 @@ def generate_months(n: int, months: int, *, seed: int = 0, move_share: float = 0
     from their own archetype would move a customer near a boundary between
     segments without any planted cause, and the answer key would no longer be
     exact.) Which moves a segmentation can see is discussed in
-    ``docs/migration.md``; see :data:`SEPARATED`.
+    ``docs/migration.md``; see :func:`clearly_placed`.
 
     Parameters
     ----------
@@ -833,6 +826,70 @@ def generate_months(n: int, months: int, *, seed: int = 0, move_share: float = 0
     events_frame = events_frame.sort_values(["month", "customer_id"], kind="stable").reset_index(drop=True)
     truth_series = [pd.Series(pd.Categorical.from_codes(c, categories=names), name="archetype") for c in truth]
     return Months(frames=frames, truth=truth_series, events=events_frame)
+
+
+def archetype_centres(embedded: np.ndarray, archetypes: pd.Series) -> pd.DataFrame:
+    """Mean embedded row of each archetype present (one row per archetype, in ARCHETYPES order).
+
+    Parameters
+    ----------
+    embedded : ndarray of shape (n_samples, n_features)
+        Rows in a model's feature space (e.g. ``Segmenter.embed(frame)``).
+    archetypes : pandas.Series
+        True archetype of each row, as in :attr:`Months.truth`.
+    """
+    embedded = np.asarray(embedded, dtype=float)
+    labels = np.asarray(archetypes, dtype=object)
+    if embedded.ndim != 2 or len(labels) != embedded.shape[0]:
+        raise CustsegError("archetype_centres needs one archetype per embedded row")
+    present = [a for a in ARCHETYPES if np.any(labels == a)]
+    return pd.DataFrame([embedded[labels == a].mean(axis=0) for a in present], index=pd.Index(present,
+                        name="archetype"))
+
+
+def clearly_placed(embedded: np.ndarray, archetypes: pd.Series, centres: pd.DataFrame,
+                   margin: float) -> np.ndarray:
+    """Whether each row lies clearly on its own archetype's side of every other archetype.
+
+    A row of archetype A is clearly placed when, for every other archetype B,
+    its distance to B's centre exceeds its distance to A's centre by more than
+    ``margin``. With ``margin = 2 delta``, where ``delta`` is the largest
+    distance between an archetype's centre and the centre of the segment that
+    holds most of its customers (one segment per archetype), the segmentation
+    assigns such a row to its archetype's segment: by the triangle inequality
+    its distance to that centre is below ``d(A) + delta`` and to any other
+    centre above ``d(B) - delta``. A planted move between two clearly placed
+    rows is therefore visible to the model; ``docs/migration.md`` gives the
+    measured agreement for the others.
+
+    Parameters
+    ----------
+    embedded : ndarray of shape (n_samples, n_features)
+        Rows in the model's feature space.
+    archetypes : pandas.Series
+        True archetype of each row.
+    centres : pandas.DataFrame
+        From :func:`archetype_centres`; must cover every archetype in ``archetypes``.
+    margin : float
+        Non-negative margin, in the feature space's units.
+
+    Returns
+    -------
+    ndarray of bool, shape (n_samples,)
+    """
+    if not (np.isfinite(margin) and margin >= 0):
+        raise CustsegError(f"the margin must be a non-negative number (got {margin!r})")
+    labels = np.asarray(archetypes, dtype=object)
+    missing = set(labels) - set(centres.index)
+    if missing:
+        raise CustsegError(f"no centre for archetype(s) {sorted(missing)}")
+    embedded = np.asarray(embedded, dtype=float)
+    distances = np.column_stack([np.linalg.norm(embedded - c, axis=1) for c in centres.to_numpy()])
+    own = centres.index.get_indexer(labels)
+    rows = np.arange(labels.size)
+    to_own = distances[rows, own].copy()
+    distances[rows, own] = np.inf
+    return distances.min(axis=1) - to_own > margin
 
 
 def month_file(month: int) -> str:

@@ -539,7 +539,7 @@ def _segments(result: RunResult, profiles: list[dict], stability: StabilitySumma
         number = name.segment
         score = scores[number]
         extra = _typed(_InsightFields, {**result.insights.segment_fields(position + 1),
-                                        "risk_summary": rows[position + 1].risk})
+                                        "risk_summary": rows[number].risk})
         segments.append(SegmentDescription(
             segment=prof["segment"], colour=_colour(result, position), size=prof["size"], share=prof["share"],
             variables={var: Statistic(**stats) for var, stats in prof["variables"].items()},

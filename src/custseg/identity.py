@@ -40,6 +40,9 @@ from .errors import ModelError
 #: Default matching threshold, as a share of each reference centre's distance to its nearest neighbour.
 DEFAULT_THRESHOLD = 0.5
 
+#: Customers embedded with the reference model at a time when matching a refit.
+EMBED_ROWS = 500_000
+
 #: Key of the identities in a model file's state.
 STATE_KEY = "segment_identities"
 
@@ -174,13 +177,21 @@ def centres_in_reference_space(Z_ref: np.ndarray, labels: np.ndarray, n_clusters
 
     Raises ``ModelError`` if a segment has no customers.
     """
-    Z_ref = np.asarray(Z_ref, dtype=np.float64)
+    sums, counts = _segment_sums(Z_ref, labels, n_clusters)
+    return _means(sums, counts)
+
+
+def _segment_sums(Z: np.ndarray, labels: np.ndarray, n_clusters: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per segment: the sum of its customers' rows and their count."""
+    Z = np.asarray(Z, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
-    counts = np.bincount(labels, minlength=n_clusters)
+    sums = np.column_stack([np.bincount(labels, weights=Z[:, j], minlength=n_clusters) for j in range(Z.shape[1])])
+    return sums, np.bincount(labels, minlength=n_clusters)
+
+
+def _means(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     if np.any(counts == 0):
         raise ModelError(f"segment(s) {[int(k) + 1 for k in np.flatnonzero(counts == 0)]} have no customers")
-    sums = np.zeros((n_clusters, Z_ref.shape[1]))
-    np.add.at(sums, labels, Z_ref)
     return sums / counts[:, None]
 
 
@@ -261,18 +272,24 @@ def identities_from_state(state: dict, *, source: str = "the model file") -> lis
 
 def identities_for_refit(reference_model, reference_identities: Sequence[SegmentIdentity], new_model, frame,
                          new_names: Sequence[str], *, threshold: float = DEFAULT_THRESHOLD,
-                         reference_label: str = "the reference model") -> tuple[list[SegmentIdentity], Matching]:
+                         reference_label: str = "the reference model",
+                         rows: int = EMBED_ROWS) -> tuple[list[SegmentIdentity], Matching]:
     """``run --reference``: identities of ``new_model`` (fitted on ``frame``) matched to a reference model.
 
     The new segments' centres are the means of their customers embedded with the
-    reference pipeline. Raises ``ModelError`` when ``frame`` lacks columns the
-    reference model needs.
+    reference pipeline, ``rows`` customers at a time (memory stays bounded on
+    millions). Raises ``ModelError`` when ``frame`` lacks columns the reference
+    model needs.
     """
     absent = [c for c in reference_model.required_columns_ if c not in frame.columns]
     if absent:
         raise ModelError(f"{reference_label} needs column(s) {', '.join(absent)}, which the new data lack; "
                          "segment without --reference or supply those columns.")
-    Z_ref = reference_model.embed(frame)
-    centres = centres_in_reference_space(Z_ref, new_model.labels_, new_model.n_clusters_)
+    k, labels = new_model.n_clusters_, np.asarray(new_model.labels_)
+    sums, counts = 0.0, 0
+    for start in range(0, len(frame), rows):
+        block = _segment_sums(reference_model.embed(frame.iloc[start:start + rows]), labels[start:start + rows], k)
+        sums, counts = sums + block[0], counts + block[1]
+    centres = _means(sums, counts)
     matching = match_segments_to_reference(centres, reference_model.cluster_centers_, threshold=threshold)
     return assign_identities(matching, reference_identities, new_model.cluster_centers_, new_names), matching

@@ -13,7 +13,8 @@ run
 3. embeds everyone in blocks as float32 (k-means on standardised features needs no
    more precision; the chunked engine accumulates in float64) and refits k-means on
    everyone from the sample's centres with the chunked engine (one run, no restarts);
-4. renumbers segments by their size among everyone, assigns everyone (labels and
+4. renumbers segments by their size among everyone (with a reference model, matches them to
+   its segments and numbers them by identity, as a small run does), assigns everyone (labels and
    distances), and tests stability on the sample against the final segments;
 5. profiles every customer (exact means and medians, :func:`profile_all`: the figures
    of :func:`custseg.profiles.profile` within a few columns' memory) and projects the
@@ -77,7 +78,7 @@ def write_segments(result, path: Path) -> None:
     names = pa.array([n.name for n in result.names], type=pa.string())
     table = pa.table({
         "customer_id": pa.array(result.portfolio.frame["CUST_ID"].to_numpy(), type=pa.string()),
-        "segment": pa.array(result.labels + 1),
+        "segment": pa.array(result.numbers[result.labels]),
         "segment_name": names.take(pa.array(result.labels)),
         "distance_to_centre": pa.array(np.round(result.distances, 6)),
     })
@@ -96,14 +97,16 @@ def _write_csv(table, path: Path, quoting: str) -> None:
 
 
 def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings, *,
-                  progress: Progress | None = None):
+                  progress: Progress | None = None, reference: tuple[Segmenter, dict] | None = None):
     """The computing stages of :func:`custseg.run.segment` for a validated portfolio above ``sample_size``.
 
+    With ``reference`` (a loaded model and its state, ``run --reference``) the final
+    segments are matched to the reference's as in a small run and numbered by identity.
     Returns a :class:`custseg.run.RunResult` whose model holds every customer's segment.
     """
     from .drift import training_bins
-    from .identity import initial_identities
-    from .run import RunResult, projection, segmenter_for, silhouettes
+    from .run import (RunResult, by_number, match_reference, named_by_identity, projection, segment_numbers,
+                      segmenter_for, silhouettes)
     from .summary import insights
 
     from .engine.chunked import ChunkedEngine
@@ -123,27 +126,33 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
     model.core_.labels_ = model.labels_ = labels
     model.core_.inertia_ = model.inertia_ = float(np.dot(distances, distances))
     model.core_.n_iter_ = int(fit.n_iter)
+    identities = matched = None
+    if reference is not None:  # puts the model's segments in the order of their identity numbers
+        identities, matched = match_reference(model, frame, *reference, config.reference)
+        labels, centres = model.labels_, model.cluster_centers_
+    numbers = segment_numbers(model.n_clusters_, identities)
+    numbered = numbers[labels] - 1  # 0-based labels whose number + 1 is the segment's number in every output
     note = (f"k chosen and stability tested on a uniform sample of {len(take):,} of the {len(frame):,} "
             f"customers; the segments were then fitted on all {len(frame):,} from the sample's centres.")
     model.selection_ = replace(model.selection_, reason=f"{model.selection_.reason} {note}")
     quality = replace(quality, notes=[*quality.notes, note])
     Zs = Z[take].astype(np.float64)
-    stability = bootstrap_stability(Zs, labels[take], n_boot=config.n_boot, random_state=config.seed,
+    stability = bootstrap_stability(Zs, numbered[take], n_boot=config.n_boot, random_state=config.seed,
                                     engine=config.engine, progress=progress)
-    profiles = profile_all(frame, labels, model.n_clusters_)
-    names = name_segments(frame, labels, model.n_clusters_)
-    identities = initial_identities(centres, [n.name for n in names])
-    # names, value, risk and rules describe everyone; drift bins come from the sample
-    found = insights(frame, labels, Z, centres, model.inertia_, stability.segments, names=names,
-                     random_state=config.seed)
+    profiles = by_number(profile_all(frame, labels, model.n_clusters_), numbers)
+    names, identities = named_by_identity(name_segments(frame, labels, model.n_clusters_), centres, identities)
+    # names, value, risk and rules describe everyone (counted by model position); drift bins come from the sample
+    found = insights(frame, labels, Z, centres, model.inertia_, stability.segments,
+                     names=[replace(n, segment=position + 1) for position, n in enumerate(names)],
+                     random_state=config.seed, numbers=numbers)
     features = pd.DataFrame(Zs, columns=list(model.feature_names_out_))
     bins = training_bins(frame.iloc[take][list(model.required_columns_)].reset_index(drop=True), features,
                          distances=distances[take])
     return RunResult(config, portfolio, quality, model, stability, profiles, names, distances, found,
-                     projection(Zs, labels[take], centres, config.seed,
+                     projection(Zs, numbered[take], centres, config.seed,
                                 features=[str(f) for f in model.feature_names_out_]),
-                     identities=identities, training_distribution=bins,
-                     silhouettes=silhouettes(Zs, labels[take], config.seed))
+                     identities=identities, reference=matched, training_distribution=bins,
+                     silhouettes=silhouettes(Zs, numbered[take], config.seed))
 
 
 def profile_all(frame: pd.DataFrame, labels: np.ndarray, n_segments: int, rows: int = EMBED_ROWS):

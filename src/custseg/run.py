@@ -139,36 +139,27 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
     portfolio, quality = validate(portfolio, required=required,
                                   min_rows=2 * config.largest_k, min_distinct=config.largest_k)
     if large.is_large(len(portfolio), config):
-        if reference is not None:
-            raise CustsegError(f"--reference is not supported yet for runs above --sample-size "
-                               f"({config.sample_size:,}) customers; {portfolio.source} has {len(portfolio):,}. "
-                               "Raise --sample-size to segment it in memory, or run without --reference.")
-        return large.segment_large(portfolio, quality, config, progress=progress)
+        return large.segment_large(portfolio, quality, config, progress=progress, reference=reference)
     frame = portfolio.frame
     model = segmenter_for(config).fit(frame, progress=progress)
     identities = matched = None
     if reference is not None:
-        identities, matched = _match_reference(model, frame, *reference, config.reference)
+        identities, matched = match_reference(model, frame, *reference, config.reference)
     # 0-based labels whose number + 1 is the segment's number in every output
-    numbers = np.arange(1, model.n_clusters_ + 1) if identities is None else np.array([i.number for i in identities])
+    numbers = segment_numbers(model.n_clusters_, identities)
     labels = numbers[model.labels_] - 1
     Z = model.embed(frame)
     _, distances = model.nearest(Z)
     # refits start from k-means++, not the fitted centres: a warm start makes arbitrary splits look stable
     stability = bootstrap_stability(Z, labels, n_boot=config.n_boot, random_state=config.seed,
                                     engine=config.engine, progress=progress)
-    profiles = _profiles(frame, labels, numbers)
-    # names and insights are computed by model position (segment = position + 1) and carry the segment's number
-    names = [replace(n, segment=int(number))
-             for n, number in zip(name_segments(frame, model.labels_, model.n_clusters_), numbers)]
-    if identities is None:
-        identities = initial_identities(model.cluster_centers_, [n.name for n in names])
-    else:
-        names = [replace(n, name=i.name) for n, i in zip(names, identities)]
+    profiles = by_number(profile(frame, model.labels_, model.n_clusters_), numbers)
+    names, identities = named_by_identity(name_segments(frame, model.labels_, model.n_clusters_),
+                                          model.cluster_centers_, identities)
     # the insights count segments by model position: give them the names with positional numbers
     found = insights(frame, model.labels_, Z, model.cluster_centers_, model.inertia_, stability.segments,
                      names=[replace(n, segment=position + 1) for position, n in enumerate(names)],
-                     random_state=config.seed)
+                     random_state=config.seed, numbers=numbers)
     bins = training_bins(frame[list(model.required_columns_)],
                          pd.DataFrame(Z, columns=list(model.feature_names_out_), index=frame.index),
                          distances=distances)
@@ -188,8 +179,8 @@ def _check_reference_columns(portfolio: Portfolio, reference: Segmenter, path) -
                         "Supply those columns, or segment without --reference.")
 
 
-def _match_reference(model: Segmenter, frame: pd.DataFrame, reference: Segmenter, state: dict,
-                     path) -> tuple[list[SegmentIdentity], dict]:
+def match_reference(model: Segmenter, frame: pd.DataFrame, reference: Segmenter, state: dict,
+                    path) -> tuple[list[SegmentIdentity], dict]:
     """Identities of the new segments matched to the reference model's, and a summary for reference.json.
 
     The fitted model is put in the order of its segments' numbers, so that model
@@ -234,13 +225,32 @@ def _distinct_new_names(identities: list[SegmentIdentity], new: tuple) -> list[S
     return out
 
 
-def _profiles(frame: pd.DataFrame, labels: np.ndarray, numbers: np.ndarray) -> Profiles:
-    """Profiles indexed by segment number (numbers left free by vanished segments are skipped)."""
-    found = profile(frame, labels, int(numbers.max()))
+def segment_numbers(n_clusters: int, identities: list[SegmentIdentity] | None) -> np.ndarray:
+    """Each segment's number in the outputs, in model order: its identity's, else its position + 1."""
+    if identities is None:
+        return np.arange(1, n_clusters + 1)
+    return np.array([i.number for i in identities], dtype=np.int64)
+
+
+def named_by_identity(names: list[SegmentName], centres: np.ndarray,
+                      identities: list[SegmentIdentity] | None) -> tuple[list[SegmentName], list[SegmentIdentity]]:
+    """Names (computed by model position) carrying their segment's identity number and name.
+
+    Without a reference the identities are created here (segment *i* is number *i + 1*
+    and keeps its name); with one, matched segments carry the reference's names.
+    """
+    if identities is None:
+        identities = initial_identities(centres, [n.name for n in names])
+    return [replace(n, segment=i.number, name=i.name) for n, i in zip(names, identities)], identities
+
+
+def by_number(found: Profiles, numbers: np.ndarray) -> Profiles:
+    """Profiles computed by model position (segment = position + 1) indexed by segment number instead
+    (numbers left free by vanished segments are skipped)."""
     if np.array_equal(numbers, np.arange(1, numbers.size + 1)):
         return found
-    keep = pd.Index(numbers, name="segment")
-    return Profiles(found.sizes.loc[keep], found.stats.loc[keep], found.portfolio)
+    index = pd.Index(numbers, name="segment")
+    return Profiles(found.sizes.set_axis(index), found.stats.set_axis(index), found.portfolio)
 
 
 def _sample(n: int, size: int, seed: int, purpose: str) -> np.ndarray:

@@ -12,6 +12,7 @@ for ``description.json``/``profiles.json`` and a flat table for a CSV.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -71,29 +72,46 @@ def risk_text(risk: dict) -> str:
 
 
 def executive_summary(names: list[SegmentName], value: PortfolioValue, actions: dict[int, SegmentActions],
-                      stability: pd.DataFrame | None = None) -> ExecutiveSummary:
+                      stability: pd.DataFrame | None = None,
+                      numbers: Sequence[int] | None = None) -> ExecutiveSummary:
     """Compose the summary paragraph and table rows.
 
     Parameters
     ----------
     names : list of SegmentName
+        In model order, numbered by position (``segment`` = position + 1), the key of
+        ``value`` and ``actions``.
     value : PortfolioValue
     actions : dict of int to SegmentActions
         From :func:`custseg.actions.suggest_actions`.
     stability : DataFrame, optional
         One row per segment in segment order with ``jaccard_mean`` and ``status``.
+    numbers : sequence of int, optional
+        The number each segment carries in the outputs, in model order (its identity's
+        under ``--reference``, which skips vanished segments' numbers); the rows and the
+        paragraph show these. Default: position + 1.
     """
+    numbers = _numbers(names, numbers)
     n = sum(v.size for v in value.segments.values())
-    rows = []
-    for seg in names:
+    rows, shown_actions = [], {}
+    for seg, number in zip(names, numbers):
         s = seg.segment
         v, a = value.segments[s], actions[s]
         status, jaccard = ("unknown", float("nan")) if stability is None else (
             str(stability.iloc[s - 1]["status"]), float(stability.iloc[s - 1]["jaccard_mean"]))
-        rows.append(SummaryRow(s, seg.name, v.size, v.size / n if n else float("nan"), v.value_share,
+        rows.append(SummaryRow(number, seg.name, v.size, v.size / n if n else float("nan"), v.value_share,
                                risk_text(v.risk), status, jaccard,
                                a.actions[0].action if a.actions else "", a.priority))
-    return ExecutiveSummary(_paragraph(rows, value, actions, n), tuple(rows))
+        shown_actions[number] = a
+    return ExecutiveSummary(_paragraph(rows, value, shown_actions, n), tuple(rows))
+
+
+def _numbers(names: list[SegmentName], numbers: Sequence[int] | None) -> tuple[int, ...]:
+    if numbers is None:
+        return tuple(n.segment for n in names)
+    if len(numbers) != len(names):
+        raise ValueError(f"{len(numbers)} segment numbers for {len(names)} segments")
+    return tuple(int(x) for x in numbers)
 
 
 FACT_WORDS = {"share_over_limit": "over their limit", "share_minimum_only": "paying only about the minimum",
@@ -109,6 +127,7 @@ def _evidence(triggers: dict) -> str:
 
 
 def _paragraph(rows: list[SummaryRow], value: PortfolioValue, actions: dict[int, SegmentActions], n: int) -> str:
+    """The summary paragraph; ``rows`` and ``actions`` are keyed by the segments' shown numbers."""
     counts = {st: sum(r.stability == st for r in rows) for st in ("stable", "weak", "unstable")}
     trust = ", ".join(f"{c} {st}" for st, c in counts.items() if c)
     largest = sorted(rows, key=lambda r: (-r.size, r.segment))[:3]
@@ -129,23 +148,30 @@ def _paragraph(rows: list[SummaryRow], value: PortfolioValue, actions: dict[int,
 
 @dataclass(frozen=True)
 class Insights:
-    """Names, value and risk, actions, rules and the executive summary of one segmentation."""
+    """Names, value and risk, actions, rules and the executive summary of one segmentation.
+
+    Everything is keyed by model position + 1; ``numbers`` holds the number each
+    segment carries in the outputs (model order), which every text and per-segment
+    field shows.
+    """
 
     names: list[SegmentName]
     value: PortfolioValue
     actions: dict[int, SegmentActions]
     rules: Rules
     summary: ExecutiveSummary
+    numbers: tuple[int, ...] = ()
 
     def segment_fields(self, segment: int) -> dict:
-        """The fields description.json and profiles.json carry per segment (1-based)."""
+        """The fields description.json and profiles.json carry per segment (model position + 1)."""
         v, r = self.value.segments[segment], self.rules.segments[segment]
         n = self.names[segment - 1]
+        shown = {"segment": self.numbers[segment - 1] if self.numbers else segment}
         return jsonable({"claims": [c.to_dict() for c in n.claims], "held_claims": list(n.held),
                          "effects": [e.to_dict() for e in n.effects],
                          "value": {"per_customer": v.per_customer, "total": v.total, "value_share": v.value_share},
-                         "risk": v.risk, "actions": self.actions[segment].to_dict(),
-                         "rule": r.text, "fidelity": r.fidelity, "rule_detail": r.to_dict()})
+                         "risk": v.risk, "actions": {**self.actions[segment].to_dict(), **shown},
+                         "rule": r.text, "fidelity": r.fidelity, "rule_detail": {**r.to_dict(), **shown}})
 
     def to_dict(self) -> dict:
         """Portfolio-level parts: assumptions, concentrations, overall rule figures, the summary."""
@@ -170,7 +196,7 @@ class Insights:
 def insights(frame: pd.DataFrame, labels: np.ndarray, Z: np.ndarray, centres: np.ndarray, inertia: float,
              stability: pd.DataFrame | None = None, *, names: list[SegmentName] | None = None,
              assumptions: ValueAssumptions = ValueAssumptions(), playbook=None,
-             random_state: int = 0) -> Insights:
+             random_state: int = 0, numbers: Sequence[int] | None = None) -> Insights:
     """Compute everything marketing acts on for one fitted segmentation.
 
     Parameters
@@ -184,16 +210,22 @@ def insights(frame: pd.DataFrame, labels: np.ndarray, Z: np.ndarray, centres: np
     stability : DataFrame, optional
         ``Stability.segments`` (one row per segment, ``jaccard_mean``, ``status``).
     names : list of SegmentName, optional
-        Default: :func:`custseg.naming.name_segments`.
+        In model order, numbered by position. Default: :func:`custseg.naming.name_segments`.
     assumptions : ValueAssumptions
     playbook : tuple of PlaybookAction, optional
         Default: the package's playbook (:func:`custseg.actions.load_playbook`).
     random_state : int
         Seed of the rule trees.
+    numbers : sequence of int, optional
+        The number each segment carries in the outputs, in model order (identity
+        numbers under ``--reference``); the summary, the risk sentences and the
+        per-segment fields show these. Default: position + 1.
     """
     k = len(centres)
     names = name_segments(frame, labels, k) if names is None else names
-    value = segment_value(frame, labels, k, [n.name for n in names], assumptions)
+    numbers = _numbers(names, numbers)
+    value = segment_value(frame, labels, k, [n.name for n in names], assumptions, numbers=numbers)
     actions = suggest_actions(names, value, stability, playbook)
     rules = explain(frame, labels, Z, centres, inertia, random_state=random_state)
-    return Insights(names, value, actions, rules, executive_summary(names, value, actions, stability))
+    return Insights(names, value, actions, rules, executive_summary(names, value, actions, stability, numbers),
+                    numbers)

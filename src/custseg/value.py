@@ -138,7 +138,8 @@ def risk_flags(frame: pd.DataFrame, assumptions: ValueAssumptions = ValueAssumpt
 
 def segment_value(frame: pd.DataFrame, labels: np.ndarray, n_segments: int | None = None,
                   names: Sequence[str] | None = None,
-                  assumptions: ValueAssumptions = ValueAssumptions()) -> PortfolioValue:
+                  assumptions: ValueAssumptions = ValueAssumptions(),
+                  numbers: Sequence[int] | None = None) -> PortfolioValue:
     """Revenue proxies and risk signals per segment.
 
     Parameters
@@ -153,9 +154,13 @@ def segment_value(frame: pd.DataFrame, labels: np.ndarray, n_segments: int | Non
         Segment names in segment order, used in the sentences.
     assumptions : ValueAssumptions
         Pricing assumptions.
+    numbers : sequence of int, optional
+        The number each segment carries in the outputs, in segment order, shown in
+        the concentrations (default 1, 2, …; identity numbers under ``--reference``).
     """
     labels = np.asarray(labels)
     k = int(labels.max()) + 1 if n_segments is None else n_segments
+    numbers = list(range(1, k + 1)) if numbers is None else [int(x) for x in numbers]
     names = list(names) if names is not None else [f"segment {s}" for s in range(1, k + 1)]
     value = customer_value(frame, assumptions)
     flags = risk_flags(frame, assumptions)
@@ -176,14 +181,15 @@ def segment_value(frame: pd.DataFrame, labels: np.ndarray, n_segments: int | Non
             {c: float(total[c]) for c in value.columns},
             float(total["total"] / grand["total"]) if grand["total"] > 0 else float("nan"),
             {key: float(x) for key, x in risk.items()})
-    concentration = tuple(c for c in (_concentration(flags[col], labels, k, names, what)
+    concentration = tuple(c for c in (_concentration(flags[col], labels, k, names, numbers, what)
                                       for col, what in (("over_limit", "over-limit accounts"),
                                                         ("minimum_only", "customers paying only the minimum")))
                           if c is not None)
     return PortfolioValue(assumptions, segments, {c: float(grand[c]) for c in value.columns}, concentration)
 
 
-def _concentration(flag: pd.Series, labels: np.ndarray, k: int, names: list[str], what: str) -> Concentration | None:
+def _concentration(flag: pd.Series, labels: np.ndarray, k: int, names: list[str], numbers: list[int],
+                   what: str) -> Concentration | None:
     flagged = (flag == 1).to_numpy()
     total = int(flagged.sum())
     if total == 0:
@@ -191,6 +197,6 @@ def _concentration(flag: pd.Series, labels: np.ndarray, k: int, names: list[str]
     counts = np.bincount(labels[flagged], minlength=k)
     top = int(np.argmax(counts))
     size_share = float((labels == top).mean())
-    sentence = (f"{counts[top]:,} of the {total:,} {what} ({counts[top] / total:.0%}) sit in segment {top + 1} "
+    sentence = (f"{counts[top]:,} of the {total:,} {what} ({counts[top] / total:.0%}) sit in segment {numbers[top]} "
                 f"({names[top]}), which holds {size_share:.0%} of customers.")
-    return Concentration(what, top + 1, int(counts[top]), total, size_share, sentence)
+    return Concentration(what, numbers[top], int(counts[top]), total, size_share, sentence)

@@ -17,7 +17,7 @@ from servers import PASSWORD, free_port
 
 from custseg.cli import cli
 from custseg.errors import DataError
-from custseg.run import query_params
+from custseg.run import query_params, stored_run
 from custseg.sinks.store import Store
 
 FAST = ["--k", "3", "--n-init", "2", "--bootstrap", "3", "--gap-refs", "2", "--quiet"]
@@ -101,6 +101,9 @@ def test_the_whole_flow_from_a_database_into_the_store_and_back(db, cards, tmp_p
     assert rendered == original  # every file, the report and figures included, byte for byte
 
     predict_id = lines[2].split()[0]
+    drift = stored_run(predict_id, store).metrics["drift"]  # the drift report is recorded with the scores
+    assert drift["available"] and drift["model_id"] == model_id
+    assert {c["name"] for c in drift["columns"]} >= {"PURCHASES", "BALANCE"}
     refused = invoke("report", predict_id, "--out", tmp_path / "nope", "--store", store)
     assert refused.exit_code == 2 and "scoring" in refused.output and not (tmp_path / "nope").exists()
 

@@ -476,7 +476,7 @@ def predict_with_drift(model_path: str | Path, data, output: str | Path, *, forc
 
     run_id = StoreSink(recorder).write_predictions(scoring.table, source=getattr(data, "label", str(data)),
                                                    fingerprint=scoring.fingerprint, state=scoring.state,
-                                                   write=write)
+                                                   write=write, metrics={"drift": scoring.drift_dict()})
     return replace(scoring, run_id=run_id)
 
 

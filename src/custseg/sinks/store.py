@@ -309,12 +309,14 @@ class StoreSink(Sink):
         return self._record(record_from_result(result), later)
 
     def write_predictions(self, table: pd.DataFrame, *, source: str, fingerprint: str, state: dict,
-                          write: Callable[[], object] | None = None) -> str:
+                          write: Callable[[], object] | None = None, metrics: dict | None = None) -> str:
         """Record a scoring (assignments ``table`` of ``source`` by the model whose file state is ``state``).
 
+        ``metrics`` (e.g. ``{"drift": ...}``, the drift report) is stored as the record's metrics.
         ``write`` (writing the scores file) runs inside the transaction, as ``alongside`` does for runs.
         """
-        record = RunRecord(source=source, fingerprint=fingerprint, settings={}, k=len(state["centers"]), metrics={},
+        record = RunRecord(source=source, fingerprint=fingerprint, settings={}, k=len(state["centers"]),
+                           metrics=dict(metrics or {}),
                            model_id=state["model_id"], assignments=table, kind="predict")
         return self._record(record, write)
 

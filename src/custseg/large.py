@@ -52,8 +52,6 @@ from .stability import bootstrap_stability
 EMBED_ROWS = 500_000
 #: Rows read and validated at a time by :func:`load_validated`.
 VALIDATE_ROWS = 1_000_000
-#: Findings whose rule states a statistic of the rows checked: recomputed on everyone, not summed over batches.
-_WHOLE_FINDINGS = ("percent_scale", "constant", "heavy_skew", "no_purchases", "no_cash_advance", "short_tenure")
 #: Findings whose rule quotes an extreme value: the merged rule is the batch's with the most extreme one.
 _EXTREME = {"above_one": max, "negative": min, "purchase_sum_mismatch": max}
 _QUOTED = re.compile(r"\((?:max|min|largest gap) ([^)]+)\)")
@@ -97,7 +95,7 @@ def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_RO
         (missing values left for the feature pipeline, as after ``validate``).
     report : QualityReport
     """
-    from .load import _match_headers, load
+    from .load import _ids_as_text, _match_headers
     from .quality import _require_columns
 
     label, n = source.label, source.count()
@@ -108,12 +106,14 @@ def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_RO
     percent = _percent_scale(source, chosen, ordered)
     numeric = [c for c in ordered if c != schema.ID]
     values = {c: np.empty(n, dtype=np.float32) for c in numeric}
-    ids, reports, start = [], [], 0
+    ids, reports, integer_ids, start = [], [], True, 0
     for raw in source.batches([chosen[c] for c in ordered], rows=rows):
         raw.columns = ordered
         for f in percent:
             raw[f.column] = _divided(raw[f.column])
-        part, report = _validated(load(raw, name=label), start)
+        integer_ids = integer_ids and _integer_ids(raw[schema.ID])
+        raw[schema.ID] = _ids_as_text(raw[schema.ID])
+        part, report = _validated(Portfolio(raw, label), start)
         for c in numeric:
             values[c][start:start + len(part)] = part.frame[c].to_numpy()
         ids.append(part.frame[schema.ID])
@@ -121,7 +121,8 @@ def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_RO
         start += len(part)
     frame = pd.DataFrame({schema.ID: pd.concat(ids, ignore_index=True), **values}, copy=False)
     _check_whole(frame, required, reports, label)
-    head = replace(head, frame=frame, empty_ignored=source.empty_columns(ignored))
+    notes = [*head.notes, f"customer ids are {'integers' if integer_ids else 'text'}"]
+    head = replace(head, frame=frame, empty_ignored=source.empty_columns(ignored), notes=notes)
     report = _merged_run(reports, head, percent)
     return replace(head, notes=report.notes), report
 
@@ -162,11 +163,10 @@ def _validated(part: Portfolio, start: int) -> tuple[Portfolio, QualityReport]:
     from .quality import validate
 
     try:
-        part, report = validate(part, required=())
+        part, report = validate(part, required=(), whole=False)
     except DataError as exc:
         raise DataError(_offset(str(exc), start)) from None
-    findings = [replace(f, examples=[_offset(e, start) for e in f.examples])
-                for f in report.findings if f.check not in _WHOLE_FINDINGS]
+    findings = [replace(f, examples=[_offset(e, start) for e in f.examples]) for f in report.findings]
     return part, replace(report, findings=findings)
 
 
@@ -182,8 +182,11 @@ def _check_whole(frame: pd.DataFrame, required, reports: list[QualityReport], la
     """The checks of :func:`custseg.quality.validate` that need every row: repeated ids, empty columns."""
     from .quality import _check_empty_columns, _check_ids, _check_unusable_columns
 
-    hashes = np.sort(pd.util.hash_pandas_object(frame[schema.ID], index=False).to_numpy())
-    if (hashes[1:] == hashes[:-1]).any():  # equal hashes: find the repeated ids and name them
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pa.array(frame[schema.ID], type=pa.string())
+    if ids.null_count or pc.count_distinct(ids).as_py() < len(ids):
         _check_ids(frame[[schema.ID]], label)
     for c in required:
         if np.isnan(frame[c].to_numpy()).all():
@@ -221,7 +224,7 @@ def _merged_run(reports: list[QualityReport], portfolio: Portfolio, percent: lis
         source=first.source, n_rows=len(frame), columns_used=list(frame.columns), renamed=dict(portfolio.renamed),
         ignored=list(portfolio.ignored), empty_ignored=list(portfolio.empty_ignored),
         missing={c: sum(r.missing[c] for r in reports) for c in first.missing},
-        notes=[*portfolio.notes, _id_note(reports), f"validated in {len(reports)} batches of up to {VALIDATE_ROWS:,} rows"],
+        notes=[*portfolio.notes, f"validated in {len(reports)} batches of up to {VALIDATE_ROWS:,} rows"],
         findings=findings, distribution=_distribution(numbers))
 
 
@@ -229,10 +232,15 @@ def _quoted(rule: str) -> float:
     return float(_QUOTED.search(rule).group(1))
 
 
-def _id_note(reports: list[QualityReport]) -> str:
-    """"customer ids are integers" when every batch's are, else text (the note of :mod:`custseg.load`)."""
-    said = {n for r in reports for n in r.notes if n.startswith("customer ids are ")}
-    return "customer ids are integers" if said == {"customer ids are integers"} else "customer ids are text"
+def _integer_ids(ids: pd.Series) -> bool:
+    """Whether ids are whole numbers, as :mod:`custseg.load` notes it (matched by Arrow, not row by row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pd.api.types.is_numeric_dtype(ids):
+        return True
+    text = pa.array(ids.dropna().astype("str"), type=pa.string())
+    return pc.all(pc.match_substring_regex(text, r"^\s*\d+\s*$")).as_py() is not False
 
 
 def embed_all(model: Segmenter, frame: pd.DataFrame, rows: int = EMBED_ROWS) -> np.ndarray:
@@ -368,8 +376,8 @@ def _nanmean(values: np.ndarray) -> float:
 
 
 def _nanmedian(values: np.ndarray) -> float:
-    kept = values[~np.isnan(values)]
-    return float(np.median(kept)) if len(kept) else np.nan
+    kept = values[~np.isnan(values)]  # a copy, so the median may reorder it
+    return float(np.median(kept, overwrite_input=True)) if len(kept) else np.nan
 
 
 # ------------------------------------------------------------------ scoring in batches

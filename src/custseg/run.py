@@ -110,8 +110,12 @@ class RunResult:
                            [n.name for n in self.names], numbers=self.numbers)
 
     def training_info(self) -> dict:
-        frame = self.portfolio.frame
-        return {"source": self.portfolio.source, "n_customers": len(frame), "fingerprint": fingerprint(frame)}
+        """Source, number and fingerprint of the training customers (hashed once: it reads every value)."""
+        if "_training" not in self.__dict__:
+            frame = self.portfolio.frame
+            self._training = {"source": self.portfolio.source, "n_customers": len(frame),
+                              "fingerprint": fingerprint(frame)}
+        return dict(self._training)
 
     def describe(self) -> Description:
         """Every number the report shows, as typed data (description.json)."""

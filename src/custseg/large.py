@@ -120,11 +120,20 @@ def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_RO
         reports.append(report)
         start += len(part)
     frame = pd.DataFrame({schema.ID: pd.concat(ids, ignore_index=True), **values}, copy=False)
+    del ids
+    _release_arrow_memory()
     _check_whole(frame, required, reports, label)
     notes = [*head.notes, f"customer ids are {'integers' if integer_ids else 'text'}"]
     head = replace(head, frame=frame, empty_ignored=source.empty_columns(ignored), notes=notes)
     report = _merged_run(reports, head, percent)
     return replace(head, notes=report.notes), report
+
+
+def _release_arrow_memory() -> None:
+    """Hand the batches' freed Arrow buffers back to the system (the pool keeps them for reuse otherwise)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def _percent_scale(source, chosen: dict[str, str], ordered: list[str]) -> list[Finding]:
@@ -316,6 +325,7 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
     model.selection_ = replace(model.selection_, reason=f"{model.selection_.reason} {note}")
     quality = replace(quality, notes=[*quality.notes, note])
     Zs = Z[take].astype(np.float64)
+    del Z  # everyone's features are no longer needed: the profiles below use their memory
     stability = bootstrap_stability(Zs, labels[take], n_boot=config.n_boot, random_state=config.seed,
                                     engine=config.engine, progress=progress)
     profiles = profile_all(frame, labels, model.n_clusters_)

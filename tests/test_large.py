@@ -139,7 +139,7 @@ def test_batches_validate_as_the_whole_file(quirky):
 
     whole, expected = validate(load(quirky))
     batched, report = large.load_validated(FrameSource(quirky), schema_required(), rows=1000)
-    assert "validated in 4 batches" in report.notes[-1]
+    assert "validated in 4 batches of up to 1,000 rows" in report.notes[-1]
     assert report.n_rows == expected.n_rows and report.missing == expected.missing
     key = lambda f: (f.check, f.column)  # noqa: E731
     got, want = sorted(report.findings, key=key), sorted(expected.findings, key=key)

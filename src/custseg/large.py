@@ -125,7 +125,7 @@ def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_RO
     _check_whole(frame, required, reports, label)
     notes = [*head.notes, f"customer ids are {'integers' if integer_ids else 'text'}"]
     head = replace(head, frame=frame, empty_ignored=source.empty_columns(ignored), notes=notes)
-    report = _merged_run(reports, head, percent)
+    report = _merged_run(reports, head, percent, rows)
     return replace(head, notes=report.notes), report
 
 
@@ -205,7 +205,8 @@ def _check_whole(frame: pd.DataFrame, required, reports: list[QualityReport], la
             _check_unusable_columns(empty, [c], [f for r in reports for f in r.findings], label)
 
 
-def _merged_run(reports: list[QualityReport], portfolio: Portfolio, percent: list[Finding]) -> QualityReport:
+def _merged_run(reports: list[QualityReport], portfolio: Portfolio, percent: list[Finding],
+                rows: int) -> QualityReport:
     """One report for every batch: counts summed, extremes kept, whole-portfolio findings recomputed."""
     from .quality import MAX_EXAMPLES, _constant_findings, _distribution, _shape_findings
 
@@ -233,7 +234,7 @@ def _merged_run(reports: list[QualityReport], portfolio: Portfolio, percent: lis
         source=first.source, n_rows=len(frame), columns_used=list(frame.columns), renamed=dict(portfolio.renamed),
         ignored=list(portfolio.ignored), empty_ignored=list(portfolio.empty_ignored),
         missing={c: sum(r.missing[c] for r in reports) for c in first.missing},
-        notes=[*portfolio.notes, f"validated in {len(reports)} batches of up to {VALIDATE_ROWS:,} rows"],
+        notes=[*portfolio.notes, f"validated in {len(reports)} batch{'es' if len(reports) > 1 else ''} of up to {rows:,} rows"],
         findings=findings, distribution=_distribution(numbers))
 
 

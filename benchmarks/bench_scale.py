@@ -66,11 +66,11 @@ import json, sys, time
 import numpy as np
 from sklearn.cluster import KMeans
 from custseg.engine.chunked import ChunkedEngine
-from custseg.large import embed_all
-from custseg.load import load
-from custseg.quality import validate
+from custseg.features import required_columns
+from custseg.large import embed_all, load_validated
 from custseg.segmenter import Segmenter
-portfolio, _ = validate(load(sys.argv[1]))
+from custseg.sources import open_source
+portfolio, _ = load_validated(open_source(sys.argv[1]), required_columns("behaviour"))
 frame = portfolio.frame
 model = Segmenter(n_clusters=8, evidence=False, n_init=1).fit(frame.iloc[:100_000])
 X = embed_all(model, frame)

@@ -75,3 +75,52 @@ def test_large_run_writes_valid_outputs(result, tmp_path):
     assert (tmp_path / "out" / "report.html").stat().st_size > 0
     result.segments_table().to_csv(tmp_path / "pandas.csv", index=False, lineterminator="\n")
     assert (tmp_path / "out" / "segments.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def quirky(portfolio) -> pd.DataFrame:
+    """Repairs in every batch of 1,000 rows, a share written in percent throughout, and an over-limit tail."""
+    frame = portfolio.iloc[:3500].copy()
+    frame["PRC_FULL_PAYMENT"] = frame["PRC_FULL_PAYMENT"] * 100
+    frame.loc[[5, 1200, 2999], "BALANCE"] = -10.0
+    frame.loc[[40, 2500], "TENURE"] = 0
+    frame.loc[3100, "BALANCE_FREQUENCY"] = 1.3
+    return frame
+
+
+def test_batches_validate_as_the_whole_file(quirky):
+    from custseg.load import load
+    from custseg.quality import validate
+    from custseg.sources import FrameSource
+
+    whole, expected = validate(load(quirky))
+    batched, report = large.load_validated(FrameSource(quirky), schema_required(), rows=1000)
+    assert "validated in 4 batches of up to 1,000 rows" in report.notes[-1]
+    assert report.n_rows == expected.n_rows and report.missing == expected.missing
+    key = lambda f: (f.check, f.column)  # noqa: E731
+    got, want = sorted(report.findings, key=key), sorted(expected.findings, key=key)
+    assert [(f.check, f.column, f.count, f.examples) for f in got] == \
+        [(f.check, f.column, f.count, f.examples) for f in want]
+    assert [f.rule for f in got if f.check != "heavy_skew"] == [f.rule for f in want if f.check != "heavy_skew"]
+    assert report.count("percent_scale", "PRC_FULL_PAYMENT") == 3500
+    for c in whole.frame.columns.drop("CUST_ID"):
+        np.testing.assert_array_equal(batched.frame[c].to_numpy(), whole.frame[c].to_numpy(dtype=np.float32))
+    assert batched.frame["CUST_ID"].tolist() == whole.frame["CUST_ID"].tolist()
+
+
+def test_batch_errors_name_rows_from_the_start(portfolio):
+    from custseg.sources import FrameSource
+
+    frame = portfolio.iloc[:2500].astype({"PURCHASES": object})
+    frame.loc[1499, "PURCHASES"] = "n/a"
+    with pytest.raises(DataError, match=r"row 1500 \('n/a'\)"):
+        large.load_validated(FrameSource(frame), schema_required(), rows=1000)
+    twice = pd.concat([portfolio.iloc[:1500], portfolio.iloc[[3]]], ignore_index=True)
+    with pytest.raises(DataError, match="rows 4 and 1501|rows 4, 1501"):
+        large.load_validated(FrameSource(twice), schema_required(), rows=1000)
+
+
+def schema_required() -> tuple[str, ...]:
+    from custseg.features import required_columns
+
+    return required_columns("behaviour")

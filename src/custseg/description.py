@@ -478,7 +478,7 @@ def describe(result: RunResult) -> Description:
         custseg=Provenance(versions=versions(), config=jsonable(result.config.to_dict())),
         training=Training(**jsonable(result.training_info())),
         data_quality=DataQuality(**{**quality, "findings": [Finding(**f) for f in quality["findings"]]}),
-        exploration=_typed(Exploration, explore(result.portfolio.frame).to_dict()),
+        exploration=_typed(Exploration, explore(_measured(result)[0]).to_dict()),
         features=features,
         metrics=Metrics(chosen_k=int(model.n_clusters_),
                         selection=Selection(**{**selection,
@@ -531,7 +531,7 @@ def _segments(result: RunResult, profiles: list[dict], stability: StabilitySumma
     scores = {row.segment: row for row in stability.segments}
     centres = jsonable(result.model.cluster_centers_)
     rows = {r.segment: r for r in result.insights.summary.rows}
-    quantiles = _quantiles(result.portfolio.frame, result.labels)
+    quantiles = _quantiles(*_measured(result))
     segments = []
     # centres, insights and quantiles by model position; a segment's number is its identity's, which skips the
     # numbers of vanished segments
@@ -549,6 +549,14 @@ def _segments(result: RunResult, profiles: list[dict], stability: StabilitySumma
             centre=dict(zip(features, centres[position])),
             **{f.name: getattr(extra, f.name) for f in fields(_InsightFields)}))
     return segments
+
+
+def _measured(result) -> tuple:
+    """The customers and segments the overview and the quantiles describe: a large run's sample, else everyone."""
+    take = getattr(result, "sample", None)
+    if take is None:
+        return result.portfolio.frame, result.labels
+    return result.portfolio.frame.iloc[take], result.labels[take]
 
 
 def _colour(result, position: int) -> int:

@@ -32,6 +32,7 @@ large it was, so the report and ``metrics.json`` state it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,16 +40,23 @@ import numpy as np
 import pandas as pd
 
 from . import schema, seeds
+from .errors import DataError
 from .load import Portfolio
 from .naming import name_segments
 from .progress import Progress
-from .quality import QualityReport
+from .quality import Finding, QualityReport
 from .segmenter import Segmenter
 from .settings import Settings
 from .stability import bootstrap_stability
 
 #: Rows embedded at a time: bounds the pandas intermediates of the feature pipeline.
 EMBED_ROWS = 500_000
+#: Rows read and validated at a time by :func:`load_validated`.
+VALIDATE_ROWS = 1_000_000
+#: Findings whose rule quotes an extreme value: the merged rule is the batch's with the most extreme one.
+_EXTREME = {"above_one": max, "negative": min, "purchase_sum_mismatch": max}
+_QUOTED = re.compile(r"\((?:max|min|largest gap) ([^)]+)\)")
+_ROWS = re.compile(r"\b(rows?) (\d+(?:, \d+)*)")
 
 
 def is_large(n_customers: int, settings: Settings) -> bool:
@@ -62,6 +70,190 @@ def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(size, n), replace=False))
 
 
+def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_ROWS) -> tuple[Portfolio, QualityReport]:
+    """Read and validate a large source batch by batch, keeping everyone's values as float32 columns.
+
+    Each batch of ``rows`` rows is checked and repaired by :func:`custseg.quality.validate`
+    (the rules, messages and exit codes of a small run; rows in messages count from the
+    start of the source). What needs every row is decided on every row: whether a
+    share is on a 0–100 scale (before any batch is repaired), repeated ids, required
+    columns without a usable value, constant columns, the distribution and the shape
+    facts. Findings counted per batch are summed.
+
+    Parameters
+    ----------
+    source : Source
+        The customers (:func:`custseg.sources.open_source`).
+    required : tuple of str
+        Canonical behaviour columns the run needs.
+    rows : int
+        Rows per batch.
+
+    Returns
+    -------
+    portfolio : Portfolio
+        ``frame`` holds ``CUST_ID`` (text) and the repaired numeric columns as float32
+        (missing values left for the feature pipeline, as after ``validate``).
+    report : QualityReport
+    """
+    from .load import _ids_as_text, _match_headers
+    from .quality import _require_columns
+
+    label, n = source.label, source.count()
+    chosen, renamed, ignored = _match_headers(source.columns(), label)
+    ordered = [c.name for c in schema.COLUMNS if c.name in chosen]
+    head = Portfolio(pd.DataFrame(columns=ordered), label, renamed, ignored, [], list(source.notes), source.path)
+    _require_columns(head, required)
+    percent = _percent_scale(source, chosen, ordered)
+    numeric = [c for c in ordered if c != schema.ID]
+    values = {c: np.empty(n, dtype=np.float32) for c in numeric}
+    ids, reports, integer_ids, start = [], [], True, 0
+    for raw in source.batches([chosen[c] for c in ordered], rows=rows):
+        raw.columns = ordered
+        for f in percent:
+            raw[f.column] = _divided(raw[f.column])
+        integer_ids = integer_ids and _integer_ids(raw[schema.ID])
+        raw[schema.ID] = _ids_as_text(raw[schema.ID])
+        part, report = _validated(Portfolio(raw, label), start)
+        for c in numeric:
+            values[c][start:start + len(part)] = part.frame[c].to_numpy()
+        ids.append(part.frame[schema.ID])
+        reports.append(report)
+        start += len(part)
+    frame = pd.DataFrame({schema.ID: pd.concat(ids, ignore_index=True), **values}, copy=False)
+    del ids
+    _release_arrow_memory()
+    _check_whole(frame, required, reports, label)
+    notes = [*head.notes, f"customer ids are {'integers' if integer_ids else 'text'}"]
+    head = replace(head, frame=frame, empty_ignored=source.empty_columns(ignored), notes=notes)
+    report = _merged_run(reports, head, percent, rows)
+    return replace(head, notes=report.notes), report
+
+
+def _release_arrow_memory() -> None:
+    """Hand the batches' freed Arrow buffers back to the system (the pool keeps them for reuse otherwise)."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+
+
+def _percent_scale(source, chosen: dict[str, str], ordered: list[str]) -> list[Finding]:
+    """The shares on a 0–100 scale, decided on every row by the rule of :mod:`custseg.quality`."""
+    from .quality import SHARE_OVERSHOOT, _percent_scale as decide
+
+    shares = [c for c in ordered if schema.BY_NAME[c].kind in ("frequency", "share")]
+    if not shares:
+        return []
+    tops = dict.fromkeys(shares, -np.inf)
+    for batch in source.batches([chosen[c] for c in shares], rows=VALIDATE_ROWS):
+        for c, name in zip(shares, batch.columns):
+            tops[c] = max(tops[c], float(np.nan_to_num(pd.to_numeric(batch[name], errors="coerce").max(),
+                                                       nan=-np.inf)))
+    high = [c for c in shares if tops[c] > SHARE_OVERSHOOT]
+    if not high:
+        return []
+    whole = source.read([chosen[c] for c in (schema.ID, *high)])
+    whole.columns = [schema.ID, *high]
+    found = [decide(pd.to_numeric(whole[c], errors="coerce").astype("float64"), c, whole[schema.ID], source.label)
+             for c in high]
+    return [f for f in found if f is not None]
+
+
+def _divided(column: pd.Series) -> pd.Series:
+    """A 0–100 share divided by 100; left as read when it holds text, which validation then refuses."""
+    number = pd.to_numeric(column, errors="coerce")
+    text = column.astype("string").str.strip()
+    if (number.isna() & text.notna() & text.ne("")).any():
+        return column
+    return number / 100.0
+
+
+def _validated(part: Portfolio, start: int) -> tuple[Portfolio, QualityReport]:
+    """:func:`custseg.quality.validate` of one batch, with rows counted from the start of the source."""
+    from .quality import validate
+
+    try:
+        part, report = validate(part, required=(), whole=False)
+    except DataError as exc:
+        raise DataError(_offset(str(exc), start)) from None
+    findings = [replace(f, examples=[_offset(e, start) for e in f.examples]) for f in report.findings]
+    return part, replace(report, findings=findings)
+
+
+def _offset(text: str, start: int) -> str:
+    """``text`` with every "row N" / "rows N, M" moved on by ``start`` rows."""
+    if not start:
+        return text
+    return _ROWS.sub(lambda m: f"{m.group(1)} " + ", ".join(str(int(r) + start) for r in m.group(2).split(", ")),
+                     text)
+
+
+def _check_whole(frame: pd.DataFrame, required, reports: list[QualityReport], label: str) -> None:
+    """The checks of :func:`custseg.quality.validate` that need every row: repeated ids, empty columns."""
+    from .quality import _check_empty_columns, _check_ids, _check_unusable_columns
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pa.array(frame[schema.ID], type=pa.string())
+    if ids.null_count or pc.count_distinct(ids).as_py() < len(ids):
+        _check_ids(frame[[schema.ID]], label)
+    for c in required:
+        if np.isnan(frame[c].to_numpy()).all():
+            empty = pd.DataFrame({c: [np.nan]})
+            if sum(r.missing.get(c, 0) for r in reports) == len(frame):
+                _check_empty_columns(empty, [c], label)
+            _check_unusable_columns(empty, [c], [f for r in reports for f in r.findings], label)
+
+
+def _merged_run(reports: list[QualityReport], portfolio: Portfolio, percent: list[Finding],
+                rows: int) -> QualityReport:
+    """One report for every batch: counts summed, extremes kept, whole-portfolio findings recomputed."""
+    from .quality import MAX_EXAMPLES, _constant_findings, _distribution, _shape_findings
+
+    merged: dict[tuple, Finding] = {}
+    for report in reports:
+        for f in report.findings:
+            key = (f.check, f.column, f.severity)
+            kept = merged.get(key)
+            if kept is None:
+                merged[key] = f
+                continue
+            rule = kept.rule
+            if f.check in _EXTREME and _EXTREME[f.check](_quoted(f.rule), _quoted(kept.rule)) != _quoted(kept.rule):
+                rule = f.rule
+            merged[key] = replace(kept, count=kept.count + f.count, rule=rule,
+                                  examples=(kept.examples + f.examples)[:MAX_EXAMPLES])
+    frame = portfolio.frame
+    numbers = frame.drop(columns=schema.ID)
+    constant = [c for c in numbers.columns if np.nanmin(numbers[c].to_numpy(), initial=np.inf) ==
+                np.nanmax(numbers[c].to_numpy(), initial=-np.inf)]
+    findings = [*percent, *merged.values(), *_constant_findings(numbers[constant]),
+                *_shape_findings(numbers, frame[schema.ID])]
+    first = reports[0]
+    return QualityReport(
+        source=first.source, n_rows=len(frame), columns_used=list(frame.columns), renamed=dict(portfolio.renamed),
+        ignored=list(portfolio.ignored), empty_ignored=list(portfolio.empty_ignored),
+        missing={c: sum(r.missing[c] for r in reports) for c in first.missing},
+        notes=[*portfolio.notes, f"validated in {len(reports)} batch{'es' if len(reports) > 1 else ''} of up to {rows:,} rows"],
+        findings=findings, distribution=_distribution(numbers))
+
+
+def _quoted(rule: str) -> float:
+    return float(_QUOTED.search(rule).group(1))
+
+
+def _integer_ids(ids: pd.Series) -> bool:
+    """Whether ids are whole numbers, as :mod:`custseg.load` notes it (matched by Arrow, not row by row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pd.api.types.is_numeric_dtype(ids):
+        return True
+    text = pa.array(ids.dropna().astype("str"), type=pa.string())
+    return pc.all(pc.match_substring_regex(text, r"^\s*\d+\s*$")).as_py() is not False
+
+
 def embed_all(model: Segmenter, frame: pd.DataFrame, rows: int = EMBED_ROWS) -> np.ndarray:
     """Scaled features of every row of ``frame`` as a C-contiguous float32 matrix, computed in blocks."""
     Z = np.empty((len(frame), len(model.feature_names_out_)), dtype=np.float32)
@@ -73,11 +265,10 @@ def embed_all(model: Segmenter, frame: pd.DataFrame, rows: int = EMBED_ROWS) -> 
 def write_segments(result, path: Path) -> None:
     """``segments.csv`` of a large run: the columns of :meth:`custseg.run.RunResult.segments_table`."""
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     names = pa.array([n.name for n in result.names], type=pa.string())
     table = pa.table({
-        "customer_id": pa.array(result.portfolio.frame["CUST_ID"].to_numpy(), type=pa.string()),
+        "customer_id": pa.array(result.portfolio.frame[schema.ID], type=pa.string()),
         "segment": pa.array(result.numbers[result.labels]),
         "segment_name": names.take(pa.array(result.labels)),
         "distance_to_centre": pa.array(np.round(result.distances, 6)),
@@ -105,6 +296,8 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
     Returns a :class:`custseg.run.RunResult` whose model holds every customer's segment.
     """
     from .drift import training_bins
+    from .features import required_columns
+    from .quality import _check_distinct
     from .run import (RunResult, by_number, match_reference, named_by_identity, projection, segment_numbers,
                       segmenter_for, silhouettes)
     from .summary import insights
@@ -113,9 +306,12 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
 
     frame = portfolio.frame
     take = sample_rows(len(frame), config.sample_size, config.seed)
+    sample = frame.iloc[take].reset_index(drop=True)
+    _check_distinct(sample.drop(columns=schema.ID), required_columns(config.features), config.largest_k,
+                    portfolio.source)
     # the in-memory default gains nothing on a sample of 100,000 and its k-means++ seeding dominates there
     config = config.with_(engine="chunked") if config.engine == "sklearn" else config
-    model = segmenter_for(config).fit(frame.iloc[take].reset_index(drop=True), progress=progress)
+    model = segmenter_for(config).fit(sample, progress=progress)
     Z = embed_all(model, frame)
     engine = ChunkedEngine()
     fit = engine.fit(Z, model.n_clusters_, n_init=1, seed=config.seed, init=model.cluster_centers_)
@@ -133,26 +329,29 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
     numbers = segment_numbers(model.n_clusters_, identities)
     numbered = numbers[labels] - 1  # 0-based labels whose number + 1 is the segment's number in every output
     note = (f"k chosen and stability tested on a uniform sample of {len(take):,} of the {len(frame):,} "
-            f"customers; the segments were then fitted on all {len(frame):,} from the sample's centres.")
+            f"customers; the segments were then fitted on all {len(frame):,} from the sample's centres. "
+            "Sizes, profiles and the segment of every customer cover everyone; names, value and risk, actions, "
+            "rules, the data overview and the figures are computed on the sample.")
     model.selection_ = replace(model.selection_, reason=f"{model.selection_.reason} {note}")
     quality = replace(quality, notes=[*quality.notes, note])
     Zs = Z[take].astype(np.float64)
+    del Z  # everyone's features are no longer needed: the profiles below use their memory
     stability = bootstrap_stability(Zs, numbered[take], n_boot=config.n_boot, random_state=config.seed,
                                     engine=config.engine, progress=progress)
     profiles = by_number(profile_all(frame, labels, model.n_clusters_), numbers)
-    names, identities = named_by_identity(name_segments(frame, labels, model.n_clusters_), centres, identities)
-    # names, value, risk and rules describe everyone (counted by model position); drift bins come from the sample
-    found = insights(frame, labels, Z, centres, model.inertia_, stability.segments,
-                     names=[replace(n, segment=position + 1) for position, n in enumerate(names)],
+    names, identities = named_by_identity(name_segments(sample, labels[take], model.n_clusters_), centres,
+                                          identities)
+    # names, value, risk and rules describe the sample (counted by model position)
+    found = insights(sample, labels[take], Zs, centres, float(np.dot(distances[take], distances[take])),
+                     stability.segments, names=[replace(n, segment=position + 1) for position, n in enumerate(names)],
                      random_state=config.seed, numbers=numbers)
     features = pd.DataFrame(Zs, columns=list(model.feature_names_out_))
-    bins = training_bins(frame.iloc[take][list(model.required_columns_)].reset_index(drop=True), features,
-                         distances=distances[take])
+    bins = training_bins(sample[list(model.required_columns_)], features, distances=distances[take])
     return RunResult(config, portfolio, quality, model, stability, profiles, names, distances, found,
                      projection(Zs, numbered[take], centres, config.seed,
                                 features=[str(f) for f in model.feature_names_out_]),
                      identities=identities, reference=matched, training_distribution=bins,
-                     silhouettes=silhouettes(Zs, numbered[take], config.seed))
+                     silhouettes=silhouettes(Zs, numbered[take], config.seed), sample=take)
 
 
 def profile_all(frame: pd.DataFrame, labels: np.ndarray, n_segments: int, rows: int = EMBED_ROWS):
@@ -199,5 +398,6 @@ def _nanmean(values: np.ndarray) -> float:
 
 
 def _nanmedian(values: np.ndarray) -> float:
-    kept = values[~np.isnan(values)]
-    return float(np.median(kept)) if len(kept) else np.nan
+    kept = values[~np.isnan(values)]  # a copy, so the median may reorder it
+    return float(np.median(kept, overwrite_input=True)) if len(kept) else np.nan
+

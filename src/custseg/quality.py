@@ -104,7 +104,7 @@ class QualityReport:
 
 
 def validate(portfolio: Portfolio, *, required: tuple[str, ...] | list[str] = schema.BEHAVIOUR,
-             min_rows: int = 1, min_distinct: int = 1) -> tuple[Portfolio, QualityReport]:
+             min_rows: int = 1, min_distinct: int = 1, whole: bool = True) -> tuple[Portfolio, QualityReport]:
     """Check and repair a portfolio.
 
     Parameters
@@ -118,6 +118,10 @@ def validate(portfolio: Portfolio, *, required: tuple[str, ...] | list[str] = sc
     min_distinct : int
         Fewest distinct customers (over ``required``) the run can work with: k-means
         cannot find more segments than there are different customers.
+    whole : bool
+        Also check what needs every row at once: repeated ids, constant columns, the
+        shape facts and the distribution. ``False`` for a caller that validates a large
+        file in batches and checks these on every row itself (:mod:`custseg.large`).
 
     Returns
     -------
@@ -139,7 +143,8 @@ def validate(portfolio: Portfolio, *, required: tuple[str, ...] | list[str] = sc
     numeric_cols = [c for c in frame.columns if c != schema.ID]
     numbers = _to_numbers(frame, numeric_cols, label)
     _check_footer_rows(frame, numbers, label)
-    _check_ids(frame, label)
+    if whole:
+        _check_ids(frame, label)
     _check_magnitudes(numbers, label)
     _check_empty_columns(numbers, required, label)
     if len(frame) < min_rows:
@@ -156,8 +161,9 @@ def validate(portfolio: Portfolio, *, required: tuple[str, ...] | list[str] = sc
     _check_unusable_columns(numbers, required, findings, label)
     findings += _missing_findings(numbers, ids, missing)
     findings += _consistency_findings(numbers, ids)
-    findings += _constant_findings(numbers)
-    findings += _shape_findings(numbers, ids)
+    if whole:
+        findings += _constant_findings(numbers)
+        findings += _shape_findings(numbers, ids)
     clean = pd.concat([frame[[schema.ID]], numbers], axis=1)
     report = QualityReport(
         source=label,
@@ -169,7 +175,7 @@ def validate(portfolio: Portfolio, *, required: tuple[str, ...] | list[str] = sc
         notes=list(portfolio.notes),
         missing=missing,
         findings=findings,
-        distribution=_distribution(numbers),
+        distribution=_distribution(numbers) if whole else {},
     )
     return replace(portfolio, frame=clean), report
 

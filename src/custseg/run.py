@@ -36,7 +36,7 @@ from .selection import n_steps as selection_steps
 from .segmenter import Segmenter
 from .settings import COMPARE_BOOTSTRAP, Settings
 from .sinks.base import Sink
-from .sources import Source
+from .sources import Source, open_source
 from .sinks.folder import FolderSink, check_out_dir, check_writable, write_failure
 from .stability import Stability, bootstrap_stability
 from .summary import Insights, insights
@@ -71,7 +71,9 @@ class RunResult:
     ``identities`` holds each segment's identity (number, name, colour index for the
     report palette, stable id) in model order; ``reference`` what matching to a
     reference model found (``None`` without one; written as ``reference.json``);
-    ``training_distribution`` the drift bins stored in the model file.
+    ``training_distribution`` the drift bins stored in the model file; ``sample`` the
+    positions of the customers a large run (:mod:`custseg.large`) measured what
+    needs no more on (``None``: everyone was).
     """
 
     config: RunConfig
@@ -89,6 +91,7 @@ class RunResult:
     training_distribution: dict | None = None
     silhouettes: dict = field(default_factory=dict)
     neighbours: dict | None = None
+    sample: np.ndarray | None = None
 
     @property
     def labels(self) -> np.ndarray:
@@ -107,8 +110,12 @@ class RunResult:
                            [n.name for n in self.names], numbers=self.numbers)
 
     def training_info(self) -> dict:
-        frame = self.portfolio.frame
-        return {"source": self.portfolio.source, "n_customers": len(frame), "fingerprint": fingerprint(frame)}
+        """Source, number and fingerprint of the training customers (hashed once: it reads every value)."""
+        if "_training" not in self.__dict__:
+            frame = self.portfolio.frame
+            self._training = {"source": self.portfolio.source, "n_customers": len(frame),
+                              "fingerprint": fingerprint(frame)}
+        return dict(self._training)
 
     def describe(self) -> Description:
         """Every number the report shows, as typed data (description.json)."""
@@ -131,15 +138,21 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
 
         return segment_spark(source, config, name=name, progress=progress)
     reference = None if config.reference is None else load_model(config.reference)
-    portfolio = load(source, name=name)
+    source = open_source(source, name=name)
     required = required_columns(config.features)
+    n_customers = source.count()
+    if large.is_large(n_customers, config):
+        if reference is not None:
+            required = tuple(dict.fromkeys(required + tuple(reference[0].required_columns_)))
+        # read and validated in batches; everyone's values are kept as float32 columns
+        portfolio, quality = large.load_validated(source, required)
+        return large.segment_large(portfolio, quality, config, progress=progress, reference=reference)
+    portfolio = load(source)
     if reference is not None:
         _check_reference_columns(portfolio, reference[0], config.reference)
         required = tuple(dict.fromkeys(required + tuple(reference[0].required_columns_)))
     portfolio, quality = validate(portfolio, required=required,
                                   min_rows=2 * config.largest_k, min_distinct=config.largest_k)
-    if large.is_large(len(portfolio), config):
-        return large.segment_large(portfolio, quality, config, progress=progress, reference=reference)
     frame = portfolio.frame
     model = segmenter_for(config).fit(frame, progress=progress)
     identities = matched = None

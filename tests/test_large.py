@@ -1,4 +1,4 @@
-"""The large-data path forced on small inputs: a run on a sample, scoring in batches."""
+"""The large-data path forced on small inputs: a run on a sample, read and validated in batches."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from custseg import large
 from custseg import run as runs
 from custseg.datasets import generate
+from custseg.errors import DataError
 from custseg.settings import Settings
 
 SETTINGS = Settings(k_min=3, k_max=4, n_init=2, n_boot=4, n_refs=2, sample_size=2000)

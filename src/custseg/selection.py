@@ -172,8 +172,9 @@ class Selection:
         segment's lower bound >= 0.85 on ``confirm_boot`` refits).
     drilldown : list of SubSegments
         For each segment of ``chosen_k`` (numbered by decreasing size, as
-        :class:`custseg.segmenter.Segmenter` numbers them), the same rule applied
-        to its customers alone; empty when the evidence was not computed.
+        :class:`custseg.segmenter.Segmenter` numbers them), the reproduction test
+        (mean Jaccard >= 0.75) applied to its customers alone; empty when the
+        evidence was not computed.
     """
 
     chosen_k: int

@@ -239,7 +239,7 @@ def test_replicates_give_the_mean_and_colours_default_to_the_number(description)
 
 def test_choice_stability_matches_the_selection_and_reads_in_the_report(result, description):
     from custseg.report.html import _drilldown
-    from custseg.stability import STABLE
+    from custseg.stability import HIGHLY_STABLE, STABLE
 
     selection = result.model.selection_
     choice = description.choice
@@ -248,7 +248,12 @@ def test_choice_stability_matches_the_selection_and_reads_in_the_report(result, 
         stab = selection.evidence.stability[row.k]
         assert row.jaccard == pytest.approx(stab.segments["jaccard_mean"].tolist())
         assert row.all_stable == all(j >= STABLE for j in row.jaccard)
+        assert row.jaccard_lower == pytest.approx(stab.segments["jaccard_lower"].tolist())
+        assert row.n_boot == stab.n_boot
+        assert row.highly_stable == (row.n_boot >= selection.evidence.confirm_boot
+                                     and all(j >= HIGHLY_STABLE for j in row.jaccard_lower))
     assert choice.stable_ks == [r.k for r in choice.per_k if r.all_stable]
+    assert choice.highly_stable_ks == [r.k for r in choice.per_k if r.highly_stable]
     assert sorted(d.segment for d in choice.drilldown) == [s.segment for s in description.segments]
     for d in choice.drilldown:
         text = _drilldown(description, d.segment)

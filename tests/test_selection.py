@@ -56,11 +56,12 @@ def test_auto_rule_reports_no_structure_on_uniform_noise(seed, p):
     assert sel.auto_k == sel.chosen_k in sel.table.index  # still a usable level
     assert sel.reason.startswith("No clear structure")
     stab = sel.evidence.stability[sel.chosen_k]
-    # the usable level is the largest k whose segments all reproduce, or the most stable one when none does
-    if sel.stable_ks:
-        assert stab.all_stable and sel.chosen_k == max(sel.stable_ks)
+    # the usable level is the largest highly stable k, or the most stable one when none is
+    if sel.highly_stable_ks:
+        assert stab.all_highly_stable and sel.chosen_k == max(sel.highly_stable_ks)
+        assert stab.n_boot == sel.evidence.confirm_boot == 3 * FAST["stability_boot"]
     else:
-        assert stab.jaccard_min == max(st.jaccard_min for st in sel.evidence.stability.values())
+        assert stab.lower_min == max(st.lower_min for st in sel.evidence.stability.values())
     assert sel.headline.startswith("no clear structure")
 
 
@@ -76,7 +77,9 @@ def test_evidence_table_and_centres():
     assert (ev.table["gap_se"] > 0).all()
     assert not hasattr(ev, "models") and not hasattr(ev, "labels")  # nothing n-long is kept
     assert sorted(ev.stability) == [2, 3, 5]
-    assert ev.stability[3].all_stable and ev.stability[3].n_boot == 10  # three clear blobs reproduce
+    assert ev.stability[3].all_stable  # three clear blobs reproduce
+    # the largest highly stable k is confirmed on three times the refits; the others keep theirs
+    assert {k: st.n_boot for k, st in ev.stability.items()} == {2: 10, 3: 30, 5: 10} and ev.confirm_boot == 30
     assert ev.stability[3].sample_size == len(X)
 
 
@@ -219,7 +222,7 @@ def test_gap_and_bic_at_the_edge_of_the_range_do_not_vote():
         index=pd.Index(ks, name="k"),
     )
     only_2_stable = {k: _stability([0.9] * 2 if k == 2 else [0.9, 0.5] + [0.9] * (k - 2)) for k in ks}
-    votes, k, clear, why = _auto_rule(table, {"inertia": 100.0, "gap": 0.0, "gap_se": 0.01}, only_2_stable)
+    votes, k, clear, why = _auto_rule(table, {"inertia": 100.0, "gap": 0.0, "gap_se": 0.01}, only_2_stable, 20)
     assert votes["gap"] == votes["bic"] == 5
     assert not clear and k == 2
     # gap + BIC at the edge would otherwise outvote and flag k = 5's unstable segment
@@ -241,13 +244,14 @@ def test_reason_does_not_claim_disagreement_when_two_criteria_agree():
     }, index=pd.Index(ks, name="k"))
     stability = {2: _stability([0.9, 0.8]), 3: _stability([0.9, 0.8, 0.7]), 4: _stability([0.9] * 4),
                  5: _stability([0.9, 0.8, 0.76, 0.5, 0.9])}
-    votes, k, clear, why = _auto_rule(table, {"inertia": 100.0, "gap": 1.0, "gap_se": 0.01}, stability)
+    votes, k, clear, why = _auto_rule(table, {"inertia": 100.0, "gap": 1.0, "gap_se": 0.01}, stability, 20)
     assert votes["gap"] == 1 and not clear
     assert "does not reject a single homogeneous group" in why
     assert "no two criteria agree" not in why
     assert "at k = 3 only 2 of 3 segments reproduce" in why
-    assert k == 4  # no clear structure: the largest k whose segments all reproduce
-    assert "k = 4 is the largest number of segments that all reproduce" in why
+    assert k == 4  # no clear structure: the largest k whose segments are all highly stable
+    assert "k = 4 is the largest number of segments that are all highly stable" in why
+    assert f"lower bound of the least stable segment at k = 5: {stability[5].lower_min:.2f}" in why
 
 
 def test_clear_candidate_that_does_not_reproduce_is_not_clear_structure():
@@ -264,13 +268,48 @@ def test_clear_candidate_that_does_not_reproduce_is_not_clear_structure():
     }, index=pd.Index([2, 3, 4], name="k"))
     baseline = {"inertia": 100.0, "gap": 0.0, "gap_se": 0.01}
     reproduces = {2: _stability([0.9, 0.9]), 3: _stability([0.9, 0.8, 0.95]), 4: _stability([0.9] * 4)}
-    assert _auto_rule(table, baseline, reproduces)[1:3] == (3, True)  # the criteria's k, stable: chosen
+    assert _auto_rule(table, baseline, reproduces, 20)[1:3] == (3, True)  # the criteria's k, stable: chosen
     shaky = {**reproduces, 3: _stability([0.9, 0.6, 0.95])}
-    votes, k, clear, why = _auto_rule(table, baseline, shaky)
+    votes, k, clear, why = _auto_rule(table, baseline, shaky, 20)
     assert (k, clear) == (4, False) and why.startswith("No clear structure")
     nothing = {k: _stability([0.9] + [0.5 + k / 100] * (k - 1)) for k in (2, 3, 4)}
-    votes, k, clear, why = _auto_rule(table, baseline, {**nothing, 3: _stability([0.9, 0.6, 0.95])})
-    assert (k, clear) == (3, False) and "No k from 2 to 4 has all its segments reproduce" in why
+    votes, k, clear, why = _auto_rule(table, baseline, {**nothing, 3: _stability([0.9, 0.6, 0.95])}, 20)
+    assert (k, clear) == (3, False) and "No k from 2 to 4 has all its segments highly stable" in why
+
+
+def test_a_level_needs_its_confirmation_refits_and_every_lower_bound_at_085():
+    import pandas as pd
+
+    from custseg.selection import _auto_rule
+
+    table = pd.DataFrame({"inertia": [50.0, 40.0, 35.0], "silhouette": [0.2, 0.21, 0.22], "gap": [0.1, 0.1, 0.1],
+                          "gap_se": [0.01] * 3, "gmm_bic": [10.0, 9.0, 8.0]}, index=pd.Index([2, 3, 4], name="k"))
+    baseline = {"inertia": 60.0, "gap": 0.1, "gap_se": 0.01}
+    # k = 4's means all clear 0.85 but one segment dissolves in 2 of 20 refits: its lower bound does not
+    dissolving = _stability([0.95] * 4, replicates=np.c_[np.r_[np.full(18, 0.95), 0.3, 0.3], np.full((20, 3), 0.95)])
+    ks = {2: _stability([0.97, 0.96]), 3: _stability([0.95, 0.9, 0.92]), 4: dissolving}
+    assert ks[4].segments["jaccard_mean"].min() > 0.85 and not ks[4].all_highly_stable
+    assert _auto_rule(table, baseline, ks, 20)[1:3] == (3, False)
+    assert _auto_rule(table, baseline, ks, 40)[1] == 2  # nothing confirmed on 40 refits: the most stable k
+    assert _auto_rule(table, baseline, {**ks, 4: _stability([0.95] * 4)}, 20)[1] == 4
+
+
+def test_confirm_levels_adds_refits_only_where_the_verdict_is_open():
+    from custseg.selection import confirm_levels
+
+    calls = []
+
+    def refit(k, st, n_boot):
+        calls.append((k, n_boot))
+        return _stability(st.segments["jaccard_mean"].tolist(), n_boot=n_boot)
+
+    stability = {2: _stability([0.97, 0.96]), 3: _stability([0.95, 0.9, 0.92]), 4: _stability([0.95, 0.6, 0.9, 0.9]),
+                 5: _stability([0.9, 0.88, 0.86, 0.95, 0.9], sd=0.3)}
+    assert confirm_levels(stability, [2, 3, 4, 5], 60, refit) == 3
+    # k = 5: means clear 0.85, so refits go up to 60, where its wide spread fails; k = 4 has a mean below 0.85
+    # and gets none; k = 3 is confirmed on 60; k = 2 is not needed
+    assert calls == [(5, 40), (5, 60), (3, 40), (3, 60)]
+    assert {k: st.n_boot for k, st in stability.items()} == {2: 20, 3: 60, 4: 20, 5: 60}
 
 
 def test_drill_down_splits_only_segments_with_stable_sub_segments():
@@ -289,12 +328,17 @@ def test_drill_down_splits_only_segments_with_stable_sub_segments():
     json.dumps([first.to_dict(), second.to_dict()], allow_nan=False)
 
 
-def _stability(jaccards):
+def _stability(jaccards, *, n_boot=20, sd=0.05, replicates=None):
+    """Bootstrap stability with these means and spread (or these replicates)."""
     import pandas as pd
 
-    from custseg.stability import Stability, status
+    from custseg.stability import Stability, lower_bound, status
 
-    table = pd.DataFrame({"jaccard_mean": jaccards, "jaccard_sd": 0.05, "status": [status(j) for j in jaccards]},
+    if replicates is None:
+        replicates = np.tile(jaccards, (n_boot, 1)) + sd * np.resize([1.0, -1.0], n_boot)[:, None]
+    jaccards = np.nanmean(replicates, axis=0)
+    table = pd.DataFrame({"jaccard_mean": jaccards, "jaccard_sd": np.nanstd(replicates, axis=0, ddof=1),
+                          "jaccard_lower": lower_bound(replicates), "status": [status(j) for j in jaccards]},
                          index=pd.Index(range(len(jaccards)), name="segment"))
-    return Stability(segments=table, mean_ari=0.8, n_boot=20, replicates=np.tile(jaccards, (20, 1)),
-                     sample_size=100)
+    return Stability(segments=table, mean_ari=0.8, n_boot=len(replicates), replicates=replicates, sample_size=100,
+                     replicate_ari=np.full(len(replicates), 0.8))

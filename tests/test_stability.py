@@ -10,7 +10,8 @@ from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
 from custseg.errors import CustsegError
-from custseg.stability import Stability, bootstrap_stability, jaccard_matrix, match_segments, status
+from custseg.stability import (HIGHLY_STABLE, Stability, bootstrap_stability, jaccard_matrix, lower_bound,
+                               match_segments, status)
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +40,7 @@ def test_planted_split_is_flagged_and_real_blobs_are_stable():
     stab = bootstrap_stability(X, labels, n_boot=50)
     seg = stab.segments
     assert list(seg.index) == [0, 1, 2, 3, 4] and seg.index.name == "segment"
-    assert list(seg.columns) == ["jaccard_mean", "jaccard_sd", "status"]
+    assert list(seg.columns) == ["jaccard_mean", "jaccard_sd", "jaccard_lower", "status"]
     real = seg.drop(split)
     assert (real["status"] == "stable").all(), real
     assert (seg.loc[split, "status"] != "stable").all(), seg
@@ -170,3 +171,45 @@ def test_replicates_are_the_per_refit_scores_behind_the_means():
     assert stab.to_dict()["sample_size"] == 200
     keep = np.arange(180)
     assert bootstrap_stability(X[keep], labels[keep], n_boot=5).all_stable  # three clear blobs
+
+
+def test_lower_bound_is_the_one_sided_95_percent_bound_of_the_mean():
+    reps = np.array([[0.9, 1.0], [0.8, np.nan], [1.0, 0.5], [0.9, 0.9]])
+    low = lower_bound(reps)
+    for col in range(2):
+        r = reps[:, col][~np.isnan(reps[:, col])]  # a segment not drawn has no score that round
+        assert low[col] == pytest.approx(r.mean() - 1.6448536 * r.std(ddof=1) / np.sqrt(len(r)))
+    assert lower_bound(np.full((5, 1), 0.9))[0] == pytest.approx(0.9)  # no spread, no margin
+
+
+def test_a_segment_that_sometimes_dissolves_is_not_highly_stable():
+    # 18 refits find it, 2 dissolve it: the mean clears 0.85, the lower bound does not
+    reps = np.r_[np.full(18, 0.95), [0.3, 0.3]][:, None]
+    assert np.nanmean(reps) >= HIGHLY_STABLE > lower_bound(reps)[0]
+
+
+def test_resume_adds_replicates_as_a_fresh_call_would():
+    X, labels, _ = planted_split()
+    fresh = bootstrap_stability(X, labels, n_boot=9, random_state=3, max_n=200)
+    first = bootstrap_stability(X, labels, n_boot=4, random_state=3, max_n=200)
+    bar = type("Count", (), {"n": 0, "update": lambda self, n=1: setattr(self, "n", self.n + n)})()
+    resumed = bootstrap_stability(X, labels, n_boot=9, random_state=3, max_n=200, resume=first, progress=bar)
+    assert bar.n == 5  # only the new replicates are fitted
+    np.testing.assert_array_equal(resumed.replicates, fresh.replicates)
+    assert resumed.segments.equals(fresh.segments) and resumed.mean_ari == fresh.mean_ari
+    with pytest.raises(CustsegError, match="Cannot resume"):
+        bootstrap_stability(X, labels, n_boot=3, max_n=200, resume=first)  # fewer than it has
+    with pytest.raises(CustsegError, match="Cannot resume"):
+        bootstrap_stability(X, labels, n_boot=9, resume=first)  # another sample size
+
+
+def test_highly_stable_needs_every_lower_bound_at_085():
+    X, labels, split = planted_split()
+    stab = bootstrap_stability(X, labels, n_boot=10, max_n=200)
+    assert not stab.all_highly_stable and stab.lower_min == stab.segments["jaccard_lower"].min()
+    keep = np.arange(180)
+    blobs = bootstrap_stability(X[keep], labels[keep], n_boot=10)
+    assert blobs.all_highly_stable and (blobs.segments["jaccard_lower"] <= blobs.segments["jaccard_mean"]).all()
+    d = blobs.to_dict()
+    assert d["thresholds"] == {"stable": 0.75, "unstable": 0.6, "highly_stable": 0.85, "confidence": 0.95}
+    assert [s["jaccard_lower"] for s in d["segments"]] == pytest.approx(blobs.segments["jaccard_lower"].tolist())

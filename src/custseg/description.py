@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 #: Version of the description's layout, written as its ``schema_version``. Raise it when a
 #: field is added, removed, renamed or changes meaning; :func:`from_dict` reads only this version.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 __all__ = ["SCHEMA_VERSION", "Action", "Baseline", "ClaimCheck", "ClaimTest", "Concentration", "DataQuality",
            "Description", "Effect", "EvidenceRow", "ExecutiveSummary", "Finding", "Metrics", "PortfolioInsights",
@@ -131,10 +131,13 @@ class Selection:
 
 @dataclass
 class Thresholds:
-    """Mean Jaccard from which a segment is stable, and below which it is unstable."""
+    """Mean Jaccard from which a segment is stable, below which it is unstable, and from which it is
+    highly stable; the confidence of each segment's lower bound."""
 
     stable: float
     unstable: float
+    highly_stable: float
+    confidence: float
 
 
 @dataclass
@@ -144,6 +147,7 @@ class SegmentStability:
     segment: int
     jaccard_mean: float | None
     jaccard_sd: float | None
+    jaccard_lower: float | None
     status: str
     replicates: list[float | None]
 
@@ -413,12 +417,19 @@ class PortfolioInsights:
 
 @dataclass
 class KStability:
-    """Bootstrap stability of the segmentation at one k (the choice of k rests on it)."""
+    """Bootstrap stability of the segmentation at one k (the choice of k rests on it).
+
+    ``highly_stable``: a usable level (every segment's lower bound >= the highly-stable
+    threshold, on the refits a level is confirmed on); ``jaccard_lower``: each segment's
+    lower bound, in the order of ``jaccard``; ``n_boot``: the refits this k was given."""
 
     k: int
     all_stable: bool
+    highly_stable: bool
+    n_boot: int
     jaccard_min: float | None
     jaccard: list[float | None]
+    jaccard_lower: list[float | None]
 
 
 @dataclass
@@ -437,6 +448,7 @@ class ChoiceStability:
     """Which k reproduce under resampling, each k's segments' stability, and the drill-down."""
 
     stable_ks: list[int]
+    highly_stable_ks: list[int]
     per_k: list[KStability]
     drilldown: list[SubSegmentation]
 
@@ -504,15 +516,17 @@ def _choice(selection, numbers) -> ChoiceStability | None:
     d = jsonable(selection.stability_to_dict())
     if not d["per_k"]:
         return None
-    per_k = [KStability(k=r["k"], all_stable=r["all_stable"], jaccard_min=r["jaccard_min"],
-                        jaccard=[row["jaccard_mean"] for row in r["segments"]]) for r in d["per_k"]]
+    per_k = [KStability(k=r["k"], all_stable=r["all_stable"], highly_stable=r["highly_stable"], n_boot=r["n_boot"],
+                        jaccard_min=r["jaccard_min"], jaccard=[row["jaccard_mean"] for row in r["segments"]],
+                        jaccard_lower=[row["jaccard_lower"] for row in r["segments"]]) for r in d["per_k"]]
     # the drill-down numbers segments by size, as the model does before identities renumber them
     drill = [SubSegmentation(segment=int(numbers[row["segment"] - 1]), n_customers=row["n_customers"],
                              k=row["k"], sizes=row["sizes"],
                              jaccard=[] if row["stability"] is None else
                              [seg["jaccard_mean"] for seg in row["stability"]["segments"]])
              for row in d["drilldown"]]
-    return ChoiceStability(stable_ks=d["stable_ks"], per_k=per_k, drilldown=drill)
+    return ChoiceStability(stable_ks=d["stable_ks"], highly_stable_ks=d["highly_stable_ks"], per_k=per_k,
+                           drilldown=drill)
 
 
 def _numbered_insights(data: dict, numbers) -> dict:

@@ -26,7 +26,7 @@ from custseg.settings import DEFAULTS
 from custseg.jsonio import jsonable
 from custseg.progress import tick
 from custseg.stability import N_INIT as STABILITY_N_INIT
-from custseg.stability import STABLE, Stability, bootstrap_stability
+from custseg.stability import CONFIDENCE, HIGHLY_STABLE, STABLE, Stability, bootstrap_stability
 
 COLUMNS = (
     "inertia",
@@ -61,6 +61,8 @@ CHOICE_MAX_N = DEFAULTS.choice_max_n
 #: k-means++ starts per refit (best kept): as the run's own bootstrap, so the
 #: choice and the reported stability agree (see :data:`custseg.stability.N_INIT`).
 CHOICE_N_INIT = STABILITY_N_INIT
+#: A usable level is confirmed on this many times ``choice_boot`` refits (added ``choice_boot`` at a time).
+CONFIRM_FACTOR = 3
 #: Candidate numbers of sub-segments tried inside each segment for the drill-down.
 DRILL_KS = (2, 3, 4)
 #: Rows of the distance matrix held at once while computing silhouettes.
@@ -86,7 +88,10 @@ class Evidence:
     stability : dict of int to Stability
         Bootstrap stability of the k-means segments at each k
         (:func:`custseg.stability.bootstrap_stability`, k-means++ refits on samples
-        of at most ``CHOICE_MAX_N`` customers); the choice of k rests on it.
+        of at most ``CHOICE_MAX_N`` customers); the choice of k rests on it. Each
+        k has the refits :func:`evaluate_k` gave it (``Stability.n_boot``).
+    confirm_boot : int
+        The refits a usable level is confirmed on (:func:`is_level`).
     """
 
     table: pd.DataFrame
@@ -94,6 +99,7 @@ class Evidence:
     baseline: dict[str, float]
     silhouette_sample_size: int | None
     stability: dict[int, Stability] = field(repr=False)
+    confirm_boot: int
 
 
 @dataclass
@@ -146,8 +152,8 @@ class Selection:
         The k to use: ``fixed_k`` when given, else the auto rule's pick.
     auto_k : int or None
         What the auto rule picked (a usable level even when the structure is
-        unclear: the largest k whose segments all reproduce); ``None`` when the
-        rule was not run.
+        unclear: the largest k whose segments are all highly stable with
+        confidence); ``None`` when the rule was not run.
     clear_structure : bool or None
         Whether the evidence shows separated groups (the criteria agree, the
         silhouette is above 0.25 and their k reproduces); ``None`` when the
@@ -161,10 +167,14 @@ class Selection:
         ``bic``); ``gap`` is 1 when the gap statistic sees a single group.
     stable_ks : list of int
         The candidates whose segments are all stable (mean Jaccard >= 0.75).
+    highly_stable_ks : list of int
+        The candidates confirmed as usable levels (:func:`is_level`: every
+        segment's lower bound >= 0.85 on ``confirm_boot`` refits).
     drilldown : list of SubSegments
         For each segment of ``chosen_k`` (numbered by decreasing size, as
-        :class:`custseg.segmenter.Segmenter` numbers them), the same rule applied
-        to its customers alone; empty when the evidence was not computed.
+        :class:`custseg.segmenter.Segmenter` numbers them), the reproduction test
+        (mean Jaccard >= 0.75) applied to its customers alone; empty when the
+        evidence was not computed.
     """
 
     chosen_k: int
@@ -174,6 +184,7 @@ class Selection:
     evidence: Evidence | None = field(repr=False)
     votes: dict[str, int | None] = field(default_factory=dict)
     stable_ks: list[int] = field(default_factory=list)
+    highly_stable_ks: list[int] = field(default_factory=list)
     drilldown: list[SubSegments] = field(default_factory=list)
 
     @property
@@ -189,9 +200,9 @@ class Selection:
             return f"k = {self.chosen_k} fixed; {reproduce}; the rule would choose k = {self.auto_k}"
         if self.clear_structure:
             return f"clear structure; {reproduce}"
-        if stab.all_stable:
-            return "no clear structure; the largest k whose segments all reproduce"
-        return "no clear structure, and no k whose segments all reproduce; the most stable k"
+        if self.chosen_k in self.highly_stable_ks:
+            return "no clear structure; the largest k whose segments are all highly stable"
+        return "no clear structure, and no k whose segments are all highly stable; the most stable k"
 
     @property
     def table(self) -> pd.DataFrame:
@@ -231,14 +242,18 @@ class Selection:
         """The stability behind the choice and the drill-down, as JSON-safe data.
 
         ``per_k``: for each evaluated k, the bootstrap stability of its segments
-        (:meth:`custseg.stability.Stability.to_dict`) and whether all are stable;
+        (:meth:`custseg.stability.Stability.to_dict`), whether all are stable and
+        whether it is a confirmed level (``highly_stable``, :func:`is_level`);
         ``drilldown``: :meth:`SubSegments.to_dict` for each segment of ``chosen_k``.
         """
         if self.evidence is None:
-            return {"stable_ks": [], "per_k": [], "drilldown": []}
+            return {"stable_ks": [], "highly_stable_ks": [], "per_k": [], "drilldown": []}
+        need = self.evidence.confirm_boot
         return {
             "stable_ks": [int(k) for k in self.stable_ks],
+            "highly_stable_ks": [int(k) for k in self.highly_stable_ks],
             "per_k": [{"k": int(k), "all_stable": stab.all_stable, "jaccard_min": jsonable(stab.jaccard_min),
+                       "highly_stable": is_level(stab, need), "lower_min": jsonable(stab.lower_min),
                        **stab.to_dict()} for k, stab in sorted(self.evidence.stability.items())],
             "drilldown": [d.to_dict() for d in self.drilldown],
         }
@@ -255,6 +270,8 @@ def evaluate_k(
     n_refs: int = DEFAULTS.n_refs,
     stability_boot: int = CHOICE_BOOT,
     stability_max_n: int = CHOICE_MAX_N,
+    levels=None,
+    confirm_boot: int | None = None,
     progress=None,
 ) -> Evidence:
     """Fit k-means for every k in ``ks`` and record the evidence for each.
@@ -271,8 +288,10 @@ def evaluate_k(
     and the bootstrap stability of each segment (``stability_boot`` k-means
     refits, each the best of :data:`CHOICE_N_INIT` k-means++ starts, on ``min(n, stability_max_n)`` customers drawn with
     replacement, :func:`custseg.stability.bootstrap_stability`; the same draws
-    for every k). The samples and the reference sets draw from streams derived
-    from ``seed`` (:func:`custseg.seeds.derive`).
+    for every k). Then the search for the usable level (:func:`confirm_levels`)
+    adds refits, up to ``confirm_boot``, to the largest candidates in ``levels``
+    whose verdict is still open. The samples and the reference sets draw from
+    streams derived from ``seed`` (:func:`custseg.seeds.derive`).
 
     Parameters
     ----------
@@ -294,6 +313,11 @@ def evaluate_k(
         Bootstrap refits per k for the stability.
     stability_max_n : int, default=CHOICE_MAX_N
         Customers drawn in each of those refits, at most.
+    levels : iterable of int, optional
+        The candidates the usable level is searched among (default: ``ks``).
+    confirm_boot : int, optional
+        Refits a usable level is confirmed on; default ``CONFIRM_FACTOR *
+        stability_boot``, at least ``stability_boot``.
     progress : object with ``update(n)``, optional
         Advanced ``5 * len(ks)`` times in total.
 
@@ -305,14 +329,21 @@ def evaluate_k(
     ------
     CustsegError
         When ``X`` is not a finite 2-D array, a k is below 2, there are
-        fewer than two customers per segment for the largest k, or
-        ``n_refs`` is below 2.
+        fewer than two customers per segment for the largest k, ``n_refs``
+        is below 2, ``levels`` are not among ``ks`` or ``confirm_boot`` is
+        below ``stability_boot``.
     """
     X = _as_matrix(X)
     ks = _candidate_ks(ks)
     check_size(len(X), ks)
     if n_refs < 2:
         raise CustsegError(f"n_refs must be at least 2 to estimate the gap's spread; got {n_refs}.")
+    levels = ks if levels is None else _candidate_ks(levels)
+    if not set(levels) <= set(ks):
+        raise CustsegError(f"The levels {sorted(set(levels) - set(ks))} are not among the evaluated k.")
+    confirm_boot = CONFIRM_FACTOR * stability_boot if confirm_boot is None else int(confirm_boot)
+    if confirm_boot < stability_boot:
+        raise CustsegError(f"confirm_boot ({confirm_boot}) must be at least stability_boot ({stability_boot}).")
     engine = get_engine(engine)
     seed = seeds.resolve(seed)
 
@@ -330,12 +361,14 @@ def evaluate_k(
     tick(progress, len(ks))
     bic = _bic_evidence(X, {k: fits[k].centres for k in ks}, seed)
     tick(progress, len(ks))
+    refit = dict(max_n=stability_max_n, n_init=CHOICE_N_INIT, random_state=seeds.derive(seed, "choice-stability"),
+                 engine=engine)
     stability = {}
     for k in ks:
-        stability[k] = bootstrap_stability(X, labels[k], n_boot=stability_boot, max_n=stability_max_n,
-                                           n_init=CHOICE_N_INIT, random_state=seeds.derive(seed, "choice-stability"),
-                                           engine=engine)
+        stability[k] = bootstrap_stability(X, labels[k], n_boot=stability_boot, **refit)
         tick(progress)
+    confirm_levels(stability, levels, confirm_boot, lambda k, st, b: bootstrap_stability(
+        X, labels[k], n_boot=b, resume=st, **refit))
 
     table = pd.DataFrame(
         {
@@ -357,7 +390,55 @@ def evaluate_k(
         baseline={"inertia": inertia1, "gap": gap1, "gap_se": gap1_se},
         silhouette_sample_size=sample_size,
         stability=stability,
+        confirm_boot=confirm_boot,
     )
+
+
+def confirm_levels(stability: dict[int, Stability], levels, confirm_boot: int, refit) -> int | None:
+    """Search the largest usable level, adding refits only where the verdict is open.
+
+    From the largest k in ``levels`` down: a k whose some segment's mean
+    Jaccard is below 0.85 is passed over (more refits would hardly lift its
+    lower bound above it); otherwise refits are added, ``n`` at a time (``n``
+    the refits it has), up to ``confirm_boot``, re-checking the means after each
+    batch. The first k that reaches ``confirm_boot`` refits with every
+    segment's lower bound at least 0.85 (:func:`is_level`) ends the search:
+    smaller k are not needed. ``stability`` is updated in place.
+
+    Parameters
+    ----------
+    stability : dict of int to Stability
+    levels : iterable of int
+    confirm_boot : int
+    refit : callable ``(k, stability, n_boot) -> Stability``
+        Extends ``stability`` of k to ``n_boot`` replicates.
+
+    Returns
+    -------
+    int or None
+        The level found, or ``None``.
+    """
+    for k in sorted(levels, reverse=True):
+        step = stability[k].n_boot
+        while stability[k].n_boot < confirm_boot and _promising(stability[k]):
+            stability[k] = refit(k, stability[k], min(stability[k].n_boot + step, confirm_boot))
+        if is_level(stability[k], confirm_boot):
+            return k
+    return None
+
+
+def is_level(stab: Stability, confirm_boot: int) -> bool:
+    """Whether a k is a usable level: every segment highly stable with confidence on enough refits.
+
+    At least ``confirm_boot`` refits, and every segment's one-sided 95 % lower
+    bound of the mean Jaccard at least 0.85 (Hennig's "highly stable";
+    :attr:`custseg.stability.Stability.all_highly_stable`).
+    """
+    return stab.n_boot >= confirm_boot and stab.all_highly_stable
+
+
+def _promising(stab: Stability) -> bool:
+    return bool((stab.segments["jaccard_mean"] >= HIGHLY_STABLE).all())
 
 
 def choose_k(evidence: Evidence, k_values=None, *, fixed_k: int | None = None) -> Selection:
@@ -375,15 +456,22 @@ def choose_k(evidence: Evidence, k_values=None, *, fixed_k: int | None = None) -
        unless the silhouette also peaks there: the criterion is still improving
        at the edge of the range and has not located a k.
     2. A k *reproduces* when every one of its segments is stable in the
-       evidence's bootstrap (mean Jaccard >= 0.75, Hennig 2007).
+       evidence's bootstrap (mean Jaccard >= 0.75, Hennig 2007). A k is a
+       *usable level* when, on at least ``evidence.confirm_boot`` refits,
+       every segment is highly stable with confidence: the one-sided 95 %
+       lower bound of its mean Jaccard is at least 0.85 (:func:`is_level`).
     3. The structure is clear only when (a) the gap vote is not 1 (a single
        homogeneous group is rejected), (b) the candidate's silhouette is above
        0.25 (Kaufman and Rousseeuw's "no substantial structure" line), (c) at
        least two criteria vote for the candidate and (d) the candidate
        reproduces. Then the candidate is chosen.
-    4. Otherwise there is no clear structure, and the choice is the usable
-       level: the largest k that reproduces; when none does, the k whose least
-       stable segment is most stable (ties: the smaller k).
+    4. Otherwise there is no clear structure, and the choice is the largest
+       usable level; when there is none, the k whose least stable segment has
+       the highest lower bound (ties: the smaller k).
+
+    The levels are searched, and their refits added, by :func:`evaluate_k`
+    (:func:`confirm_levels`) among its ``levels``; here every k is judged on
+    the refits it has.
 
     Parameters
     ----------
@@ -405,11 +493,13 @@ def choose_k(evidence: Evidence, k_values=None, *, fixed_k: int | None = None) -
     if missing:
         raise CustsegError(f"There is no evidence for k = {', '.join(map(str, missing))}; evaluate it first.")
     stability = {k: evidence.stability[k] for k in auto_ks}
-    votes, auto_k, clear, why = _auto_rule(evidence.table.loc[auto_ks], evidence.baseline, stability)
+    votes, auto_k, clear, why = _auto_rule(evidence.table.loc[auto_ks], evidence.baseline, stability,
+                                           evidence.confirm_boot)
     chosen = int(fixed_k) if fixed_k is not None else auto_k
     reason = why if fixed_k is None else _fixed_reason(int(fixed_k), auto_k, evidence.stability[int(fixed_k)], why)
     return Selection(chosen_k=chosen, auto_k=auto_k, clear_structure=clear, reason=reason, evidence=evidence,
-                     votes=votes, stable_ks=[k for k in auto_ks if stability[k].all_stable])
+                     votes=votes, stable_ks=[k for k in auto_ks if stability[k].all_stable],
+                     highly_stable_ks=[k for k in auto_ks if is_level(stability[k], evidence.confirm_boot)])
 
 
 def fixed_k_without_evidence(k: int) -> Selection:
@@ -449,7 +539,7 @@ def select_k(
     seed = seeds.resolve(random_state)
     evidence = evaluate_k(X, ks, engine=engine, n_init=n_init, seed=seed, silhouette_max_n=silhouette_max_n,
                           n_refs=n_refs, stability_boot=stability_boot, stability_max_n=stability_max_n,
-                          progress=progress)
+                          levels=auto_ks, progress=progress)
     selection = choose_k(evidence, auto_ks, fixed_k=fixed_k)
     X = _as_matrix(X)
     with single_threaded_kmeans():  # OpenMP threads only add contention on short passes
@@ -777,7 +867,7 @@ def gap_rule(ks, gap, gap_se, *, null_se: float = GAP_NULL_SE, min_lift: float =
     return int(ks[int(within[0])])
 
 
-def _auto_rule(table, baseline, stability):
+def _auto_rule(table, baseline, stability, confirm_boot):
     """Votes, the chosen k, whether the structure is clear, and the reason."""
     ks = [int(k) for k in table.index]
     sil = table["silhouette"].to_numpy()
@@ -835,24 +925,37 @@ def _auto_rule(table, baseline, stability):
         )
         return votes, candidate, True, why
     head = f"No clear structure: {'; '.join(problems)}. The criteria point to {summary}."
-    stable = [k for k in ks if stability[k].all_stable]
-    if stable:
-        k = max(stable)
+    highly = [k for k in ks if is_level(stability[k], confirm_boot)]
+    if highly:
+        k = max(highly)
+        st = stability[k]
         why = (
-            f"{head} k = {k} is the largest number of segments that all reproduce: every segment's mean "
-            f"Jaccard is at least {STABLE} in {_bootstrap_phrase(stability[k])} (least stable "
-            f"{stability[k].jaccard_min:.2f}; all segments reproduce at k = {', '.join(map(str, stable))}). "
-            f"Use them as a convenient partition of a continuum rather than as distinct groups; the "
-            f"drill-down splits each segment further where a split reproduces."
+            f"{head} k = {k} is the largest number of segments that are all highly stable: in "
+            f"{_bootstrap_phrase(st)} every segment's mean Jaccard is at least {HIGHLY_STABLE} with "
+            f"{CONFIDENCE:.0%} confidence (least stable: mean {st.jaccard_min:.2f}, lower bound "
+            f"{st.lower_min:.2f}){_above(stability, ks, k)}. Use them as a convenient partition of a "
+            f"continuum rather than as distinct groups; the drill-down splits each segment further where "
+            f"a split reproduces."
         )
         return votes, k, False, why
-    k = max(ks, key=lambda c: (stability[c].jaccard_min, -c))
+    k = max(ks, key=lambda c: (stability[c].lower_min, -c))
     why = (
-        f"{head} No k from {ks[0]} to {ks[-1]} has all its segments reproduce (mean Jaccard at least "
-        f"{STABLE} in {boot}); k = {k} has the most stable least-stable segment "
-        f"(mean Jaccard {stability[k].jaccard_min:.2f}). Treat the segments as tentative."
+        f"{head} No k from {ks[0]} to {ks[-1]} has all its segments highly stable (mean Jaccard at least "
+        f"{HIGHLY_STABLE} with {CONFIDENCE:.0%} confidence in {confirm_boot} bootstrap refits); k = {k} has "
+        f"the most stable least-stable segment (mean Jaccard {stability[k].jaccard_min:.2f}, lower bound "
+        f"{stability[k].lower_min:.2f} in {stability[k].n_boot} refits). Treat the segments as tentative."
     )
     return votes, k, False, why
+
+
+def _above(stability, ks, k):
+    """Why the larger candidates are not the level: each one's least stable segment."""
+    larger = [c for c in ks if c > k]
+    if not larger:
+        return ""
+    bounds = ", ".join(f"{stability[c].lower_min:.2f}" for c in larger)
+    return (f"; every larger k has a segment that falls short (lower bound of the least stable segment at "
+            f"k = {', '.join(map(str, larger))}: {bounds})")
 
 
 def _bootstrap_phrase(stab: Stability) -> str:

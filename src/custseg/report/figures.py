@@ -122,7 +122,7 @@ LABELS = {
 }
 
 #: Stability thresholds on the bootstrap Jaccard similarity (Hennig 2007).
-WEAK_AT, STABLE_AT = 0.6, 0.75
+WEAK_AT, STABLE_AT, HIGHLY_STABLE_AT = 0.6, 0.75, 0.85
 
 
 def label(name: str) -> str:
@@ -930,10 +930,11 @@ def k_stability_figure(description: Description) -> Figure | None:
     for row in choice.per_k:
         values = [num(v) for v in row.jaccard if math.isfinite(num(v))]
         ax.scatter([row.k] * len(values), values, s=18, color="#7f7f7f", alpha=0.8, zorder=2)
-        low = num(row.jaccard_min)
-        if math.isfinite(low):
-            ax.scatter([row.k], [low], s=70, marker="D", zorder=3,
-                       color=CHOSEN if row.k == chosen else ("#009e73" if row.all_stable else "#d55e00"))
+        lows = [num(v) for v in row.jaccard_lower if math.isfinite(num(v))]
+        if lows:
+            ax.scatter([row.k], [min(lows)], s=70, marker="D", zorder=3,
+                       color=CHOSEN if row.k == chosen else ("#009e73" if row.highly_stable else "#d55e00"))
+    ax.axhline(HIGHLY_STABLE_AT, color="#444444", linestyle="-", linewidth=1.1)
     ax.axhline(STABLE_AT, color="#444444", linestyle="--", linewidth=1.3)
     ax.axhline(WEAK_AT, color="#444444", linestyle=":", linewidth=1.5)
     ks = [r.k for r in choice.per_k]
@@ -942,9 +943,10 @@ def k_stability_figure(description: Description) -> Figure | None:
     ax.set_ylim(0, 1.0)
     ax.set_xlabel("number of segments k")
     ax.set_ylabel("mean bootstrap Jaccard per segment\n(1 = found again exactly)")
-    ax.set_title(f"Grey dots: each segment at that k. Diamond: the least stable segment\n"
-                 f"(green: every segment ≥ {STABLE_AT:g}; orange: not; blue: the chosen k).\n"
-                 f"Dashed line: stable ≥ {STABLE_AT:g}; dotted line: weak ≥ {WEAK_AT:g}", loc="left", fontsize=10)
+    ax.set_title(f"Grey dots: each segment's mean at that k. Diamond: the lowest 95 % lower bound\n"
+                 f"(green: every segment highly stable; orange: not; blue: the chosen k). Solid line: highly\n"
+                 f"stable ≥ {HIGHLY_STABLE_AT:g}; dashed: stable ≥ {STABLE_AT:g}; dotted: weak ≥ {WEAK_AT:g}",
+                 loc="left", fontsize=10)
     return fig
 
 

@@ -93,7 +93,7 @@ def test_random_state_may_be_a_generator(seed):
 
 @pytest.mark.parametrize("kwargs", [{"n_clusters": 1}, {"n_clusters": "many"}, {"k_min": 5, "k_max": 3},
                                     {"n_clusters": True}, {"evidence": False}, {"evidence": "yes"},
-                                    {"random_state": -3}, {"engine": "spark"}])
+                                    {"random_state": -3}, {"engine": "no-such-engine"}])
 def test_bad_parameters_are_refused(kwargs):
     with pytest.raises(CustsegError):
         Segmenter(**kwargs).fit(tiny_portfolio(30))

@@ -60,3 +60,28 @@ def clear_moves(model, months, homes) -> pd.Series:
     planted = months.events[months.events.event == "move"].customer_id
     both = placed[0][planted].to_numpy() & placed[1][planted].to_numpy()
     return pd.Series(both, index=pd.Index(planted, name="customer_id"))
+
+
+def spark_marks(what: str) -> list:
+    """``pytestmark`` for a module that needs Spark: skip with a reason when PySpark or Java is absent (fail
+    under ``CI=true``, where the CI script installs them), and silence PySpark 4's warnings about pandas 3
+    (the tests check the converted numbers themselves)."""
+    import os
+    import shutil
+
+    import pytest
+
+    try:
+        import pyspark  # noqa: F401
+        missing = None
+    except ImportError:
+        missing = "PySpark is not installed (pip install 'custseg[spark]')"
+    if missing is None and shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        missing = "Java is not installed (Spark 4 needs Java 17 or 21)"
+    if missing and os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but {what} cannot be tested: {missing}", pytrace=False)
+    return [
+        pytest.mark.skipif(missing is not None, reason=missing or ""),
+        pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+        pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
+    ]

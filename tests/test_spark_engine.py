@@ -6,14 +6,14 @@ absent; under ``CI=true`` it fails, because CI installs both.
 
 from __future__ import annotations
 
-import os
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
+
+from helpers import spark_marks
 
 from custseg import Segmenter
 from custseg.datasets import generate
@@ -34,25 +34,7 @@ SAMPLE_ROWS = 3_000
 PROFILE_TOLERANCE = 0.01
 
 
-def _requirements() -> str | None:
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        return "PySpark is not installed (pip install 'custseg[spark]')"
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        return "Java is not installed (Spark 4 needs Java 17 or 21)"
-    return None
-
-
-_MISSING = _requirements()
-if _MISSING and os.environ.get("CI", "").lower() == "true":
-    pytest.fail(f"CI=true but the Spark engine cannot be tested: {_MISSING}", pytrace=False)
-pytestmark = [
-    pytest.mark.skipif(_MISSING is not None, reason=_MISSING or ""),
-    # PySpark 4's pandas conversion warns about pandas 3; the tests check the converted numbers themselves
-    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
-]
+pytestmark = spark_marks("the Spark engine")
 
 
 @pytest.fixture(scope="module")

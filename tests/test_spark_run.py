@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -18,6 +17,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from sklearn.metrics import adjusted_rand_score
+
+from helpers import spark_marks
 
 from custseg.cli import cli
 from custseg.datasets import generate
@@ -32,24 +33,7 @@ FLAGS = ["--k", "5", "--bootstrap", "4", "--n-init", "4", "--seed", "3", "-q"]
 MEAN_TOLERANCE = 0.05
 
 
-def _requirements() -> str | None:
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        return "PySpark is not installed (pip install 'custseg[spark]')"
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        return "Java is not installed (Spark 4 needs Java 17 or 21)"
-    return None
-
-
-_MISSING = _requirements()
-if _MISSING and os.environ.get("CI", "").lower() == "true":
-    pytest.fail(f"CI=true but the Spark run cannot be tested: {_MISSING}", pytrace=False)
-pytestmark = [
-    pytest.mark.skipif(_MISSING is not None, reason=_MISSING or ""),
-    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
-    pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
-]
+pytestmark = spark_marks("the Spark run")
 
 
 @pytest.fixture(scope="module")

@@ -101,20 +101,25 @@ def _sqnorm(X, r):  # pragma: no cover - compiled
     return d
 
 
-@njit(nogil=True, cache=True)
-def _argmin(G, cn, labels):  # pragma: no cover - compiled
+@njit(nogil=True, cache=True, inline="always")
+def _closest(G, cn, r):  # pragma: no cover - compiled
+    """Row ``r``'s nearest centre and its ``G[r, j] + cn[j]`` (first of equals)."""
     # Selects instead of branches: which centre wins is unpredictable, and mispredicted
     # branches cost more than the arithmetic (measured 1.4x slower per pass).
-    m, k = G.shape
-    for r in range(m):
-        best = 0
-        low = G[r, 0] + cn[0]
-        for j in range(1, k):
-            v = G[r, j] + cn[j]
-            closer = v < low
-            best = j if closer else best
-            low = v if closer else low
-        labels[r] = best
+    best = 0
+    low = G[r, 0] + cn[0]
+    for j in range(1, len(cn)):
+        v = G[r, j] + cn[j]
+        closer = v < low
+        best = j if closer else best
+        low = v if closer else low
+    return best, low
+
+
+@njit(nogil=True, cache=True)
+def _argmin(G, cn, labels):  # pragma: no cover - compiled
+    for r in range(G.shape[0]):
+        labels[r] = _closest(G, cn, r)[0]
 
 
 @njit(nogil=True, cache=True)
@@ -339,17 +344,10 @@ def _relabel(X, G, cn, labels, sums, counts):  # pragma: no cover - compiled
     Returns that sum and the number of rows that changed centre.
     """
     m, p = X.shape
-    k = len(cn)
     squares = 0.0
     changed = 0
     for r in range(m):
-        best = 0
-        low = G[r, 0] + cn[0]
-        for j in range(1, k):
-            v = G[r, j] + cn[j]
-            closer = v < low
-            best = j if closer else best
-            low = v if closer else low
+        best = _closest(G, cn, r)[0]
         old = labels[r]
         if old == best:
             continue

@@ -314,3 +314,25 @@ def test_utf8_that_breaks_after_the_sampled_block_is_named(tmp_path, monkeypatch
     path.write_bytes(b"CUST_ID,BALANCE\n" + b"C1,1.5\n" * 20 + b"C\xe9,2.5\n")
     with pytest.raises(DataError, match="not UTF-8 text throughout"):
         FileSource(path).read()
+
+
+@pytest.mark.parametrize("ids", [[" C1", "C2 ", "", "C4", "C5", "C6"], [1, 2, 3, 4, 5, 6], [1.0, 2.0, None, 4.0, 5.0, 6.0]])
+def test_column_batches_give_what_load_reads(tmp_path, ids):
+    from custseg.load import load
+    from custseg.sources.columns import column_batches
+
+    frame = tiny_portfolio(6).assign(CUST_ID=ids, TENURE=[12, 6, None, 12, 3, 12])
+    parquet = tmp_path / "p.parquet"
+    frame.to_parquet(parquet, index=False)
+    assert FileSource(_csv(tmp_path, frame)).arrow_batches([schema.ID], rows=4) is None  # CSV goes through pandas
+    names = [schema.ID, "TENURE", "BALANCE"]
+    for src in (FileSource(parquet), FileSource(_csv(tmp_path, frame))):
+        batches = list(column_batches(src, names, names, rows=4))
+        assert [len(b[0]) for b in batches] == [4, 2]
+        loaded = load(src)
+        assert [i for b in batches for i in b[0].to_pylist()] == \
+            loaded.frame[schema.ID].astype(object).where(loaded.frame[schema.ID].notna(), None).tolist()
+        assert batches[-1][2] == ("customer ids are integers" in loaded.notes)
+        for c in ("TENURE", "BALANCE"):
+            assert all(b[1][c].dtype == np.float64 for b in batches)
+            np.testing.assert_array_equal(np.concatenate([b[1][c] for b in batches]), loaded.frame[c].to_numpy())

@@ -32,7 +32,6 @@ large it was, so the report and ``metrics.json`` state it.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,19 +43,17 @@ from .errors import DataError
 from .load import Portfolio
 from .naming import name_segments
 from .progress import Progress
-from .quality import Finding, QualityReport
+from .quality import QualityReport
 from .segmenter import Segmenter
 from .settings import Settings
 from .stability import bootstrap_stability
 
-#: Rows embedded at a time: bounds the pandas intermediates of the feature pipeline.
+#: Rows embedded at a time: bounds the float64 intermediates of the feature pipeline.
 EMBED_ROWS = 500_000
 #: Rows read and validated at a time by :func:`load_validated`.
 VALIDATE_ROWS = 1_000_000
-#: Findings whose rule quotes an extreme value: the merged rule is the batch's with the most extreme one.
-_EXTREME = {"above_one": max, "negative": min, "purchase_sum_mismatch": max}
-_QUOTED = re.compile(r"\((?:max|min|largest gap) ([^)]+)\)")
-_ROWS = re.compile(r"\b(rows?) (\d+(?:, \d+)*)")
+#: Batches checked at the same time (the machines this runs on have two cores).
+CHECK_THREADS = 2
 
 
 def is_large(n_customers: int, settings: Settings) -> bool:
@@ -73,12 +70,15 @@ def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
 def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_ROWS) -> tuple[Portfolio, QualityReport]:
     """Read and validate a large source batch by batch, keeping everyone's values as float32 columns.
 
-    Each batch of ``rows`` rows is checked and repaired by :func:`custseg.quality.validate`
-    (the rules, messages and exit codes of a small run; rows in messages count from the
-    start of the source). What needs every row is decided on every row: whether a
-    share is on a 0–100 scale (before any batch is repaired), repeated ids, required
-    columns without a usable value, constant columns, the distribution and the shape
-    facts. Findings counted per batch are summed.
+    Each batch of ``rows`` rows goes from the source to NumPy columns
+    (:func:`custseg.sources.columns.column_batches`) and through
+    :class:`custseg.quality.BatchValidator`: the rules, counts, messages and exit codes
+    of :func:`custseg.quality.validate` on the whole table, rows counted from the
+    start of the source. Two batches are checked at once while the next is read.
+    What needs every row is decided on every row: whether a share is on a 0–100 scale
+    (when one is, the source is read again with it divided by 100 everywhere),
+    repeated ids, columns without a usable value, constant columns, the distribution
+    and the shape facts.
 
     Parameters
     ----------
@@ -96,7 +96,7 @@ def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_RO
         (missing values left for the feature pipeline, as after ``validate``).
     report : QualityReport
     """
-    from .load import _ids_as_text, _match_headers
+    from .load import _match_headers
     from .quality import _require_columns
 
     label, n = source.label, source.count()
@@ -104,30 +104,71 @@ def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_RO
     ordered = [c.name for c in schema.COLUMNS if c.name in chosen]
     head = Portfolio(pd.DataFrame(columns=ordered), label, renamed, ignored, [], list(source.notes), source.path)
     _require_columns(head, required)
-    percent = _percent_scale(source, chosen, ordered)
     numeric = [c for c in ordered if c != schema.ID]
     values = {c: np.empty(n, dtype=np.float32) for c in numeric}
-    ids, reports, integer_ids, start = [], [], True, 0
-    for raw in source.batches([chosen[c] for c in ordered], rows=rows):
-        raw.columns = ordered
-        for f in percent:
-            raw[f.column] = _divided(raw[f.column])
-        integer_ids = integer_ids and _integer_ids(raw[schema.ID])
-        raw[schema.ID] = _ids_as_text(raw[schema.ID])
-        part, report = _validated(Portfolio(raw, label), start)
-        for c in numeric:
-            values[c][start:start + len(part)] = part.frame[c].to_numpy()
-        ids.append(part.frame[schema.ID])
-        reports.append(report)
-        start += len(part)
-    frame = pd.DataFrame({schema.ID: pd.concat(ids, ignore_index=True), **values}, copy=False)
-    del ids
+    read = _Reading(source, ordered, [chosen[c] for c in ordered], numeric, required, rows)
+    validator, ids, integer_ids, batches = read.into(values, frozenset())
+    percent = validator.percent_scale()
+    if percent != validator.percent:  # a share on a 0–100 scale: read again, divided by 100 everywhere
+        validator, ids, integer_ids, batches = read.into(values, percent)
+    frame = pd.DataFrame({schema.ID: pd.Series(pd.arrays.ArrowStringArray(ids)), **values}, copy=False)
     _release_arrow_memory()
-    _check_whole(frame, required, reports, label)
     notes = [*head.notes, f"customer ids are {'integers' if integer_ids else 'text'}"]
     head = replace(head, frame=frame, empty_ignored=source.empty_columns(ignored), notes=notes)
-    report = _merged_run(reports, head, percent, rows)
+    report = validator.report(head, duplicates=lambda: _repeated_ids(ids, frame, label))
+    report = replace(report, distribution=_distribution(frame.drop(columns=schema.ID)), notes=[
+        *report.notes, f"validated in {batches} batch{'es' if batches > 1 else ''} of up to {rows:,} rows"])
     return replace(head, notes=report.notes), report
+
+
+class _Reading:
+    """One pass of :func:`load_validated` over the source: validated batches written into float32 columns."""
+
+    def __init__(self, source, canonical, names, numeric, required, rows):
+        self.source, self.canonical, self.names = source, canonical, names
+        self.numeric, self.required, self.rows = numeric, required, rows
+
+    def into(self, values: dict[str, np.ndarray], percent: frozenset):
+        """Validate every batch with the shares in ``percent`` divided by 100, storing the repaired values
+        in ``values``; returns the validator, the ids, whether they are integers and the number of batches."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        import pyarrow as pa
+
+        from .quality import BatchValidator
+        from .sources.columns import column_batches
+
+        validator = BatchValidator(self.source.label, self.numeric, required=self.required, percent_scale=percent)
+
+        def check(ids, columns, offset):
+            gathered, repaired = validator.check(ids, columns, offset)
+            for c, v in repaired.items():
+                values[c][offset:offset + len(ids)] = v
+            return gathered
+
+        ids, running, offset, integer = [], [], 0, True
+        # NumPy and pyarrow release the GIL: two batches are checked while the next is read
+        with ThreadPoolExecutor(CHECK_THREADS) as pool:
+            for batch_ids, columns, integer in column_batches(self.source, self.canonical, self.names, self.rows):
+                running.append(pool.submit(check, batch_ids, columns, offset))
+                ids.append(batch_ids)
+                offset += len(batch_ids)
+                while len(running) > CHECK_THREADS:
+                    validator.merge(running.pop(0).result())  # in source order: examples are the first rows
+            for future in running:
+                validator.merge(future.result())
+        return validator, pa.chunked_array(ids, type=pa.large_string()), integer, len(ids)
+
+
+def _distribution(numbers: pd.DataFrame) -> dict:
+    """:func:`custseg.quality._distribution`, two columns at a time (its medians sort each column)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .quality import _distribution as describe
+
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:
+        parts = pool.map(lambda c: describe(numbers[[c]]), numbers.columns)
+        return {c: d for part in parts for c, d in part.items()}
 
 
 def _release_arrow_memory() -> None:
@@ -137,128 +178,42 @@ def _release_arrow_memory() -> None:
     pa.default_memory_pool().release_unused()
 
 
-def _percent_scale(source, chosen: dict[str, str], ordered: list[str]) -> list[Finding]:
-    """The shares on a 0–100 scale, decided on every row by the rule of :mod:`custseg.quality`."""
-    from .quality import SHARE_OVERSHOOT, _percent_scale as decide
+def _repeated_ids(ids, frame: pd.DataFrame, label: str) -> str | None:
+    """:func:`custseg.quality.validate`'s message about repeated ids (``ids`` holds ``frame``'s, as Arrow
+    text without nulls), or ``None`` when every id is unique."""
+    import pyarrow.compute as pc
 
-    shares = [c for c in ordered if schema.BY_NAME[c].kind in ("frequency", "share")]
-    if not shares:
-        return []
-    tops = dict.fromkeys(shares, -np.inf)
-    for batch in source.batches([chosen[c] for c in shares], rows=VALIDATE_ROWS):
-        for c, name in zip(shares, batch.columns):
-            tops[c] = max(tops[c], float(np.nan_to_num(pd.to_numeric(batch[name], errors="coerce").max(),
-                                                       nan=-np.inf)))
-    high = [c for c in shares if tops[c] > SHARE_OVERSHOOT]
-    if not high:
-        return []
-    whole = source.read([chosen[c] for c in (schema.ID, *high)])
-    whole.columns = [schema.ID, *high]
-    found = [decide(pd.to_numeric(whole[c], errors="coerce").astype("float64"), c, whole[schema.ID], source.label)
-             for c in high]
-    return [f for f in found if f is not None]
+    from .quality import _check_ids
 
-
-def _divided(column: pd.Series) -> pd.Series:
-    """A 0–100 share divided by 100; left as read when it holds text, which validation then refuses."""
-    number = pd.to_numeric(column, errors="coerce")
-    text = column.astype("string").str.strip()
-    if (number.isna() & text.notna() & text.ne("")).any():
-        return column
-    return number / 100.0
-
-
-def _validated(part: Portfolio, start: int) -> tuple[Portfolio, QualityReport]:
-    """:func:`custseg.quality.validate` of one batch, with rows counted from the start of the source."""
-    from .quality import validate
-
+    if len(pc.unique(ids)) == len(ids):
+        return None
     try:
-        part, report = validate(part, required=(), whole=False)
-    except DataError as exc:
-        raise DataError(_offset(str(exc), start)) from None
-    findings = [replace(f, examples=[_offset(e, start) for e in f.examples]) for f in report.findings]
-    return part, replace(report, findings=findings)
-
-
-def _offset(text: str, start: int) -> str:
-    """``text`` with every "row N" / "rows N, M" moved on by ``start`` rows."""
-    if not start:
-        return text
-    return _ROWS.sub(lambda m: f"{m.group(1)} " + ", ".join(str(int(r) + start) for r in m.group(2).split(", ")),
-                     text)
-
-
-def _check_whole(frame: pd.DataFrame, required, reports: list[QualityReport], label: str) -> None:
-    """The checks of :func:`custseg.quality.validate` that need every row: repeated ids, empty columns."""
-    from .quality import _check_empty_columns, _check_ids, _check_unusable_columns
-
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    ids = pa.array(frame[schema.ID], type=pa.string())
-    if ids.null_count or pc.count_distinct(ids).as_py() < len(ids):
         _check_ids(frame[[schema.ID]], label)
-    for c in required:
-        if np.isnan(frame[c].to_numpy()).all():
-            empty = pd.DataFrame({c: [np.nan]})
-            if sum(r.missing.get(c, 0) for r in reports) == len(frame):
-                _check_empty_columns(empty, [c], label)
-            _check_unusable_columns(empty, [c], [f for r in reports for f in r.findings], label)
-
-
-def _merged_run(reports: list[QualityReport], portfolio: Portfolio, percent: list[Finding],
-                rows: int) -> QualityReport:
-    """One report for every batch: counts summed, extremes kept, whole-portfolio findings recomputed."""
-    from .quality import MAX_EXAMPLES, _constant_findings, _distribution, _shape_findings
-
-    merged: dict[tuple, Finding] = {}
-    for report in reports:
-        for f in report.findings:
-            key = (f.check, f.column, f.severity)
-            kept = merged.get(key)
-            if kept is None:
-                merged[key] = f
-                continue
-            rule = kept.rule
-            if f.check in _EXTREME and _EXTREME[f.check](_quoted(f.rule), _quoted(kept.rule)) != _quoted(kept.rule):
-                rule = f.rule
-            merged[key] = replace(kept, count=kept.count + f.count, rule=rule,
-                                  examples=(kept.examples + f.examples)[:MAX_EXAMPLES])
-    frame = portfolio.frame
-    numbers = frame.drop(columns=schema.ID)
-    constant = [c for c in numbers.columns if np.nanmin(numbers[c].to_numpy(), initial=np.inf) ==
-                np.nanmax(numbers[c].to_numpy(), initial=-np.inf)]
-    findings = [*percent, *merged.values(), *_constant_findings(numbers[constant]),
-                *_shape_findings(numbers, frame[schema.ID])]
-    first = reports[0]
-    return QualityReport(
-        source=first.source, n_rows=len(frame), columns_used=list(frame.columns), renamed=dict(portfolio.renamed),
-        ignored=list(portfolio.ignored), empty_ignored=list(portfolio.empty_ignored),
-        missing={c: sum(r.missing[c] for r in reports) for c in first.missing},
-        notes=[*portfolio.notes, f"validated in {len(reports)} batch{'es' if len(reports) > 1 else ''} of up to {rows:,} rows"],
-        findings=findings, distribution=_distribution(numbers))
-
-
-def _quoted(rule: str) -> float:
-    return float(_QUOTED.search(rule).group(1))
-
-
-def _integer_ids(ids: pd.Series) -> bool:
-    """Whether ids are whole numbers, as :mod:`custseg.load` notes it (matched by Arrow, not row by row)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if pd.api.types.is_numeric_dtype(ids):
-        return True
-    text = pa.array(ids.dropna().astype("str"), type=pa.string())
-    return pc.all(pc.match_substring_regex(text, r"^\s*\d+\s*$")).as_py() is not False
+    except DataError as exc:
+        return str(exc)
+    return None
 
 
 def embed_all(model: Segmenter, frame: pd.DataFrame, rows: int = EMBED_ROWS) -> np.ndarray:
-    """Scaled features of every row of ``frame`` as a C-contiguous float32 matrix, computed in blocks."""
+    """Scaled features of every row of ``frame`` as a C-contiguous float32 matrix, computed in blocks.
+
+    Each block goes through the pipeline's steps on NumPy columns
+    (:func:`custseg.features.transform_columns`: :meth:`Segmenter.embed`'s values bit
+    for bit), two blocks at a time.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .features import transform_columns
+
     Z = np.empty((len(frame), len(model.feature_names_out_)), dtype=np.float32)
-    for start in range(0, len(frame), rows):
-        Z[start:start + rows] = model.embed(frame.iloc[start:start + rows])
+    columns = {c: frame[c].to_numpy() for c in model.required_columns_}
+
+    def embed(start: int) -> None:
+        block = {c: v[start:start + rows].astype(np.float64) for c, v in columns.items()}
+        Z[start:start + rows] = transform_columns(model.pipeline_, block)
+
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:
+        list(pool.map(embed, range(0, len(frame), rows)))
     return Z
 
 
@@ -354,50 +309,64 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
                      silhouettes=silhouettes(Zs, numbered[take], config.seed), sample=take)
 
 
-def profile_all(frame: pd.DataFrame, labels: np.ndarray, n_segments: int, rows: int = EMBED_ROWS):
+def profile_all(frame: pd.DataFrame, labels: np.ndarray, n_segments: int):
     """:func:`custseg.profiles.profile` of every customer, within a few columns' memory.
 
     The same statistics (means skip missing values, exact medians, ratios to the
-    portfolio mean) in the same layout; the derived measures are computed in row
-    blocks, and each variable is summarised column by column from one sort of the labels.
+    portfolio mean) in the same layout. Each variable is summarised on its own, two at
+    a time: a derived measure is computed from its source columns when its turn comes
+    (the operations of :func:`custseg.profiles.profile`), and its values are grouped
+    by one sort of the labels.
     """
-    from .profiles import STATISTICS, Profiles, _variables
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .features import FEATURES, _compute_array
+    from .profiles import MEASURES, STATISTICS, Profiles, _has_sources
 
     raw = [c for c in schema.BEHAVIOUR if c in frame.columns]
-    head = _variables(frame.iloc[:1])
-    derived = [c for c in head.columns if c not in raw]
-    measures = np.empty((len(frame), len(derived)))
-    for start in range(0, len(frame), rows):
-        measures[start:start + rows] = _variables(frame.iloc[start:start + rows])[derived].to_numpy()
-    order = np.argsort(labels, kind="stable")
+    variables = raw + [m for m in MEASURES if _has_sources(m, raw)]
+    # a stable sort of small integers is a radix sort: the same order, a fraction of the time
+    order = np.argsort(labels.astype(np.int16 if n_segments < 2**15 else np.int64), kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(n_segments + 1))
-    index = pd.RangeIndex(1, n_segments + 1, name="segment")
-    stats, overall = {}, {}
-    for j, var in enumerate(head.columns):
-        values = frame[var].to_numpy(dtype=np.float64) if var in raw else measures[:, j - len(raw)]
+
+    def values_of(var: str) -> np.ndarray:
+        if var in raw:  # as read (float32): grouped and partitioned at half the memory of float64
+            return frame[var].to_numpy()
+        sources = {c: frame[c].to_numpy(dtype=np.float64) for c in FEATURES[var].sources}
+        missing = np.logical_or.reduce([np.isnan(v) for v in sources.values()])  # a missing input
+        return np.where(missing, np.nan, _compute_array(var, sources))
+
+    def summary(var: str):
+        values = values_of(var)
         grouped = values[order]
-        seg = [grouped[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
-        mean = np.array([_nanmean(v) for v in seg])
-        overall_mean = _nanmean(values)
+        seg = [_mean_median(grouped[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        mean, median = np.array([m for m, _ in seg]), np.array([m for _, m in seg])
+        overall_mean, overall_median = _mean_median(values)
         ratio = mean / overall_mean if overall_mean != 0 and not np.isnan(overall_mean) else np.full(n_segments, np.nan)
-        stats[(var, "mean")], stats[(var, "median")], stats[(var, "ratio")] = \
-            mean, np.array([_nanmedian(v) for v in seg]), ratio
-        overall[var] = (overall_mean, _nanmedian(values))
-    columns = pd.MultiIndex.from_tuples([(v, s) for v in head.columns for s in STATISTICS])
-    table = pd.DataFrame({key: stats[key] for key in columns}, index=index)
+        return (mean, median, ratio), (overall_mean, overall_median)
+
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:
+        found = dict(zip(variables, pool.map(summary, variables)))
+    index = pd.RangeIndex(1, n_segments + 1, name="segment")
+    columns = pd.MultiIndex.from_tuples([(v, s) for v in variables for s in STATISTICS])
+    table = pd.DataFrame({(v, s): found[v][0][j] for v in variables for j, s in enumerate(STATISTICS)}, index=index)
     table.columns = columns
     size = np.diff(bounds)
     sizes = pd.DataFrame({"size": size.astype(int), "share": size / max(len(frame), 1)}, index=index)
-    portfolio = pd.DataFrame(overall, index=["mean", "median"]).T
+    portfolio = pd.DataFrame({v: found[v][1] for v in variables}, index=["mean", "median"]).T
     return Profiles(sizes, table, portfolio)
 
 
-def _nanmean(values: np.ndarray) -> float:
-    kept = values[~np.isnan(values)]
-    return float(kept.mean()) if len(kept) else np.nan
-
-
-def _nanmedian(values: np.ndarray) -> float:
+def _mean_median(values: np.ndarray) -> tuple[float, float]:
+    """Mean and exact median of the values that are not missing, as float64 ``mean`` and ``median`` give them."""
     kept = values[~np.isnan(values)]  # a copy, so the median may reorder it
-    return float(np.median(kept, overwrite_input=True)) if len(kept) else np.nan
-
+    n = len(kept)
+    if not n:
+        return np.nan, np.nan
+    mean = float(kept.astype(np.float64, copy=False).mean())
+    middle = n // 2
+    if n % 2:
+        kept.partition(middle)
+        return mean, float(kept[middle])
+    kept.partition((middle - 1, middle))
+    return mean, (float(kept[middle - 1]) + float(kept[middle])) / 2

@@ -93,6 +93,14 @@ class FileSource(Source):
     def batches(self, columns: Sequence[str] | None = None, rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
         return self._open().batches(columns, rows)
 
+    def arrow_batches(self, columns: Sequence[str], rows: int = BATCH_ROWS):
+        """A Parquet file's ``columns`` as pyarrow record batches of at most ``rows`` rows (no pandas on the
+        way); ``None`` for a CSV file, which :meth:`batches` reads."""
+        reader = self._open()
+        if not isinstance(reader, _ParquetReader):
+            return None
+        return reader.arrow_batches(columns, rows)
+
     def count(self) -> int:
         reader = self._open()
         if isinstance(reader, _ParquetReader):
@@ -171,8 +179,11 @@ class _ParquetReader:
         return self._file.read(columns=self._known(columns)).to_pandas()
 
     def batches(self, columns: Sequence[str] | None, rows: int) -> Iterator[pd.DataFrame]:
-        for batch in self._file.iter_batches(batch_size=rows, columns=self._known(columns)):
+        for batch in self.arrow_batches(columns, rows):
             yield batch.to_pandas()
+
+    def arrow_batches(self, columns: Sequence[str] | None, rows: int):
+        return self._file.iter_batches(batch_size=rows, columns=self._known(columns))
 
     def _known(self, columns: Sequence[str] | None) -> list[str]:
         if columns is None:

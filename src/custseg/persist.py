@@ -61,7 +61,8 @@ def fingerprint(frame: pd.DataFrame) -> str:
     """SHA-256 of a portfolio's content (values and column names, not row order of the index)."""
     digest = hashlib.sha256()
     digest.update("\x1f".join(map(str, frame.columns)).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    # categorize=False gives the same hashes; categorizing first only pays off for repeated values, and ids are unique
+    digest.update(pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy().tobytes())
     return digest.hexdigest()
 
 

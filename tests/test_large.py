@@ -58,7 +58,7 @@ def test_profile_all_equals_profile(result):
 
     frame = result.portfolio.frame
     expected = profile(frame, result.labels, 4)
-    got = large.profile_all(frame, result.labels, 4)
+    got = large.profile_all(frame, result.labels, 4, rows=1000)
     pd.testing.assert_frame_equal(got.sizes, expected.sizes)
     pd.testing.assert_frame_equal(got.stats, expected.stats, rtol=1e-12)
     pd.testing.assert_frame_equal(got.portfolio, expected.portfolio, rtol=1e-12)

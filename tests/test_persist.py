@@ -187,3 +187,19 @@ def test_predict_with_a_damaged_model_exits_2(saved, tmp_path, damage):
     res = CliRunner().invoke(cli, ["predict", str(saved), str(data), "-o", str(tmp_path / "s.csv")])
     assert res.exit_code == 2 and str(saved) in res.output
     assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize("ids", [["a", "b", "c", "d"], ["a", "b", None, "a"]])
+def test_fingerprint_in_blocks_is_the_whole_frame_digest(monkeypatch, ids):
+    import hashlib
+
+    import pandas as pd
+
+    from custseg import persist
+
+    frame = pd.DataFrame({"CUST_ID": pd.Series(ids * 3, dtype="string"), "BALANCE": [1.5, np.nan, 0.0] * 4})
+    whole = hashlib.sha256("CUST_ID\x1fBALANCE".encode())
+    whole.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    monkeypatch.setattr(persist, "FINGERPRINT_ROWS", 5)
+    assert persist.fingerprint(frame) == whole.hexdigest()
+    assert persist.fingerprint(frame.iloc[::-1]) != whole.hexdigest()

@@ -57,12 +57,25 @@ MAX_DETAIL = 300
 RERUN = "Write a new one with `custseg run`."
 
 
+#: Rows hashed at a time by :func:`fingerprint`.
+FINGERPRINT_ROWS = 500_000
+
+
 def fingerprint(frame: pd.DataFrame) -> str:
-    """SHA-256 of a portfolio's content (values and column names, not row order of the index)."""
+    """SHA-256 of a portfolio's content (values and column names, not row order of the index).
+
+    A row's hash depends on that row alone, so hashing the rows in blocks gives the
+    digest of hashing them all at once, while only one block's ids are Python strings.
+    """
     digest = hashlib.sha256()
     digest.update("\x1f".join(map(str, frame.columns)).encode())
-    # categorize=False gives the same hashes; categorizing first only pays off for repeated values, and ids are unique
-    digest.update(pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy().tobytes())
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    # without missing text, pandas hashes the same without categorizing first, which only pays off for repeated
+    # values (ids are unique); a missing value is hashed differently by the two
+    categorize = bool(text) and bool(frame[text].isna().to_numpy().any())
+    for start in range(0, len(frame), FINGERPRINT_ROWS):
+        block = frame.iloc[start:start + FINGERPRINT_ROWS]
+        digest.update(pd.util.hash_pandas_object(block, index=False, categorize=categorize).to_numpy().tobytes())
     return digest.hexdigest()
 
 

@@ -96,6 +96,8 @@ def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_RO
         (missing values left for the feature pipeline, as after ``validate``).
     report : QualityReport
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from .load import _match_headers
     from .quality import _require_columns
 
@@ -115,8 +117,11 @@ def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_RO
     _release_arrow_memory()
     notes = [*head.notes, f"customer ids are {'integers' if integer_ids else 'text'}"]
     head = replace(head, frame=frame, empty_ignored=source.empty_columns(ignored), notes=notes)
-    report = validator.report(head, duplicates=lambda: _repeated_ids(ids, frame, label))
-    report = replace(report, distribution=_distribution(frame.drop(columns=schema.ID)), notes=[
+    with ThreadPoolExecutor(1) as pool:  # the id check (in Arrow, without the GIL) beside the distribution
+        repeated = pool.submit(_repeated_ids, ids, frame, label)
+        distribution = _distribution(frame.drop(columns=schema.ID))
+        report = validator.report(head, duplicates=repeated.result)
+    report = replace(report, distribution=distribution, notes=[
         *report.notes, f"validated in {batches} batch{'es' if batches > 1 else ''} of up to {rows:,} rows"])
     return replace(head, notes=report.notes), report
 

@@ -6,10 +6,12 @@ customer and the product's ordinary code doing the rest on a driver sample:
 1. read Parquet or a table into Spark, headers matched to the schema
    (:meth:`SparkEngine.read <custseg.engine.spark.SparkEngine.read>`);
 2. check every customer in Spark for the refusals of :func:`custseg.quality.validate`
-   (:func:`check_frame`: one aggregation pass);
+   and count the values its repairs and imputations change (:func:`check_frame`: one
+   aggregation pass);
 3. bring a deterministic sample of ``sample_size`` customers to the driver
    (:func:`custseg.engine.spark.sample_frame`) and validate it with the local rules: the
-   quality report, its counts and the 0-100 scale decisions come from the sample;
+   0-100 scale decisions and the quality report come from the sample, with the counts of
+   missing and repaired values of everyone (:func:`counted_on_everyone`);
 4. fit the :class:`~custseg.segmenter.Segmenter` on the sample (features, evidence, choice
    of k, restarts) with the engine a local run would use on that many customers;
 5. in Spark: repair every row (:func:`~custseg.engine.spark.repaired_frame`), compute the

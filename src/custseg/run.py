@@ -535,10 +535,15 @@ def compare(source, settings: Settings | None = None, *, n_boot: int = COMPARE_B
         sink.check(_path_of(source))
     portfolio, _ = validate(load(source), required=required_columns(settings.features),
                             min_rows=2 * settings.largest_k, min_distinct=settings.largest_k)
-    model = segmenter_for(settings).fit(portfolio.frame, progress=progress)
+    engine = settings.engine
+    if engine == "spark":  # the k-means fits go to Spark at --spark-master; the data stay in memory here
+        from .spark_run import spark_engine
+
+        engine = spark_engine(settings)
+    model = segmenter_for(settings).set_params(engine=engine).fit(portfolio.frame, progress=progress)
     Z = model.embed(portfolio.frame)
     table = compare_models(Z, model.n_clusters_, random_state=settings.seed, n_boot=n_boot, n_init=settings.n_init,
-                           reference_labels=model.labels_, engine=settings.engine, progress=progress)
+                           reference_labels=model.labels_, engine=engine, progress=progress)
     if out is not None:
         def fill(staging: Path) -> None:
             table.to_csv(staging / "comparison.csv", index=False, lineterminator="\n")

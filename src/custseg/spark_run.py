@@ -6,16 +6,21 @@ customer and the product's ordinary code doing the rest on a driver sample:
 1. read Parquet or a table into Spark, headers matched to the schema
    (:meth:`SparkEngine.read <custseg.engine.spark.SparkEngine.read>`);
 2. check every customer in Spark for the refusals of :func:`custseg.quality.validate`
-   (:func:`check_frame`: one aggregation pass);
+   and count the values its repairs and imputations change (:func:`check_frame`: one
+   aggregation pass);
 3. bring a deterministic sample of ``sample_size`` customers to the driver
    (:func:`custseg.engine.spark.sample_frame`) and validate it with the local rules: the
-   quality report, its counts and the 0-100 scale decisions come from the sample;
+   0-100 scale decisions and the quality report come from the sample, with the counts of
+   missing and repaired values of everyone (:func:`counted_on_everyone`);
 4. fit the :class:`~custseg.segmenter.Segmenter` on the sample (features, evidence, choice
    of k, restarts) with the engine a local run would use on that many customers;
 5. in Spark: repair every row (:func:`~custseg.engine.spark.repaired_frame`), compute the
    features from the sample's pipeline state and move the sample's centres to the whole
    portfolio's fixed point (:meth:`~custseg.engine.spark.SparkEngine.refine`); segments
-   are renumbered by their size among everyone;
+   are renumbered by their size among everyone, or, with a reference model (``--reference``),
+   matched to its segments on the driver (:func:`custseg.run.match_reference`: the new
+   segments' centres in the reference's feature space are the means of the sample's
+   customers) and numbered by identity;
 6. in Spark: every customer's segment and distance (brought to the driver for
    ``segments.csv``) and the profiles (:meth:`~custseg.engine.spark.SparkEngine.profile_frame`);
 7. on the driver sample, against the final centres: stability, names, value, risk,
@@ -28,6 +33,7 @@ the same files as for a local run.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,8 +48,10 @@ from .load import Portfolio
 from .progress import Progress
 from .progress import describe as describe_progress
 from .quality import FOOTER_IDS, MAX_EXAMPLES, MAX_MAGNITUDE, NEGATIVE_CONVENTION_ROWS, PERCENT_SCALE_SHARE, \
-    SHARE_OVERSHOOT, validate
-from .run import RunResult, neighbour_map, projection, segmenter_for, silhouettes
+    SHARE_OVERSHOOT, Finding, QualityReport, validate
+from .persist import load_model
+from .run import (RunResult, _check_reference_columns, by_number, match_reference, named_by_identity, neighbour_map,
+                  projection, segment_numbers, segmenter_for, silhouettes)
 from .settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -126,19 +134,27 @@ def segment_spark(source, config: Settings, *, name: str | None = None,
     engine : SparkEngine, optional
         Default: :func:`spark_engine` of ``config``.
 
+    With ``config.reference`` the segments are matched to the reference model's and
+    numbered and named by identity, as in a local run.
+
     Raises
     ------
     DataError
-        What :func:`custseg.quality.validate` refuses (:func:`check_frame`).
+        What :func:`custseg.quality.validate` refuses (:func:`check_frame`), or data
+        without a column the reference model needs.
     """
-    if config.reference is not None:
-        raise CustsegError("--reference is not supported yet with --engine spark; run without --reference, "
-                           "or segment the portfolio with the local engine.")
+    reference = None if config.reference is None else load_model(config.reference)
     engine = engine or spark_engine(config)
     required = tuple(required_columns(config.features))
     describe_progress(progress, "reading with Spark")
     label, table = _read(engine, source, name, required)
-    n, fingerprint = check_frame(table, label, required=required, min_rows=2 * config.largest_k)
+    config = config.with_(spark_master=engine.running_master)  # the master in use is what the run records
+    if reference is not None:
+        _check_reference_columns(Portfolio(pd.DataFrame(columns=table.columns), label), reference[0],
+                                 config.reference)
+        required = tuple(dict.fromkeys(required + tuple(reference[0].required_columns_)))
+    checked = check_frame(table, label, required=required, min_rows=2 * config.largest_k)
+    n, fingerprint = checked.n_rows, checked.fingerprint
 
     describe_progress(progress, "validating a driver sample")
     from .engine.spark import repaired_frame, sample_frame
@@ -148,8 +164,8 @@ def segment_spark(source, config: Settings, *, name: str | None = None,
                                required=required, min_rows=min(2 * config.largest_k, len(raw)),
                                min_distinct=config.largest_k)
     note = _sample_note(len(raw), n, config)
-    quality = replace(quality, notes=[*quality.notes, note])
     percent = [f.column for f in quality.findings if f.check == "percent_scale"]
+    quality = replace(counted_on_everyone(quality, checked, percent), notes=[*quality.notes, note])
 
     # on the sample, the engine a local run would choose for that many customers
     local = "chunked" if n > config.sample_size else "sklearn"
@@ -159,50 +175,108 @@ def segment_spark(source, config: Settings, *, name: str | None = None,
     describe_progress(progress, "fitting everyone in Spark")
     full = repaired_frame(table, percent_scaled=percent)
     fit, _ = engine.refine(full, model.pipeline_, model.cluster_centers_)
-    centres = np.ascontiguousarray(fit.centres)
-    segmented = engine.segment_frame(full, model.pipeline_, centres)
-    everyone = segmented.select(schema.ID, "segment", "distance").toPandas()
-    profiles = engine.profile_frame(segmented, "segment", len(centres))
-
     Z = model.embed(sample.frame)
-    model.core_.cluster_centers_ = model.cluster_centers_ = centres
-    labels, distances = model.nearest(Z)
-    model.core_.labels_ = model.labels_ = labels
+    model.core_.cluster_centers_ = model.cluster_centers_ = np.ascontiguousarray(fit.centres)
+    model.core_.labels_ = model.labels_ = model.nearest(Z)[0]
     model.core_.inertia_ = model.inertia_ = float(fit.inertia)
     model.core_.n_iter_ = int(fit.n_iter)
+    identities = matched = None
+    if reference is not None:  # matched on the driver sample; puts the segments in the order of their numbers
+        identities, matched = match_reference(model, sample.frame, *reference, config.reference)
+    centres = model.cluster_centers_
+    segmented = engine.segment_frame(full, model.pipeline_, centres)
+    everyone = segmented.select(schema.ID, "segment", "distance").toPandas()
+    numbers = segment_numbers(model.n_clusters_, identities)
+    profiles = by_number(engine.profile_frame(segmented, "segment", len(centres)), numbers)
+    labels, distances = model.nearest(Z)
     return _describe_sample(config, sample, quality, model, Z, labels, distances, profiles, everyone, fingerprint,
-                            progress)
+                            progress, identities=identities, reference=matched)
 
 
 def _describe_sample(config, sample, quality, model, Z, labels, distances, profiles, everyone, fingerprint,
-                     progress) -> SparkRunResult:
-    """Stability, names, insights and the report's views, on the driver sample against the final centres."""
+                     progress, *, identities=None, reference=None) -> SparkRunResult:
+    """Stability, names, insights and the report's views, on the driver sample against the final centres.
+
+    ``identities`` (with ``reference``, the matching's summary) number the segments as a run with
+    ``--reference`` does; without them, segment *i* is number *i + 1*.
+    """
     from .drift import training_bins
-    from .identity import initial_identities
     from .naming import name_segments
     from .score import assignments
     from .stability import bootstrap_stability
     from .summary import insights
 
     frame, centres, k = sample.frame, model.cluster_centers_, model.n_clusters_
-    stability = bootstrap_stability(Z, labels, n_boot=config.n_boot, random_state=config.seed,
+    numbers = segment_numbers(k, identities)
+    numbered = numbers[labels] - 1  # 0-based labels whose number + 1 is the segment's number in every output
+    stability = bootstrap_stability(Z, numbered, n_boot=config.n_boot, random_state=config.seed,
                                     engine=model.engine, progress=progress)
-    names = name_segments(frame, labels, k)
-    identities = initial_identities(centres, [n.name for n in names])
+    names, identities = named_by_identity(name_segments(frame, labels, k), centres, identities)
     # the rules' fidelity is measured against the sample's own inertia, on the sample's features
     found = insights(frame, labels, Z, centres, float(np.dot(distances, distances)), stability.segments,
-                     names=names, random_state=config.seed)
+                     names=[replace(n, segment=position + 1) for position, n in enumerate(names)],
+                     random_state=config.seed, numbers=numbers)
     features = [str(f) for f in model.feature_names_out_]
     bins = training_bins(frame[list(model.required_columns_)], pd.DataFrame(Z, columns=features, index=frame.index),
                          distances=distances)
     table = assignments(everyone[schema.ID], everyone["segment"].to_numpy(dtype=np.int64),
-                        everyone["distance"].to_numpy(dtype=np.float64), [n.name for n in names])
+                        everyone["distance"].to_numpy(dtype=np.float64), [n.name for n in names], numbers=numbers)
     return SparkRunResult(config, sample, quality, model, stability, profiles, names, distances, found,
-                          projection(Z, labels, centres, config.seed, features=features),
-                          identities=identities, training_distribution=bins,
-                          silhouettes=silhouettes(Z, labels, config.seed),
-                          neighbours=neighbour_map(Z, labels, config.seed) if config.tsne else None,
+                          projection(Z, numbered, centres, config.seed, features=features),
+                          identities=identities, reference=reference, training_distribution=bins,
+                          silhouettes=silhouettes(Z, numbered, config.seed),
+                          neighbours=neighbour_map(Z, numbered, config.seed) if config.tsne else None,
                           assignments=table, fingerprint=fingerprint)
+
+
+#: The findings of :func:`custseg.quality.validate` that :func:`counted_on_everyone` counts on every customer.
+EVERYONE_CHECKS = ("percent_scale", "above_one", "negative", "out_of_range", "missing")
+_ROW_EXAMPLE = re.compile(r"^row \d+ \((.*)\)$")
+
+
+def counted_on_everyone(report: QualityReport, checked: Checked, percent: list[str]) -> QualityReport:
+    """The driver sample's quality ``report`` with every repair and imputation counted on every customer.
+
+    The findings :data:`EVERYONE_CHECKS` (shares on a 0-100 scale, above 1 or negative
+    values, out-of-range limits and tenures, missing values) and the missing counts come
+    from :func:`check_frame`'s pass over everyone, worded as :func:`custseg.quality.validate`
+    words them, with the 0-100 decisions ``percent`` taken on the sample. Their examples,
+    and the other findings (consistency, facts, shape) and the distribution, are the
+    sample's; examples name customers by id (a table has no row order). When the sample
+    is everyone the report is ``validate``'s, examples aside.
+    """
+    sample = {(f.check, f.column): f for f in report.findings}
+    n = checked.n_rows
+
+    def finding(check: str, severity: str, count: int, rule: str, column: str) -> Finding:
+        kept = sample.get((check, column))
+        return Finding(check, severity, int(count), rule, column, kept.examples if kept else [])
+
+    counted = []
+    for c, s in checked.columns.items():
+        scale = 100.0 if c in percent else 1.0
+        if c in percent:
+            counted.append(finding("percent_scale", "repaired", s.values,
+                                   f"{c} is on a 0–100 scale ({s.above_one} of {s.positive} non-zero values above 1, "
+                                   f"max {s.maximum:g}); divided by 100", c))
+        high = s.above_100 if c in percent else s.above_one
+        if high:
+            counted.append(finding("above_one", "repaired", high,
+                                   f"{c} above 1 (max {s.maximum / scale:g}) clipped to 1", c))
+        if s.negative:
+            counted.append(finding("negative", "repaired", s.negative,
+                                   f"negative {c} (min {s.minimum / scale:g}) set to 0", c))
+    for c, rule in (("CREDIT_LIMIT", "CREDIT_LIMIT of 0 treated as missing"),
+                    ("TENURE", "TENURE below 1 month treated as missing")):
+        if c in checked.columns and checked.columns[c].values > checked.columns[c].usable:
+            counted.append(finding("out_of_range", "repaired", checked.columns[c].values - checked.columns[c].usable,
+                                   rule, c))
+    missing = {c: n - s.values for c, s in checked.columns.items()}
+    counted += [finding("missing", "imputed", count, f"{c} empty; imputed by the feature pipeline", c)
+                for c, count in missing.items() if count]
+    findings = [*counted, *(f for f in report.findings if f.check not in EVERYONE_CHECKS)]
+    findings = [replace(f, examples=[_ROW_EXAMPLE.sub(r"customer \1", e) for e in f.examples]) for f in findings]
+    return replace(report, n_rows=n, missing=missing, findings=findings)
 
 
 def _sample_note(rows: int, n: int, config: Settings) -> str:
@@ -211,9 +285,11 @@ def _sample_note(rows: int, n: int, config: Settings) -> str:
         return (f"Computed with {where}: all {n:,} customers were brought to the driver to choose k and "
                 "test stability; the segments were then refined on all of them in Spark.")
     return (f"Computed with {where}: every customer was checked for the refusals in Spark; k was chosen, "
-            f"stability tested and the data-quality counts taken on a driver sample of {rows:,} of the {n:,} "
-            f"customers; the segments were then fitted on all {n:,} in Spark from the sample's centres, and "
-            "sizes and profiles count everyone.")
+            f"stability tested on a driver sample of {rows:,} of the {n:,} customers; the segments were then "
+            f"fitted on all {n:,} in Spark from the sample's centres. Sizes, profiles, the segment of every "
+            "customer and the data-quality counts of missing and repaired values cover everyone; the other "
+            "data-quality facts (inconsistent values, shape, distribution), the examples, names, value and risk, "
+            "actions, rules and the figures of the data are computed on the sample.")
 
 
 def _local_path(source) -> Path | None:
@@ -248,7 +324,44 @@ def _read(engine: SparkEngine, source, name: str | None, required) -> tuple[str,
 
 # ---------------------------------------------------------------- validation in Spark
 
-def check_frame(frame: DataFrame, label: str, *, required=schema.BEHAVIOUR, min_rows: int = 1) -> tuple[int, str]:
+@dataclass(frozen=True)
+class ColumnCounts:
+    """One numeric column over every customer, as read (before any repair): what the repairs count.
+
+    ``usable`` (values above 0 for ``CREDIT_LIMIT``, of 1 or more for ``TENURE``) is ``None``
+    for other columns; ``positive``, ``above_one``, ``above_100`` and ``maximum`` are ``None``
+    for columns that are no share.
+    """
+
+    values: int
+    negative: int
+    minimum: float | None
+    usable: int | None
+    positive: int | None
+    above_one: int | None
+    above_100: int | None
+    maximum: float | None
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What :func:`check_frame` learnt of every customer.
+
+    Attributes
+    ----------
+    n_rows : int
+    fingerprint : str
+        SHA-256 of the columns and the order-independent sum of every row's 64-bit hash.
+    columns : dict of str to ColumnCounts
+        Every numeric column, in the frame's order.
+    """
+
+    n_rows: int
+    fingerprint: str
+    columns: dict
+
+
+def check_frame(frame: DataFrame, label: str, *, required=schema.BEHAVIOUR, min_rows: int = 1) -> Checked:
     """Refuse in Spark what :func:`custseg.quality.validate` refuses, over every customer.
 
     One aggregation pass checks: no rows; text in a numeric column; footer or summary
@@ -260,11 +373,12 @@ def check_frame(frame: DataFrame, label: str, *, required=schema.BEHAVIOUR, min_
     customers by id where a local run names rows. Fewer distinct customers than k is
     checked on the driver sample (:func:`custseg.quality.validate`).
 
+    The same pass counts what the repairs and imputations of :func:`custseg.quality.validate`
+    change (:class:`ColumnCounts`; see :func:`counted_on_everyone`).
+
     Returns
     -------
-    n_rows : int
-    fingerprint : str
-        SHA-256 of the columns and the order-independent sum of every row's 64-bit hash.
+    Checked
 
     Raises
     ------
@@ -300,12 +414,12 @@ def check_frame(frame: DataFrame, label: str, *, required=schema.BEHAVIOUR, min_
     for i, c in enumerate(numeric):
         v = value[c]
         aggs += [count(magnitude[c]).alias(f"big{i}"), F.count(v).alias(f"values{i}"),
-                 count(v < 0).alias(f"neg{i}"), count(v != 0).alias(f"nonzero{i}")]
+                 count(v < 0).alias(f"neg{i}"), count(v != 0).alias(f"nonzero{i}"), F.min(v).alias(f"min{i}")]
         if c in texts:
             aggs.append(count(bad_text[c]).alias(f"text{i}"))
         if c in shares:
             aggs += [count(v > 0).alias(f"pos{i}"), count(v > 1).alias(f"above{i}"), F.max(v).alias(f"max{i}"),
-                     count(v > SHARE_OVERSHOOT).alias(f"far{i}")]
+                     count(v > SHARE_OVERSHOOT).alias(f"far{i}"), count(v > 100).alias(f"hundred{i}")]
         if c in usable:
             aggs.append(count(usable[c](F.greatest(v, F.lit(0.0)))).alias(f"usable{i}"))
     row = frame.agg(*aggs).collect()[0].asDict()
@@ -372,7 +486,12 @@ def check_frame(frame: DataFrame, label: str, *, required=schema.BEHAVIOUR, min_
                             "learnt or imputed from it. Check the export of this column.")
     digest = hashlib.sha256("\x1f".join(frame.columns).encode())
     digest.update(f"{n}:{row['hash']}".encode())
-    return n, digest.hexdigest()
+    columns = {c: ColumnCounts(values=row[f"values{i}"], negative=row[f"neg{i}"], minimum=row[f"min{i}"],
+                               usable=row.get(f"usable{i}"), positive=row.get(f"pos{i}"),
+                               above_one=row.get(f"above{i}"), above_100=row.get(f"hundred{i}"),
+                               maximum=row.get(f"max{i}"))
+               for i, c in enumerate(numeric)}
+    return Checked(n, digest.hexdigest(), columns)
 
 
 def _number(name: str):

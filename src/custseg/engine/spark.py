@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -59,6 +60,8 @@ DEFAULT_CONFIG = {
 }
 #: ``percentile_approx`` accuracy for the profile medians (relative rank error 1/accuracy).
 MEDIAN_ACCURACY = 10_000
+#: Set by ``spark-submit`` in the environment of the Python program it launches (PySpark then joins its JVM).
+SUBMITTED = "PYSPARK_GATEWAY_PORT"
 INSTALL_HINT = "install it with: pip install 'custseg[spark]' (Java 17 or 21 must be on the PATH or in JAVA_HOME)"
 
 
@@ -69,7 +72,8 @@ class SparkEngine(Engine):
     ----------
     master : str, default "local[*]"
         Spark master URL: ``local[N]``, ``spark://host:7077``, ``yarn``, ``k8s://...``.
-        When a Spark session already exists in the process it is reused as it is.
+        When a Spark session already exists in the process it is reused as it is; in a
+        process launched by ``spark-submit``, spark-submit's ``--master`` applies.
     app_name : str, default "custseg"
         Application name shown by the cluster manager.
     config : mapping of str to str, optional
@@ -103,6 +107,18 @@ class SparkEngine(Engine):
         if self._session is None:
             self._session = start_session(self.master, app_name=self.app_name, config=self.config)
         return self._session
+
+    @property
+    def running_master(self) -> str:
+        """The master URL of the session in use (``master`` unless a session or spark-submit set another)."""
+        from pyspark.errors import PySparkNotImplementedError
+
+        session = self.session
+        try:
+            # not the session's conf: reusing a session copies the asked-for master there, without effect
+            return session.sparkContext.master
+        except PySparkNotImplementedError:  # Spark Connect: no SparkContext on the client
+            return session.conf.get("spark.master", self.master)
 
     # ------------------------------------------------------------ the Engine seam
     def fit(self, X: np.ndarray, k: int, *, n_init: int, seed: Seed, init: np.ndarray | None = None) -> Fit:
@@ -306,7 +322,12 @@ class SparkEngine(Engine):
 # ---------------------------------------------------------------- the session
 def start_session(master: str = DEFAULT_MASTER, *, app_name: str = "custseg",
                   config: Mapping[str, str] | None = None) -> SparkSession:
-    """Start (or reuse) a Spark session; a missing PySpark or Java becomes a :class:`CustsegError`."""
+    """Start (or reuse) a Spark session; a missing PySpark or Java becomes a :class:`CustsegError`.
+
+    In a process launched by ``spark-submit`` the session takes spark-submit's
+    ``--master`` (and its other settings), not ``master``: PySpark would otherwise let
+    ``master`` override it, and a job submitted to a cluster would run on the driver alone.
+    """
     if not isinstance(master, str) or not master.strip():
         raise CustsegError(f"the Spark master must be a URL such as local[*], spark://host:7077 or yarn "
                            f"(got {master!r})")
@@ -316,7 +337,9 @@ def start_session(master: str = DEFAULT_MASTER, *, app_name: str = "custseg",
         from pyspark.sql import SparkSession
     except ImportError:
         raise CustsegError(f"the Spark engine needs PySpark, which is not installed; {INSTALL_HINT}.") from None
-    builder = SparkSession.builder.master(master).appName(app_name)
+    builder = SparkSession.builder.appName(app_name)
+    if SUBMITTED not in os.environ:
+        builder = builder.master(master)
     for key, value in {**DEFAULT_CONFIG, **dict(config or {})}.items():
         builder = builder.config(key, value)
     try:

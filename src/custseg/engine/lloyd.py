@@ -28,8 +28,8 @@ Seeding is scikit-learn's greedy k-means++ rule, compiled (:func:`seed_centres`)
 on a uniform sample of at most :data:`SEED_SAMPLE` rows drawn without
 replacement, so it costs the same at ten million rows as at a hundred thousand.
 
-The threads run compiled code that releases the GIL; BLAS (used only for small
-products in seeding) is pinned to one thread per segment.
+The threads run compiled code that releases the GIL; NumPy's BLAS is held to one
+thread while they run, so it never competes with them for the cores.
 """
 
 from __future__ import annotations
@@ -104,23 +104,30 @@ def _sqnorm(X, r):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
+def _add_rows(rows, labels, sums, counts, with_squares):  # pragma: no cover - compiled
+    """Each row added to its centre's float64 sum and count; returns the sum of ``‖x‖²`` if asked (else 0)."""
+    squares = 0.0
+    for r in range(rows.shape[0]):
+        j = labels[r]
+        for f in range(rows.shape[1]):
+            sums[j, f] += rows[r, f]
+        counts[j] += 1
+    if with_squares:
+        for r in range(rows.shape[0]):
+            squares += _sqnorm(rows, r)
+    return squares
+
+
+@njit(nogil=True, cache=True)
 def _accumulate(X, c2t, cn, sums, counts, with_squares, block):  # pragma: no cover - compiled
     """Per-centre sums and counts of the rows of ``X`` nearest to each centre; the sum of ``‖x‖²`` if asked."""
-    m, p = X.shape
-    best = np.empty(min(block, m), dtype=np.int64)
+    best = np.empty(min(block, X.shape[0]), dtype=np.int64)
     low = np.empty(len(best), dtype=X.dtype)
     squares = 0.0
-    for lo in range(0, m, block):
+    for lo in range(0, X.shape[0], block):
         rows = X[lo:lo + block]
         nearest_block(rows, c2t, cn, best, low)
-        for r in range(rows.shape[0]):
-            j = best[r]
-            for f in range(p):
-                sums[j, f] += rows[r, f]
-            counts[j] += 1
-        if with_squares:
-            for r in range(rows.shape[0]):
-                squares += _sqnorm(rows, r)
+        squares += _add_rows(rows, best, sums, counts, with_squares)
     return squares
 
 
@@ -299,17 +306,28 @@ def inertia_and_labels(chunks: Chunks, centres: np.ndarray, pool: Pool, *,
 
 # ------------------------------------------------------------------ in memory: labels kept, sums updated
 @njit(nogil=True, cache=True)
-def _relabel(X, c2t, cn, labels, sums, counts, block):  # pragma: no cover - compiled
-    """Nearest centre of each row; only rows that change centre touch the float64 sums.
+def _label(X, c2t, cn, labels, sums, counts, block):  # pragma: no cover - compiled
+    """Nearest centre of each row into ``labels`` (not read), each row added to its centre's float64 sum;
+    returns the sum of ``‖x‖²``."""
+    low = np.empty(min(block, X.shape[0]), dtype=X.dtype)
+    squares = 0.0
+    for lo in range(0, X.shape[0], block):
+        rows = X[lo:lo + block]
+        nearest_block(rows, c2t, cn, labels[lo:lo + block], low)
+        squares += _add_rows(rows, labels[lo:lo + block], sums, counts, True)
+    return squares
 
-    A row leaves its old centre's sum and joins its new one's; a row seen for the
-    first time (label -1) just joins, and its ``‖x‖²`` is added to the returned sum.
-    Returns that sum and the number of rows that changed centre.
+
+@njit(nogil=True, cache=True)
+def _relabel(X, c2t, cn, labels, sums, counts, block):  # pragma: no cover - compiled
+    """Nearest centre of each labelled row; only rows that change centre touch the float64 sums.
+
+    A row leaves its old centre's sum and joins its new one's. Returns the number
+    of rows that changed centre.
     """
     m, p = X.shape
     best = np.empty(min(block, m), dtype=np.int64)
     low = np.empty(len(best), dtype=X.dtype)
-    squares = 0.0
     changed = 0
     for lo in range(0, m, block):
         rows = X[lo:lo + block]
@@ -322,31 +340,47 @@ def _relabel(X, c2t, cn, labels, sums, counts, block):  # pragma: no cover - com
             changed += 1
             labels[lo + r] = new
             counts[new] += 1
+            counts[old] -= 1
             for f in range(p):
                 sums[new, f] += rows[r, f]
-            if old >= 0:
-                counts[old] -= 1
-                for f in range(p):
-                    sums[old, f] -= rows[r, f]
-            else:
-                squares += _sqnorm(rows, r)
-    return squares, changed
+                sums[old, f] -= rows[r, f]
+    return changed
+
+
+def first_pass(X: np.ndarray, centres: np.ndarray, labels: np.ndarray, pool: Pool):
+    """The first Lloyd assignment pass: writes every row's nearest centre into ``labels`` (int64, never read,
+    so it may be fresh from :func:`numpy.empty`).
+
+    Returns the per-centre float64 sums and counts, the float64 sum of ``‖x‖²``
+    and the number of rows; segments are reduced in order, so the result does not
+    depend on the number of threads. The label array's pages are first touched
+    here, by the threads, not by a fill of their own.
+    """
+    prep = _Prepared(centres, X.dtype)
+    k, p = prep.C.shape
+
+    def segment(lo):
+        sums, counts = np.zeros((k, p)), np.zeros(k, dtype=np.int64)
+        seg = X[lo:lo + SEGMENT_ROWS]
+        squares = _label(seg, prep.c2t, prep.cn, labels[lo:lo + SEGMENT_ROWS], sums, counts, BLOCK_ROWS)
+        return sums, counts, squares, len(seg)
+
+    return _reduce(pool.map(segment, range(0, len(X), SEGMENT_ROWS)), k, p)
 
 
 def _relabel_segment(X: np.ndarray, labels: np.ndarray, prep: _Prepared):
     k, p = prep.C.shape
     sums, counts = np.zeros((k, p)), np.zeros(k, dtype=np.int64)
-    squares, changed = _relabel(X, prep.c2t, prep.cn, labels, sums, counts, BLOCK_ROWS)
-    return sums, counts, squares, changed
+    changed = _relabel(X, prep.c2t, prep.cn, labels, sums, counts, BLOCK_ROWS)
+    return sums, counts, 0.0, changed
 
 
 def relabel_pass(X: np.ndarray, centres: np.ndarray, labels: np.ndarray, pool: Pool):
-    """One Lloyd assignment pass that updates ``labels`` (int64, -1: not assigned yet) in place.
+    """One Lloyd assignment pass after :func:`first_pass`: updates ``labels`` (int64) in place.
 
     Returns the change of the per-centre float64 sums and counts caused by the rows
-    that changed centre, the float64 sum of ``‖x‖²`` over rows assigned for the
-    first time, and the number of rows that changed centre. Segments are reduced
-    in order, so the result does not depend on the number of threads.
+    that changed centre, 0, and the number of rows that changed centre. Segments
+    are reduced in order, so the result does not depend on the number of threads.
     """
     prep = _Prepared(centres, X.dtype)
     starts = range(0, len(X), SEGMENT_ROWS)
@@ -595,12 +629,12 @@ def lloyd_in_memory(X: np.ndarray, init: np.ndarray, pool: Pool, *, max_iter: in
         raise ValueError("no rows to cluster")
     centres = np.array(init, dtype=np.float64, copy=True)
     k, p = centres.shape
-    labels = np.full(n, -1, dtype=np.int64)
+    labels = np.empty(n, dtype=np.int64)  # written by the first pass
     sums, counts = np.zeros((k, p)), np.zeros(k, dtype=np.int64)
     squares, tol_scaled, bounds, computed = 0.0, 0.0, None, []
     for it in range(1, max_iter + 1):
         fresh = bounds is not None and bounds.fresh
-        ds, dc, q, number = _pass(X, centres, labels, bounds, pool)
+        ds, dc, q, number = first_pass(X, centres, labels, pool) if it == 1 else _pass(X, centres, labels, bounds, pool)
         sums += ds
         counts += dc
         computed.append(n if bounds is None else number)

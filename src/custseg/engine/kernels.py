@@ -18,6 +18,10 @@ emits the vector IR itself. It is a module-level function with a fixed shape
 that call it are cached on disk by numba like any other (``cache=True``): it is
 compiled once per machine, not per process, and not per (k, p).
 
+numba keys the cache of a compiled function on its own source file only: after
+changing the IR here, touch ``lloyd.py`` (or delete its ``__pycache__``) so that the
+passes are compiled again with it.
+
 The centres come in the padded form :func:`centres_for_kernel` makes: ``-2 Cᵀ``
 with zero columns up to a multiple of :data:`LANES` centres, and ``‖c‖²`` with
 ``+inf`` for the padding, so a padding centre never wins.

@@ -57,8 +57,10 @@ def test_same_seed_same_fit_and_restarts_pick_the_lowest_inertia():
     a = engine.fit(X, 5, n_init=3, seed=11)
     b = engine.fit(X, 5, n_init=3, seed=np.random.SeedSequence(11))
     assert a.centres.tobytes() == b.centres.tobytes() and a.labels.tobytes() == b.labels.tobytes()
-    singles = [engine.fit(X, 5, n_init=1, seed=0, init=lloyd.seed_centres(X, 5, np.random.default_rng(ss), sample=500))
-               for ss in np.random.SeedSequence(11).spawn(3)]
+    with lloyd.Pool(2) as pool:
+        starts = [lloyd.start_centres(X, 5, np.random.default_rng(ss), pool, sample=500)
+                  for ss in np.random.SeedSequence(11).spawn(3)]
+    singles = [engine.fit(X, 5, n_init=1, seed=0, init=start) for start in starts]
     assert a.inertia == min(f.inertia for f in singles)
 
 

@@ -1,4 +1,4 @@
-"""The fused Lloyd kernel: one pass, nearest centres, seeding and iterations against plain NumPy and scikit-learn."""
+"""The Lloyd passes: one pass, nearest centres, seeding and iterations against plain NumPy and scikit-learn."""
 
 from __future__ import annotations
 
@@ -115,6 +115,30 @@ def test_seeding_samples_and_is_deterministic():
     assert not np.array_equal(a, c)
     rows = {tuple(r) for r in X}
     assert all(tuple(r) in rows for r in a)  # k-means++ picks data rows
+
+
+def test_seeding_puts_one_centre_in_each_separate_blob():
+    X, truth = make_blobs(3_000, 4, centers=6, cluster_std=0.5, center_box=(-100, 100), random_state=4)
+    for seed in range(5):
+        centres = lloyd.seed_centres(X, 6, np.random.default_rng(seed), sample=2_000)
+        blobs = {int(truth[np.flatnonzero((X == c).all(axis=1))[0]]) for c in centres}
+        assert blobs == set(range(6))  # greedy k-means++ draws each next centre far from the chosen ones
+
+
+def test_start_centres_refine_the_seeding_on_the_sample():
+    X, _ = make_blobs(20_000, 5, centers=7, cluster_std=3.0, random_state=3)
+    with lloyd.Pool(2) as pool:
+        start = lloyd.start_centres(X, 7, np.random.default_rng(0), pool, sample=5_000)
+        rng = np.random.default_rng(0)  # the same draws: the sample, then its k-means++ seeding
+        sample = X[np.sort(rng.choice(len(X), size=5_000, replace=False))]
+        seeded = lloyd.seed_centres(sample, 7, rng)
+        np.testing.assert_array_equal(start, lloyd.lloyd_in_memory(sample, seeded, pool).centres)
+        refined, direct = lloyd.lloyd_in_memory(X, start, pool), lloyd.lloyd_in_memory(X, seeded, pool)
+        small = X[:2_000]  # no more rows than the sample: k-means++ alone
+        np.testing.assert_array_equal(lloyd.start_centres(small, 7, np.random.default_rng(1), pool, sample=2_000),
+                                      lloyd.seed_centres(small, 7, np.random.default_rng(1), sample=2_000))
+    assert refined.n_iter <= direct.n_iter / 2  # the fit on all rows starts near its fixed point
+    assert refined.inertia <= direct.inertia * (1 + 1e-3)
 
 
 def _plain_fit(X, C0, threads=2):

@@ -3,7 +3,8 @@
 In memory, :meth:`ChunkedEngine.fit` runs the fused, multi-threaded Lloyd passes of
 :mod:`custseg.engine.lloyd` on X as it is (float32 or float64, no copy), keeping each
 row's label between passes so that only rows that change centre update the sums;
-seeding is k-means++ on a uniform sample. :meth:`ChunkedEngine.fit_batches` runs the same
+it starts from k-means++ on a uniform sample, refined by Lloyd's iterations on the
+sample. :meth:`ChunkedEngine.fit_batches` runs the same
 iterations over batches that a callable yields once per pass (a Parquet file or a
 SQL table read in batches), so data larger than memory are clustered with the
 same arithmetic. See ``docs/scale.md`` for measured times.
@@ -33,7 +34,8 @@ class ChunkedEngine(Engine):
         Stop when the squared centre shift is at most ``tol`` times the mean
         feature variance (scikit-learn's rule).
     seed_sample : int, default 100_000
-        k-means++ seeding looks at a uniform sample of at most this many rows.
+        k-means++ seeding, and the Lloyd iterations that refine it, look at a
+        uniform sample of at most this many rows.
     """
 
     name = "chunked"
@@ -46,10 +48,13 @@ class ChunkedEngine(Engine):
         self.seed_sample = seed_sample
 
     def fit(self, X: np.ndarray, k: int, *, n_init: int, seed: Seed, init: np.ndarray | None = None) -> Fit:
-        """Best of ``n_init`` runs by inertia (k-means++ on a sample, from ``seed``), or one run from ``init``.
+        """Best of ``n_init`` runs by inertia, or one run from ``init``.
 
-        Restart ``i`` draws its seeding from the ``i``-th child of
-        ``SeedSequence(seed)``, so the same seed gives the same fit.
+        A run without ``init`` starts from k-means++ on a uniform sample of at most
+        ``seed_sample`` rows, refined by Lloyd's iterations on that sample when X has
+        more rows (:func:`~custseg.engine.lloyd.start_centres`). Restart ``i`` draws
+        its sample and seeding from the ``i``-th child of ``SeedSequence(seed)``, so
+        the same seed gives the same fit.
         """
         X = lloyd.check_matrix(X)
         _check_k(k, len(X))
@@ -59,8 +64,9 @@ class ChunkedEngine(Engine):
             if n_init < 1:
                 raise ValueError(f"n_init must be at least 1, got {n_init}")
             children = _seed_sequence(seed).spawn(n_init)
-            starts = (lloyd.seed_centres(X, k, np.random.default_rng(ss), sample=self.seed_sample)
-                      for ss in children)
+            # drawn one at a time inside the pool below (the refinement on the sample runs on it)
+            starts = (lloyd.start_centres(X, k, np.random.default_rng(ss), pool, sample=self.seed_sample,
+                                          max_iter=self.max_iter, tol=self.tol) for ss in children)
         best = None
         with lloyd.Pool(self.n_threads) as pool:
             for start in starts:

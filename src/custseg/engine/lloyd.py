@@ -2,11 +2,13 @@
 
 A pass streams X once. The rows are cut into fixed segments of
 :data:`SEGMENT_ROWS` (handed to threads) and each segment into blocks of
-:data:`BLOCK_ROWS` that stay in cache: for a block, BLAS computes
-``G = X_b @ (-2 C)ᵀ`` (``k`` columns), and a compiled kernel (numba) adds
-``‖c‖²``, takes the arg-min of each row and updates the float64 centre sums while
-the block is still in cache. Segment results are reduced in segment order, so the
-result does not depend on the number of threads.
+:data:`BLOCK_ROWS` that stay in cache: for a block, the nearest-centre kernel of
+:mod:`custseg.engine.kernels` scores every row against every centre in vector
+registers and takes its arg-min, and compiled code (numba) updates the float64
+centre sums while the block is still in cache. Every pass (plain, bounded, over
+batches, assignment) scores with that one kernel, so they agree on every label.
+Segment results are reduced in segment order, so the result does not depend on
+the number of threads.
 
 Iterations follow scikit-learn's Lloyd k-means (``algorithm="lloyd"``): from the same
 initial centres they move each centre to the mean of its rows, relocate empty
@@ -22,13 +24,12 @@ of a distance pass; once few rows change centre it switches to Hamerly's (2010)
 bounds (two float32 per row), which skip the rows whose centre provably did not
 change. Both give the same labels from the same centres.
 
-Seeding is scikit-learn's greedy k-means++ (:func:`sklearn.cluster.kmeans_plusplus`)
+Seeding is scikit-learn's greedy k-means++ rule, compiled (:func:`seed_centres`),
 on a uniform sample of at most :data:`SEED_SAMPLE` rows drawn without
 replacement, so it costs the same at ten million rows as at a hundred thousand.
 
-The distances use BLAS (NumPy's OpenBLAS, pinned to one thread per segment):
-numba loops over rows did not vectorise the 17 × 8 products and measured 3-8x
-slower than this split (see ``docs/scale.md``).
+The threads run compiled code that releases the GIL; NumPy's BLAS is held to one
+thread while they run, so it never competes with them for the cores.
 """
 
 from __future__ import annotations
@@ -42,10 +43,11 @@ from functools import lru_cache
 
 import numpy as np
 from numba import njit
-from sklearn.cluster import kmeans_plusplus
 from threadpoolctl import ThreadpoolController
 
-#: Rows per block: ``BLOCK_ROWS × n_features`` values of X plus ``BLOCK_ROWS × k`` of G stay in L2.
+from .kernels import centres_for_kernel, nearest_block, nearest_two_block
+
+#: Rows per block: the block's rows stay in cache between scoring them and updating the sums.
 BLOCK_ROWS = 4096
 #: Rows per unit of work handed to a thread; results are reduced in this order.
 SEGMENT_ROWS = 1 << 18
@@ -101,59 +103,53 @@ def _sqnorm(X, r):  # pragma: no cover - compiled
     return d
 
 
-@njit(nogil=True, cache=True, inline="always")
-def _closest(G, cn, r):  # pragma: no cover - compiled
-    """Row ``r``'s nearest centre and its ``G[r, j] + cn[j]`` (first of equals)."""
-    # Selects instead of branches: which centre wins is unpredictable, and mispredicted
-    # branches cost more than the arithmetic (measured 1.4x slower per pass).
-    best = 0
-    low = G[r, 0] + cn[0]
-    for j in range(1, len(cn)):
-        v = G[r, j] + cn[j]
-        closer = v < low
-        best = j if closer else best
-        low = v if closer else low
-    return best, low
-
-
 @njit(nogil=True, cache=True)
-def _argmin(G, cn, labels):  # pragma: no cover - compiled
-    for r in range(G.shape[0]):
-        labels[r] = _closest(G, cn, r)[0]
-
-
-@njit(nogil=True, cache=True)
-def _accumulate(X, G, cn, labels, sums, counts, with_squares):  # pragma: no cover - compiled
-    m, p = X.shape
-    _argmin(G, cn, labels)
-    for r in range(m):
-        best = labels[r]
-        for f in range(p):
-            sums[best, f] += X[r, f]
-        counts[best] += 1
+def _add_rows(rows, labels, sums, counts, with_squares):  # pragma: no cover - compiled
+    """Each row added to its centre's float64 sum and count; returns the sum of ``‖x‖²`` if asked (else 0)."""
     squares = 0.0
+    for r in range(rows.shape[0]):
+        j = labels[r]
+        for f in range(rows.shape[1]):
+            sums[j, f] += rows[r, f]
+        counts[j] += 1
     if with_squares:
-        for r in range(m):
-            squares += _sqnorm(X, r)
+        for r in range(rows.shape[0]):
+            squares += _sqnorm(rows, r)
     return squares
 
 
 @njit(nogil=True, cache=True)
-def _nearest(X, G, cn, C, labels, dist):  # pragma: no cover - compiled
-    m, p = X.shape
-    _argmin(G, cn, labels)
-    for r in range(m):
-        dist[r] = np.sqrt(_sqdist(X, r, C, labels[r]))
+def _accumulate(X, c2t, cn, sums, counts, with_squares, block):  # pragma: no cover - compiled
+    """Per-centre sums and counts of the rows of ``X`` nearest to each centre; the sum of ``‖x‖²`` if asked."""
+    best = np.empty(min(block, X.shape[0]), dtype=np.int64)
+    low = np.empty(len(best), dtype=X.dtype)
+    squares = 0.0
+    for lo in range(0, X.shape[0], block):
+        rows = X[lo:lo + block]
+        nearest_block(rows, c2t, cn, best, low)
+        squares += _add_rows(rows, best, sums, counts, with_squares)
+    return squares
+
+
+@njit(nogil=True, cache=True)
+def _nearest(X, c2t, cn, C, labels, dist, block):  # pragma: no cover - compiled
+    """Nearest centre of each row into ``labels`` and the float64 Euclidean distance to it into ``dist``."""
+    low = np.empty(min(block, X.shape[0]), dtype=X.dtype)
+    for lo in range(0, X.shape[0], block):
+        rows = X[lo:lo + block]
+        nearest_block(rows, c2t, cn, labels[lo:lo + block], low)
+        for r in range(rows.shape[0]):
+            dist[lo + r] = np.sqrt(_sqdist(rows, r, C, labels[lo + r]))
 
 
 # ------------------------------------------------------------------ one pass
 class _Prepared:
-    """Centres in the form the kernels read: ``-2 Cᵀ`` and ``‖c‖²`` in X's dtype, ``C`` in float64."""
+    """Centres in the form the kernels read: ``-2 Cᵀ`` and ``‖c‖²`` in X's dtype (padded, see
+    :func:`~custseg.engine.kernels.centres_for_kernel`), ``C`` in float64."""
 
     def __init__(self, centres: np.ndarray, dtype):
         self.C = np.ascontiguousarray(centres, dtype=np.float64)
-        self.c2t = np.ascontiguousarray(-2.0 * self.C.T, dtype=dtype)
-        self.cn = np.einsum("ij,ij->i", self.C, self.C).astype(dtype)
+        self.c2t, self.cn = centres_for_kernel(self.C, dtype)
 
 
 def _segments(X: np.ndarray) -> list[np.ndarray]:
@@ -162,37 +158,11 @@ def _segments(X: np.ndarray) -> list[np.ndarray]:
 
 def _segment_sums(X: np.ndarray, prep: _Prepared, with_squares: bool):
     # Non-finite rows are reported once, by the caller, after the pass.
-    with np.errstate(invalid="ignore", over="ignore"):
-        return _segment_sums_blocks(X, prep, with_squares)
-
-
-def _segment_sums_blocks(X: np.ndarray, prep: _Prepared, with_squares: bool):
     k, p = prep.C.shape
     sums = np.zeros((k, p))
     counts = np.zeros(k, dtype=np.int64)
-    squares = 0.0
-    G = np.empty((min(BLOCK_ROWS, len(X)), k), dtype=X.dtype)
-    labels = np.empty(len(G), dtype=np.int64)
-    for lo in range(0, len(X), BLOCK_ROWS):
-        block = X[lo:lo + BLOCK_ROWS]
-        g = G[:len(block)]
-        np.matmul(block, prep.c2t, out=g)
-        squares += _accumulate(block, g, prep.cn, labels[:len(block)], sums, counts, with_squares)
+    squares = _accumulate(X, prep.c2t, prep.cn, sums, counts, with_squares, BLOCK_ROWS)
     return sums, counts, squares
-
-
-def _segment_nearest(X: np.ndarray, prep: _Prepared, labels: np.ndarray, dist: np.ndarray) -> None:
-    with np.errstate(invalid="ignore", over="ignore"):
-        _segment_nearest_blocks(X, prep, labels, dist)
-
-
-def _segment_nearest_blocks(X: np.ndarray, prep: _Prepared, labels: np.ndarray, dist: np.ndarray) -> None:
-    G = np.empty((min(BLOCK_ROWS, len(X)), prep.C.shape[0]), dtype=X.dtype)
-    for lo in range(0, len(X), BLOCK_ROWS):
-        block = X[lo:lo + BLOCK_ROWS]
-        g = G[:len(block)]
-        np.matmul(block, prep.c2t, out=g)
-        _nearest(block, g, prep.cn, prep.C, labels[lo:lo + len(block)], dist[lo:lo + len(block)])
 
 
 class Pool:
@@ -243,8 +213,8 @@ def nearest(X: np.ndarray, centres: np.ndarray, pool: Pool) -> tuple[np.ndarray,
     dist = np.empty(len(X), dtype=np.float64)
     prep = _Prepared(centres, X.dtype)
     bounds = range(0, len(X), SEGMENT_ROWS)
-    pool.map(lambda lo: _segment_nearest(X[lo:lo + SEGMENT_ROWS], prep, labels[lo:lo + SEGMENT_ROWS],
-                                         dist[lo:lo + SEGMENT_ROWS]), bounds)
+    pool.map(lambda lo: _nearest(X[lo:lo + SEGMENT_ROWS], prep.c2t, prep.cn, prep.C, labels[lo:lo + SEGMENT_ROWS],
+                                 dist[lo:lo + SEGMENT_ROWS], BLOCK_ROWS), bounds)
     return labels, dist
 
 
@@ -336,57 +306,81 @@ def inertia_and_labels(chunks: Chunks, centres: np.ndarray, pool: Pool, *,
 
 # ------------------------------------------------------------------ in memory: labels kept, sums updated
 @njit(nogil=True, cache=True)
-def _relabel(X, G, cn, labels, sums, counts):  # pragma: no cover - compiled
-    """Nearest centre of each row from ``G = X (-2C)ᵀ``; only rows that change centre touch the float64 sums.
+def _label(X, c2t, cn, labels, sums, counts, block):  # pragma: no cover - compiled
+    """Nearest centre of each row into ``labels`` (not read), each row added to its centre's float64 sum;
+    returns the sum of ``‖x‖²``."""
+    low = np.empty(min(block, X.shape[0]), dtype=X.dtype)
+    squares = 0.0
+    for lo in range(0, X.shape[0], block):
+        rows = X[lo:lo + block]
+        nearest_block(rows, c2t, cn, labels[lo:lo + block], low)
+        squares += _add_rows(rows, labels[lo:lo + block], sums, counts, True)
+    return squares
 
-    A row leaves its old centre's sum and joins its new one's; a row seen for the
-    first time (label -1) just joins, and its ``‖x‖²`` is added to the returned sum.
-    Returns that sum and the number of rows that changed centre.
+
+@njit(nogil=True, cache=True)
+def _relabel(X, c2t, cn, labels, sums, counts, block):  # pragma: no cover - compiled
+    """Nearest centre of each labelled row; only rows that change centre touch the float64 sums.
+
+    A row leaves its old centre's sum and joins its new one's. Returns the number
+    of rows that changed centre.
     """
     m, p = X.shape
-    squares = 0.0
+    best = np.empty(min(block, m), dtype=np.int64)
+    low = np.empty(len(best), dtype=X.dtype)
     changed = 0
-    for r in range(m):
-        best = _closest(G, cn, r)[0]
-        old = labels[r]
-        if old == best:
-            continue
-        changed += 1
-        labels[r] = best
-        counts[best] += 1
-        for f in range(p):
-            sums[best, f] += X[r, f]
-        if old >= 0:
+    for lo in range(0, m, block):
+        rows = X[lo:lo + block]
+        nearest_block(rows, c2t, cn, best, low)
+        for r in range(rows.shape[0]):
+            new = best[r]
+            old = labels[lo + r]
+            if old == new:
+                continue
+            changed += 1
+            labels[lo + r] = new
+            counts[new] += 1
             counts[old] -= 1
             for f in range(p):
-                sums[old, f] -= X[r, f]
-        else:
-            squares += _sqnorm(X, r)
-    return squares, changed
+                sums[new, f] += rows[r, f]
+                sums[old, f] -= rows[r, f]
+    return changed
+
+
+def first_pass(X: np.ndarray, centres: np.ndarray, labels: np.ndarray, pool: Pool):
+    """The first Lloyd assignment pass: writes every row's nearest centre into ``labels`` (int64, never read,
+    so it may be fresh from :func:`numpy.empty`).
+
+    Returns the per-centre float64 sums and counts, the float64 sum of ``‖x‖²``
+    and the number of rows; segments are reduced in order, so the result does not
+    depend on the number of threads. The label array's pages are first touched
+    here, by the threads, not by a fill of their own.
+    """
+    prep = _Prepared(centres, X.dtype)
+    k, p = prep.C.shape
+
+    def segment(lo):
+        sums, counts = np.zeros((k, p)), np.zeros(k, dtype=np.int64)
+        seg = X[lo:lo + SEGMENT_ROWS]
+        squares = _label(seg, prep.c2t, prep.cn, labels[lo:lo + SEGMENT_ROWS], sums, counts, BLOCK_ROWS)
+        return sums, counts, squares, len(seg)
+
+    return _reduce(pool.map(segment, range(0, len(X), SEGMENT_ROWS)), k, p)
 
 
 def _relabel_segment(X: np.ndarray, labels: np.ndarray, prep: _Prepared):
     k, p = prep.C.shape
-    sums, counts, squares, changed = np.zeros((k, p)), np.zeros(k, dtype=np.int64), 0.0, 0
-    G = np.empty((min(BLOCK_ROWS, len(X)), k), dtype=X.dtype)
-    with np.errstate(invalid="ignore", over="ignore"):
-        for lo in range(0, len(X), BLOCK_ROWS):
-            block = X[lo:lo + BLOCK_ROWS]
-            g = G[:len(block)]
-            np.matmul(block, prep.c2t, out=g)
-            q, c = _relabel(block, g, prep.cn, labels[lo:lo + len(block)], sums, counts)
-            squares += q
-            changed += c
-    return sums, counts, squares, changed
+    sums, counts = np.zeros((k, p)), np.zeros(k, dtype=np.int64)
+    changed = _relabel(X, prep.c2t, prep.cn, labels, sums, counts, BLOCK_ROWS)
+    return sums, counts, 0.0, changed
 
 
 def relabel_pass(X: np.ndarray, centres: np.ndarray, labels: np.ndarray, pool: Pool):
-    """One Lloyd assignment pass that updates ``labels`` (int64, -1: not assigned yet) in place.
+    """One Lloyd assignment pass after :func:`first_pass`: updates ``labels`` (int64) in place.
 
     Returns the change of the per-centre float64 sums and counts caused by the rows
-    that changed centre, the float64 sum of ``‖x‖²`` over rows assigned for the
-    first time, and the number of rows that changed centre. Segments are reduced
-    in order, so the result does not depend on the number of threads.
+    that changed centre, 0, and the number of rows that changed centre. Segments
+    are reduced in order, so the result does not depend on the number of threads.
     """
     prep = _Prepared(centres, X.dtype)
     starts = range(0, len(X), SEGMENT_ROWS)
@@ -460,33 +454,24 @@ def _gather(X, rows, out):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
-def _reassign(X, rows, G, cn, rho, unit, drift, max_drift, labels, upper, lower, sums, counts,
-              best, bounds):  # pragma: no cover - compiled
-    """Nearest centre of the rows ``X`` (segment rows ``rows``) from ``G = X (-2C)ᵀ``, with fresh bounds.
+def _reassign(X, rows, c2t, cn, rho, unit, drift, max_drift, labels, upper, lower, sums, counts,
+              best, low, second, bounds):  # pragma: no cover - compiled
+    """Nearest centre of the rows ``X`` (segment rows ``rows``), with fresh bounds.
 
-    The labels are :func:`_relabel`'s (same arithmetic). The bounds come from
-    ``d² = ‖x‖² + ‖c‖² - 2x·c``: ``G`` carries the rounding of X's dtype, so each
-    bound gives up the worst-case error ``e`` of a length-p dot product and stays a
-    bound. A row that changes centre moves between the float64 sums. ``best`` and
-    ``bounds`` are scratch space.
+    The labels are :func:`_relabel`'s (the same kernel). The bounds come from the
+    scores ``‖c‖² - 2x·c`` and ``d² = ‖x‖² + score``: the dot product is rounded in
+    X's dtype, so each bound gives up the worst-case error ``e`` of a length-p dot
+    product and stays a bound. A row that changes centre moves between the float64
+    sums. ``best``, ``low``, ``second`` and ``bounds`` are scratch space.
     """
     m, p = X.shape
-    k = len(cn)
+    nearest_two_block(X, c2t, cn, best, low, second)
     for r in range(m):
-        top = 0
-        low = G[r, 0] + cn[0]
-        second = np.float64(3e38)  # k = 1: an infinite float32 lower bound
-        for j in range(1, k):
-            v = G[r, j] + cn[j]
-            closer = v < low
-            second = min(second, max(v, low))
-            top = j if closer else top
-            low = v if closer else low
         xx = _sqnorm(X, r)
         e = unit * (rho * rho + (p + 2) * (xx + 1.0) * rho)  # (xx + 1) / 2 >= ‖x‖
-        best[r] = top
-        bounds[0, r] = max(xx + low + e, 0.0)
-        bounds[1, r] = max(xx + second - e, 0.0)
+        bounds[0, r] = max(xx + low[r] + e, 0.0)
+        # k = 1: no second centre; 3e38 is an infinite float32 lower bound
+        bounds[1, r] = max(xx + min(np.float64(second[r]), 3e38) - e, 0.0)
     for r in range(m):  # a loop of its own, so that the square roots vectorise
         bounds[0, r] = np.sqrt(bounds[0, r])
         bounds[1, r] = np.sqrt(bounds[1, r])
@@ -544,17 +529,37 @@ class _Bounds:
         self.lower[row] = -np.inf
 
 
-class _Scratch(threading.local):
-    """Per-thread buffers of a bounded pass: failing rows, gathered rows, their ``G``, labels and bounds."""
+@njit(nogil=True, cache=True)
+def _recompute(seg, fail, m, c2t, cn, rho, unit, drift, max_drift, labels, upper, lower, sums, counts,
+               block):  # pragma: no cover - compiled
+    """:func:`_reassign` for the segment rows ``fail[:m]``, a block at a time (gathered unless consecutive)."""
+    p = seg.shape[1]
+    size = min(block, max(m, 1))
+    buf = np.empty((size, p), dtype=seg.dtype)
+    best = np.empty(size, dtype=np.int64)
+    low = np.empty(size, dtype=seg.dtype)
+    second = np.empty(size, dtype=seg.dtype)
+    bounds = np.empty((2, size))
+    for start in range(0, m, block):
+        rows = fail[start:min(start + block, m)]
+        first = rows[0]
+        if rows[-1] - first == len(rows) - 1:  # consecutive rows: use X in place
+            part = seg[first:first + len(rows)]
+        else:
+            part = buf[:len(rows)]
+            _gather(seg, rows, part)
+        _reassign(part, rows, c2t, cn, rho, unit, drift, max_drift, labels, upper, lower, sums, counts,
+                  best, low, second, bounds)
 
-    def get(self, dtype, p: int, k: int) -> tuple[np.ndarray, ...]:
-        key = (np.dtype(dtype), p, k, SEGMENT_ROWS, BLOCK_ROWS)
-        if getattr(self, "key", None) != key:
-            self.key = key
-            self.buffers = (np.empty(SEGMENT_ROWS, dtype=np.int64), np.empty((BLOCK_ROWS, p), dtype=dtype),
-                            np.empty((BLOCK_ROWS, k), dtype=dtype), np.empty(BLOCK_ROWS, dtype=np.int64),
-                            np.empty((2, BLOCK_ROWS)))
-        return self.buffers
+
+class _Scratch(threading.local):
+    """Per-thread list of a bounded pass's failing rows."""
+
+    def get(self) -> np.ndarray:
+        if getattr(self, "size", None) != SEGMENT_ROWS:
+            self.size = SEGMENT_ROWS
+            self.fail = np.empty(SEGMENT_ROWS, dtype=np.int64)
+        return self.fail
 
 
 _scratch = _Scratch()
@@ -564,28 +569,17 @@ def _bounded_segment(X: np.ndarray, lo: int, labels: np.ndarray, state: _Bounds,
     seg = X[lo:lo + SEGMENT_ROWS]
     hi = lo + len(seg)
     k, p = prep.C.shape
-    fail, buf, G, best, bounds = _scratch.get(X.dtype, p, k)
+    fail = _scratch.get()
     labels, upper, lower = labels[lo:hi], state.upper[lo:hi], state.lower[lo:hi]
     sums, counts = np.zeros((k, p)), np.zeros(k, dtype=np.int64)
     unit = float(np.finfo(X.dtype).eps)
-    with np.errstate(invalid="ignore", over="ignore"):
-        if state.fresh:
-            m = len(seg)
-            fail[:m] = np.arange(m)
-        else:
-            m = _screen(seg, labels, upper, lower, state.drift, state.max_drift, state.half_gap, prep.C, fail)
-        for start in range(0, m, BLOCK_ROWS):
-            rows = fail[start:min(start + BLOCK_ROWS, m)]
-            first = rows[0]
-            if rows[-1] - first == len(rows) - 1:  # consecutive rows: use X in place
-                block = seg[first:first + len(rows)]
-            else:
-                block = buf[:len(rows)]
-                _gather(seg, rows, block)
-            g = G[:len(rows)]
-            np.matmul(block, prep.c2t, out=g)
-            _reassign(block, rows, g, prep.cn, rho, unit, state.drift, state.max_drift, labels, upper, lower, sums,
-                      counts, best, bounds)
+    if state.fresh:
+        m = len(seg)
+        fail[:m] = np.arange(m)
+    else:
+        m = _screen(seg, labels, upper, lower, state.drift, state.max_drift, state.half_gap, prep.C, fail)
+    _recompute(seg, fail, m, prep.c2t, prep.cn, rho, unit, state.drift, state.max_drift, labels, upper, lower,
+               sums, counts, BLOCK_ROWS)
     return sums, counts, 0.0, m
 
 
@@ -635,12 +629,12 @@ def lloyd_in_memory(X: np.ndarray, init: np.ndarray, pool: Pool, *, max_iter: in
         raise ValueError("no rows to cluster")
     centres = np.array(init, dtype=np.float64, copy=True)
     k, p = centres.shape
-    labels = np.full(n, -1, dtype=np.int64)
+    labels = np.empty(n, dtype=np.int64)  # written by the first pass
     sums, counts = np.zeros((k, p)), np.zeros(k, dtype=np.int64)
     squares, tol_scaled, bounds, computed = 0.0, 0.0, None, []
     for it in range(1, max_iter + 1):
         fresh = bounds is not None and bounds.fresh
-        ds, dc, q, number = _pass(X, centres, labels, bounds, pool)
+        ds, dc, q, number = first_pass(X, centres, labels, pool) if it == 1 else _pass(X, centres, labels, bounds, pool)
         sums += ds
         counts += dc
         computed.append(n if bounds is None else number)
@@ -685,13 +679,76 @@ def _pass(X: np.ndarray, centres: np.ndarray, labels: np.ndarray, bounds: _Bound
 
 
 # ------------------------------------------------------------------ seeding
+@njit(nogil=True, cache=True)
+def _kmeans_pp(X, first, draws, centres):  # pragma: no cover - compiled
+    """Greedy k-means++ (scikit-learn's rule) into ``centres``: row ``first`` starts; ``draws`` (k - 1, trials)
+    are uniform in [0, 1).
+
+    For each next centre, ``trials`` candidate rows are drawn with probability
+    proportional to their squared distance to the nearest chosen centre (the
+    cumulative sum of those distances, searched), and the candidate that leaves the
+    smallest sum of squared distances is kept.
+    """
+    n, p = X.shape
+    k, trials = centres.shape[0], draws.shape[1]
+    for f in range(p):
+        centres[0, f] = X[first, f]
+    closest = np.empty(n)
+    for r in range(n):
+        closest[r] = _sqdist(X, r, centres, 0)
+    cumulative = np.empty(n)
+    trial = np.empty((trials, n))
+    candidates = np.empty((trials, p))
+    for c in range(1, k):
+        total = 0.0
+        for r in range(n):
+            total += closest[r]
+            cumulative[r] = total
+        for t in range(trials):
+            row = min(np.searchsorted(cumulative, draws[c - 1, t] * total), n - 1)
+            for f in range(p):
+                candidates[t, f] = X[row, f]
+        pots = np.zeros(trials)
+        for r in range(n):
+            for t in range(trials):
+                d = min(closest[r], _sqdist(X, r, candidates, t))
+                trial[t, r] = d
+                pots[t] += d
+        best = np.argmin(pots)
+        for f in range(p):
+            centres[c, f] = candidates[best, f]
+        closest[:] = trial[best]
+
+
 def seed_centres(X: np.ndarray, k: int, rng: np.random.Generator, *, sample: int = SEED_SAMPLE) -> np.ndarray:
-    """Greedy k-means++ centres (scikit-learn's) from a uniform sample of at most ``sample`` rows."""
+    """Greedy k-means++ centres (scikit-learn's rule, ``2 + ln k`` candidates a step) from a uniform sample of at
+    most ``sample`` rows; a compiled version of :func:`sklearn.cluster.kmeans_plusplus`."""
+    return _seed(X, k, rng, sample)[1]
+
+
+def start_centres(X: np.ndarray, k: int, rng: np.random.Generator, pool: Pool, *, sample: int = SEED_SAMPLE,
+                  max_iter: int = 300, tol: float = 1e-4) -> np.ndarray:
+    """:func:`seed_centres`, then, when X has more rows than the sample, Lloyd's iterations on the sample.
+
+    The sample's fixed point lies close to all rows' one, so the fit on all rows
+    then takes a few passes instead of tens (measured on 2M rows, k = 8: 2-3
+    passes instead of 11-27, for the same inertia to 4e-6).
+    """
+    rows, centres = _seed(X, k, rng, sample)
+    if len(rows) < len(X):
+        centres = lloyd_in_memory(rows, centres, pool, max_iter=max_iter, tol=tol).centres
+    return centres
+
+
+def _seed(X: np.ndarray, k: int, rng: np.random.Generator, sample: int) -> tuple[np.ndarray, np.ndarray]:
+    """The sample (X itself when it has at most ``sample`` rows) and k-means++ centres drawn from it."""
     if len(X) > sample:
-        rows = np.sort(rng.choice(len(X), size=sample, replace=False))
-        X = X[rows]
-    centres, _ = kmeans_plusplus(X, k, random_state=int(rng.integers(2**31 - 1)))
-    return centres.astype(np.float64)
+        X = X[np.sort(rng.choice(len(X), size=sample, replace=False))]
+    centres = np.empty((k, X.shape[1]))
+    first = int(rng.integers(len(X)))
+    draws = rng.random((k - 1, 2 + int(np.log(k))))
+    _kmeans_pp(X, first, draws, centres)
+    return X, centres
 
 
 def one_pass(X: np.ndarray) -> Iterator[np.ndarray]:

@@ -86,6 +86,9 @@ def test_evidence_table_and_centres():
     full = evaluate_k(X, [2, 3, 5], **FAST, full_ks=[5]).stability[5]  # the same refits, all of them
     assert full.n_boot == 10 and not full.all_stable
     np.testing.assert_array_equal(five.replicates, full.replicates[:five.n_boot])
+    reason = choose_k(ev).reason  # says which k stopped, after how many refits, and why
+    assert f"k = 5 after {five.n_boot} of 10" in reason and "could no longer reach" in reason
+    assert "stopped early" not in choose_k(ev, [2, 3]).reason  # only the ks the rule weighed
     assert ev.stability[3].sample_size == len(X)
 
 

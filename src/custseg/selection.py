@@ -1016,7 +1016,7 @@ def _stopped(stability, ks):
     if not early:
         return ""
     counts = ", ".join(f"k = {k} after {stability[k].n_boot} of {stability[k].n_planned}" for k in early)
-    return (f" Refits stopped early where the verdict was settled ({counts}): a segment's mean Jaccard could "
+    return (f" Refits stopped early where the verdict was settled ({counts}): the mean Jaccard of a segment could "
             f"no longer reach the threshold ({STABLE} for stable, {HIGHLY_STABLE} while confirming a level) even "
             f"if every remaining refit found it exactly, so more refits could not change the verdict; their "
             f"figures rest on the refits made.")

@@ -78,8 +78,17 @@ def test_evidence_table_and_centres():
     assert not hasattr(ev, "models") and not hasattr(ev, "labels")  # nothing n-long is kept
     assert sorted(ev.stability) == [2, 3, 5]
     assert ev.stability[3].all_stable  # three clear blobs reproduce
-    # the largest highly stable k is confirmed on three times the refits; the others keep theirs
-    assert {k: st.n_boot for k, st in ev.stability.items()} == {2: 10, 3: 30, 5: 10} and ev.confirm_boot == 30
+    # the largest highly stable k is confirmed on three times the refits; the others keep theirs, except
+    # k = 5 (a blob cut in two), which stops once a segment's mean can no longer reach 0.75
+    assert {k: st.n_boot for k, st in ev.stability.items() if k != 5} == {2: 10, 3: 30} and ev.confirm_boot == 30
+    five = ev.stability[5]
+    assert five.stopped_early and five.n_planned == 10 and 2 <= five.n_boot < 10 and not five.all_stable
+    full = evaluate_k(X, [2, 3, 5], **FAST, full_ks=[5]).stability[5]  # the same refits, all of them
+    assert full.n_boot == 10 and not full.all_stable
+    np.testing.assert_array_equal(five.replicates, full.replicates[:five.n_boot])
+    reason = choose_k(ev).reason  # says which k stopped, after how many refits, and why
+    assert f"k = 5 after {five.n_boot} of 10" in reason and "could no longer reach" in reason
+    assert "stopped early" not in choose_k(ev, [2, 3]).reason  # only the ks the rule weighed
     assert ev.stability[3].sample_size == len(X)
 
 
@@ -323,8 +332,16 @@ def test_drill_down_splits_only_segments_with_stable_sub_segments():
     assert first.stability[2].all_stable and np.bincount(first.labels).tolist() == [80, 80]
     assert second.k is None and second.labels is None
     assert not any(st.all_stable for st in second.stability.values())
+    assert sorted(second.stability) == [2, 3, 4]  # no split holds: every one was tried
+    # an arbitrary cut stops refitting once a sub-segment can no longer reach 0.75 on average
+    assert any(st.stopped_early for st in second.stability.values())
     d = first.to_dict()
-    assert d["sizes"] == [80, 80] and d["stability"]["n_boot"] == 10 and [t["k"] for t in d["tried"]] == [2, 3, 4]
+    assert d["sizes"] == [80, 80] and d["stability"]["n_boot"] == 10
+    # tried from 4 down: 4 and 3 cut a blob, 2 holds and ends the search
+    assert [t["k"] for t in d["tried"]] == [2, 3, 4] and [t["all_stable"] for t in d["tried"]] == [True, False, False]
+    four = np.vstack([rng.normal(size=(40, 6)) + 12 * np.eye(6)[i] for i in range(4)])
+    top = drill_down(four, np.zeros(160, int), n_init=3, seed=0, n_boot=10)[0]
+    assert top.k == 4 and sorted(top.stability) == [4]  # four blobs hold: 2 and 3 could not change that
     json.dumps([first.to_dict(), second.to_dict()], allow_nan=False)
 
 

@@ -11,7 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from custseg.errors import CustsegError
 from custseg.stability import (HIGHLY_STABLE, Stability, bootstrap_stability, jaccard_matrix, lower_bound,
-                               match_segments, status)
+                               match_segments, settled_below, status)
 
 
 @pytest.fixture(autouse=True)
@@ -110,6 +110,27 @@ def test_deterministic_warm_start_and_json():
 
 
 def test_replicates_follow_the_seed_through_any_engine():
+    from custseg.engine.small import SmallEngine
+
+    class Counting(SmallEngine):
+        fits = 0
+
+        def fit(self, X, k, **kw):
+            Counting.fits += 1
+            return super().fit(X, k, **kw)
+
+    X, labels, _ = planted_split()
+    a = bootstrap_stability(X, labels, n_boot=6, random_state=1, engine=Counting(n_threads=1))
+    assert Counting.fits == 6  # a caller's own engine is used as it is
+    b = bootstrap_stability(X, labels, n_boot=6, random_state=1)  # scikit-learn's engine hands them to SmallEngine
+    c = bootstrap_stability(X, labels, n_boot=6, random_state=2)
+    assert a.segments.equals(b.segments) and a.mean_ari == b.mean_ari
+    assert not a.segments["jaccard_mean"].equals(c.segments["jaccard_mean"])
+    g = bootstrap_stability(X, labels, n_boot=6, random_state=np.random.default_rng(1))
+    assert g.n_boot == 6
+
+
+def test_a_caller_engine_subclass_is_not_replaced():
     from custseg.engine import SklearnEngine
 
     class Counting(SklearnEngine):
@@ -120,14 +141,60 @@ def test_replicates_follow_the_seed_through_any_engine():
             return super().fit(X, k, **kw)
 
     X, labels, _ = planted_split()
-    a = bootstrap_stability(X, labels, n_boot=6, random_state=1, engine=Counting())
-    assert Counting.fits == 6
-    b = bootstrap_stability(X, labels, n_boot=6, random_state=1)
-    c = bootstrap_stability(X, labels, n_boot=6, random_state=2)
-    assert a.segments.equals(b.segments)
-    assert not a.segments["jaccard_mean"].equals(c.segments["jaccard_mean"])
-    g = bootstrap_stability(X, labels, n_boot=6, random_state=np.random.default_rng(1))
-    assert g.n_boot == 6
+    bootstrap_stability(X, labels, n_boot=3, random_state=1, engine=Counting())
+    assert Counting.fits == 3
+
+
+def test_the_adjusted_rand_index_is_scikit_learns():
+    from sklearn.metrics import adjusted_rand_score
+
+    from custseg.stability import _adjusted_rand, _contingency
+
+    rng = np.random.default_rng(3)
+    for n, k in [(2, 1), (50, 2), (997, 5), (3000, 3)]:
+        a = rng.integers(0, k, n)
+        b = np.where(rng.random(n) < 0.3, rng.integers(0, k, n), a)
+        for other in (a, b):
+            assert _adjusted_rand(_contingency(a, other, k, k)[0], n) == pytest.approx(
+                adjusted_rand_score(a, other), abs=1e-12)
+
+
+def test_settled_below_is_the_best_mean_the_remaining_refits_could_give():
+    reps = np.array([[0.9, 0.2], [0.9, np.nan], [0.9, 0.3]])
+    # segment 1: 0.5 over 2 scored refits; with 2 more at 1 the best mean is 2.5 / 4 = 0.625
+    assert settled_below(reps, 5, 0.63) and not settled_below(reps, 5, 0.625)
+    assert not settled_below(reps[:0], 5, 0.99)  # nothing fitted: anything can happen
+
+
+def test_stopping_early_keeps_the_verdict_of_every_refit():
+    X, labels, split = planted_split()
+    full = bootstrap_stability(X, labels, n_boot=20, random_state=4)
+    early = bootstrap_stability(X, labels, n_boot=20, random_state=4, stop_below=0.75)
+    assert not full.all_stable and not early.all_stable
+    assert early.stopped_early and early.n_planned == 20 and early.n_boot < 20
+    # the replicates fitted are the full run's first ones, and the stop is the first settled prefix
+    assert np.array_equal(early.replicates, full.replicates[:early.n_boot], equal_nan=True)
+    assert settled_below(full.replicates[:early.n_boot], 20, 0.75)
+    assert not settled_below(full.replicates[:early.n_boot - 1], 20, 0.75)
+    assert early.to_dict()["n_planned"] == 20 and early.to_dict()["n_boot"] == early.n_boot
+    keep = np.arange(180)  # three clear blobs: never settled below, every refit made
+    sure = bootstrap_stability(X[keep], labels[keep], n_boot=8, stop_below=0.75)
+    assert sure.n_boot == 8 and not sure.stopped_early and sure.n_planned is None
+
+
+def test_results_do_not_depend_on_threads_or_batches(monkeypatch):
+    import custseg.stability as stability
+    from custseg.engine.small import SmallEngine
+
+    X, labels, _ = planted_split()
+    one = bootstrap_stability(X, labels, n_boot=7, random_state=5, engine=SmallEngine(n_threads=1),
+                              stop_below=0.75)
+    monkeypatch.setattr(stability, "BATCH", 3)
+    two = bootstrap_stability(X, labels, n_boot=7, random_state=5, engine=SmallEngine(n_threads=2),
+                              stop_below=0.75)
+    assert one.n_boot == two.n_boot
+    assert np.array_equal(one.replicates, two.replicates, equal_nan=True)
+    assert np.array_equal(one.replicate_ari, two.replicate_ari)
 
 
 def test_status_thresholds():

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score
+from threadpoolctl import threadpool_limits
 
 from custseg import seeds
 from custseg.engine import Engine, gaussian_mixture, get_engine, single_threaded_kmeans
@@ -116,7 +117,8 @@ class SubSegments:
         Sub-segments: the largest candidate in :data:`DRILL_KS` whose
         sub-segments are all stable; ``None`` when no split reproduces.
     stability : dict of int to Stability
-        The bootstrap stability of each candidate split.
+        The bootstrap stability of each candidate split tried (from the largest
+        down to the first whose sub-segments are all stable).
     labels : ndarray of shape (n_customers,) or None
         Sub-segment (0-based, by decreasing size) of each of the segment's
         customers, in the order they appear in the data; ``None`` without a split.
@@ -137,7 +139,8 @@ class SubSegments:
             "k": None if self.k is None else int(self.k),
             "sizes": [] if self.labels is None else np.bincount(self.labels).astype(int).tolist(),
             "stability": None if chosen is None else chosen.to_dict(),
-            "tried": [{"k": int(k), "all_stable": st.all_stable, "jaccard_min": jsonable(st.jaccard_min)}
+            "tried": [{"k": int(k), "all_stable": st.all_stable, "jaccard_min": jsonable(st.jaccard_min),
+                       "n_boot": int(st.n_boot), "stopped_early": st.stopped_early}
                       for k, st in sorted(self.stability.items())],
         }
 
@@ -272,6 +275,7 @@ def evaluate_k(
     stability_max_n: int = CHOICE_MAX_N,
     levels=None,
     confirm_boot: int | None = None,
+    full_ks=(),
     progress=None,
 ) -> Evidence:
     """Fit k-means for every k in ``ks`` and record the evidence for each.
@@ -288,10 +292,15 @@ def evaluate_k(
     and the bootstrap stability of each segment (``stability_boot`` k-means
     refits, each the best of :data:`CHOICE_N_INIT` k-means++ starts, on ``min(n, stability_max_n)`` customers drawn with
     replacement, :func:`custseg.stability.bootstrap_stability`; the same draws
-    for every k). Then the search for the usable level (:func:`confirm_levels`)
-    adds refits, up to ``confirm_boot``, to the largest candidates in ``levels``
-    whose verdict is still open. The samples and the reference sets draw from
-    streams derived from ``seed`` (:func:`custseg.seeds.derive`).
+    for every k; a k stops refitting as soon as some segment's mean Jaccard can
+    no longer reach 0.75, :func:`custseg.stability.settled_below`, so its verdict
+    is that of all ``stability_boot`` refits). Then the search for the usable
+    level (:func:`confirm_levels`) adds refits, up to ``confirm_boot``, to the
+    largest candidates in ``levels`` whose verdict is still open (stopping, in the
+    same way, once some mean can no longer reach 0.85). When no level is found,
+    the ks stopped early get all ``stability_boot`` refits, as the rule then
+    ranks every k by its least stable bound. The samples and the reference
+    sets draw from streams derived from ``seed`` (:func:`custseg.seeds.derive`).
 
     Parameters
     ----------
@@ -318,6 +327,9 @@ def evaluate_k(
     confirm_boot : int, optional
         Refits a usable level is confirmed on; default ``CONFIRM_FACTOR *
         stability_boot``, at least ``stability_boot``.
+    full_ks : iterable of int, default=()
+        Candidates given all ``stability_boot`` refits whatever they show (a
+        fixed k, whose segments are reported one by one).
     progress : object with ``update(n)``, optional
         Advanced ``5 * len(ks)`` times in total.
 
@@ -365,10 +377,17 @@ def evaluate_k(
                  engine=engine)
     stability = {}
     for k in ks:
-        stability[k] = bootstrap_stability(X, labels[k], n_boot=stability_boot, **refit)
+        # a k with a segment that cannot reproduce any more is settled: no level, not stable
+        stability[k] = bootstrap_stability(X, labels[k], n_boot=stability_boot,
+                                           stop_below=None if k in full_ks else STABLE, **refit)
         tick(progress)
-    confirm_levels(stability, levels, confirm_boot, lambda k, st, b: bootstrap_stability(
-        X, labels[k], n_boot=b, resume=st, **refit))
+    found = confirm_levels(stability, levels, confirm_boot, lambda k, st, b: bootstrap_stability(
+        X, labels[k], n_boot=b, resume=st, stop_below=HIGHLY_STABLE, **refit))
+    if found is None:
+        # without a level the rule ranks every k by its least stable segment's bound: on all the refits
+        for k in ks:
+            if stability[k].n_boot < stability_boot:
+                stability[k] = bootstrap_stability(X, labels[k], n_boot=stability_boot, resume=stability[k], **refit)
 
     table = pd.DataFrame(
         {
@@ -537,9 +556,18 @@ def select_k(
     ks = sorted(set(auto_ks) | ({int(fixed_k)} if fixed_k is not None else set()))
     engine = get_engine(engine)
     seed = seeds.resolve(random_state)
+    # Thousands of small products: BLAS and OpenMP threads cost more in start-up and spinning than they save
+    # (card file, load 8 on 2 cores: 10.5 s CPU with threaded BLAS, 6.8 s without); the refits use the cores.
+    with threadpool_limits(limits=1):
+        return _select_k(X, ks, auto_ks, fixed_k, engine, n_init, seed, silhouette_max_n, n_refs, stability_boot,
+                         stability_max_n, progress)
+
+
+def _select_k(X, ks, auto_ks, fixed_k, engine, n_init, seed, silhouette_max_n, n_refs, stability_boot,
+              stability_max_n, progress):
     evidence = evaluate_k(X, ks, engine=engine, n_init=n_init, seed=seed, silhouette_max_n=silhouette_max_n,
                           n_refs=n_refs, stability_boot=stability_boot, stability_max_n=stability_max_n,
-                          levels=auto_ks, progress=progress)
+                          levels=auto_ks, full_ks=() if fixed_k is None else (int(fixed_k),), progress=progress)
     selection = choose_k(evidence, auto_ks, fixed_k=fixed_k)
     X = _as_matrix(X)
     with single_threaded_kmeans():  # OpenMP threads only add contention on short passes
@@ -555,11 +583,15 @@ def drill_down(X, labels, ks=DRILL_KS, *, engine: str | Engine = "sklearn", n_in
     """Split each segment where a split reproduces: the stability rule inside each segment.
 
     For each segment, k-means (best of ``n_init`` k-means++ starts) is fitted to
-    its customers alone for every k in ``ks`` that leaves at least two customers
-    per sub-segment, each split is bootstrapped like the evidence (``n_boot``
-    refits on at most ``max_n`` customers), and the segment's sub-segments are
-    those of the largest k whose sub-segments are all stable (mean Jaccard >=
-    0.75); when none is, the segment has no stable split (``k`` is ``None``).
+    its customers alone for the k in ``ks`` that leave at least two customers
+    per sub-segment, from the largest down, each split is bootstrapped like the
+    evidence (``n_boot`` refits on at most ``max_n`` customers), and the
+    segment's sub-segments are those of the first (largest) k whose sub-segments
+    are all stable (mean Jaccard >= 0.75); smaller k are then not tried, as they
+    could not change the answer. When none is, the segment has no stable split
+    (``k`` is ``None``). A split's refits stop once some sub-segment's mean can no
+    longer reach 0.75 (:func:`custseg.stability.settled_below`): its verdict is
+    that of all ``n_boot``.
 
     Parameters
     ----------
@@ -581,16 +613,22 @@ def drill_down(X, labels, ks=DRILL_KS, *, engine: str | Engine = "sklearn", n_in
     out = []
     for segment, child in zip(range(n_segments), seeds.spawn(seed, n_segments)):
         Xs = X[labels == segment]
+        fitter = _small(engine, len(Xs))
         fit_seed, boot_seed = seeds.spawn(child, 2)
         found, stability = {}, {}
-        for k in (k for k in ks if len(Xs) >= 2 * k):
-            found[k] = _labels(engine, Xs, engine.fit(Xs, k, n_init=n_init, seed=fit_seed))
-            if len(np.unique(found[k])) < 2:
+        k = None
+        # from the largest split down: the first whose sub-segments are all stable is the answer
+        for k_try in sorted((k for k in ks if len(Xs) >= 2 * k), reverse=True):
+            found[k_try] = _labels(fitter, Xs, fitter.fit(Xs, k_try, n_init=n_init, seed=fit_seed))
+            if len(np.unique(found[k_try])) < 2:
                 continue
-            stability[k] = bootstrap_stability(Xs, found[k], n_boot=n_boot, max_n=max_n, n_init=CHOICE_N_INIT,
-                                               random_state=boot_seed, engine=engine)
-        stable = [k for k, st in stability.items() if st.all_stable]
-        k = max(stable) if stable else None
+            # only "every sub-segment stable" is asked: a split is settled once one cannot be
+            stability[k_try] = bootstrap_stability(Xs, found[k_try], n_boot=n_boot, max_n=max_n,
+                                                   n_init=CHOICE_N_INIT, random_state=boot_seed, engine=engine,
+                                                   stop_below=STABLE)
+            if stability[k_try].all_stable:
+                k = k_try
+                break
         out.append(SubSegments(segment=segment, n_customers=len(Xs), k=k, stability=stability,
                                labels=None if k is None else by_size(found[k])))
     return out
@@ -650,6 +688,12 @@ def check_size(n: int, ks: list[int]) -> None:
 
 
 # ---------------------------------------------------------------------- silhouette
+
+
+def _small(engine, n):
+    from custseg.engine.small import for_small  # numba on use: the command line starts without it
+
+    return for_small(engine, n)
 
 
 def _labels(engine, X, fit):
@@ -768,17 +812,17 @@ def _gap_evidence(X, ks, n_refs, engine, seed):
     if n > GAP_MAX_N:
         X = X[np.sort(seeds.generator(sample_seed).choice(n, size=GAP_MAX_N, replace=False))]
     all_ks = [1, *ks]
-    observed = _log_w(X, all_ks, engine, observed_seed)
-
     centred = X - X.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     scores = centred @ vt.T
     lo, hi = scores.min(axis=0), scores.max(axis=0)
-    refs = np.empty((n_refs, len(all_ks)))
-    for b, ref_seed in enumerate(ref_seeds):
+    sets, fit_seeds = [X], [observed_seed]
+    for ref_seed in ref_seeds:
         data_seed, fit_seed = seeds.spawn(ref_seed, 2)
-        ref = seeds.generator(data_seed).uniform(lo, hi, size=scores.shape) @ vt
-        refs[b] = _log_w(ref, all_ks, engine, fit_seed)
+        sets.append(seeds.generator(data_seed).uniform(lo, hi, size=scores.shape) @ vt)
+        fit_seeds.append(fit_seed)
+    log_w = _log_w(sets, all_ks, _small(engine, len(X)), fit_seeds)
+    observed, refs = log_w[0], log_w[1:]
 
     gap = refs.mean(axis=0) - observed
     # The paper's sd_k uses 1/B; s_k inflates it for the simulation error.
@@ -786,15 +830,17 @@ def _gap_evidence(X, ks, n_refs, engine, seed):
     return list(gap[1:]), list(se[1:]), float(gap[0]), float(se[0])
 
 
-def _log_w(X, ks, engine, seed):
-    out = []
-    for k in ks:
-        if k == 1:
-            w = float(((X - X.mean(axis=0)) ** 2).sum())
-        else:
-            w = engine.fit(X, k, n_init=GAP_N_INIT, seed=seed).inertia
-        out.append(math.log(max(w, np.finfo(float).tiny)))
-    return np.array(out)
+def _log_w(sets, ks, engine, fit_seeds):
+    """``log W_k`` of each data set (rows) for each k (columns); set i's fits seeded with ``fit_seeds[i]``."""
+    jobs = [(X, k, dict(n_init=GAP_N_INIT, seed=seed)) for X, seed in zip(sets, fit_seeds) for k in ks if k > 1]
+    many = getattr(engine, "fit_many", None)
+    fits = iter(many(jobs) if many is not None else [engine.fit(X, k, **kw) for X, k, kw in jobs])
+    out = np.empty((len(sets), len(ks)))
+    for i, X in enumerate(sets):
+        for j, k in enumerate(ks):
+            w = float(((X - X.mean(axis=0)) ** 2).sum()) if k == 1 else next(fits).inertia
+            out[i, j] = math.log(max(w, np.finfo(float).tiny))
+    return out
 
 
 # ----------------------------------------------------------------------------- BIC
@@ -921,7 +967,7 @@ def _auto_rule(table, baseline, stability, confirm_boot):
             f"k = {candidate}: {_support(counted, candidate)} ({summary}). The gap statistic rejects a "
             f"single homogeneous group, the silhouette of {cand_sil:.2f} is above {SILHOUETTE_FLOOR}, and "
             f"every segment reproduces in {boot} (least stable: mean Jaccard "
-            f"{stability[candidate].jaccard_min:.2f}), so the data show separated groups."
+            f"{stability[candidate].jaccard_min:.2f}), so the data show separated groups.{_stopped(stability, ks)}"
         )
         return votes, candidate, True, why
     head = f"No clear structure: {'; '.join(problems)}. The criteria point to {summary}."
@@ -935,7 +981,7 @@ def _auto_rule(table, baseline, stability, confirm_boot):
             f"{CONFIDENCE:.0%} confidence (least stable: mean {st.jaccard_min:.2f}, lower bound "
             f"{st.lower_min:.2f}){_above(stability, ks, k)}. Use them as a convenient partition of a "
             f"continuum rather than as distinct groups; the drill-down splits each segment further where "
-            f"a split reproduces."
+            f"a split reproduces.{_stopped(stability, ks)}"
         )
         return votes, k, False, why
     k = max(ks, key=lambda c: (stability[c].lower_min, -c))
@@ -944,6 +990,7 @@ def _auto_rule(table, baseline, stability, confirm_boot):
         f"{HIGHLY_STABLE} with {CONFIDENCE:.0%} confidence in {confirm_boot} bootstrap refits); k = {k} has "
         f"the most stable least-stable segment (mean Jaccard {stability[k].jaccard_min:.2f}, lower bound "
         f"{stability[k].lower_min:.2f} in {stability[k].n_boot} refits). Treat the segments as tentative."
+        f"{_stopped(stability, ks)}"
     )
     return votes, k, False, why
 
@@ -959,7 +1006,20 @@ def _above(stability, ks, k):
 
 
 def _bootstrap_phrase(stab: Stability) -> str:
-    return f"{stab.n_boot} bootstrap refits on {stab.sample_size:,} customers"
+    made = f"{stab.n_boot} of {stab.n_planned} planned" if stab.stopped_early else f"{stab.n_boot}"
+    return f"{made} bootstrap refits on {stab.sample_size:,} customers"
+
+
+def _stopped(stability, ks):
+    """A sentence naming the ks whose refits stopped once their verdict was settled ("" when none did)."""
+    early = [k for k in ks if stability[k].stopped_early]
+    if not early:
+        return ""
+    counts = ", ".join(f"k = {k} after {stability[k].n_boot} of {stability[k].n_planned}" for k in early)
+    return (f" Refits stopped early where the verdict was settled ({counts}): the mean Jaccard of a segment could "
+            f"no longer reach the threshold ({STABLE} for stable, {HIGHLY_STABLE} while confirming a level) even "
+            f"if every remaining refit found it exactly, so more refits could not change the verdict; their "
+            f"figures rest on the refits made.")
 
 
 def _counted_votes(votes, ks):

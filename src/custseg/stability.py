@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import norm
-from sklearn.metrics import adjusted_rand_score
 
 from custseg import seeds
 from custseg.engine import Engine, get_engine
@@ -43,6 +42,8 @@ CONFIDENCE = 0.95
 #: optimiser's luck, not the data (card file, k = 4: one start left a segment below
 #: 0.6 in 6 of 20 refits, three starts in 0 of 20). Never the reference centres.
 N_INIT = 3
+#: Replicates fitted together (on the engine's threads when it has ``fit_many``); results do not depend on it.
+BATCH = 4
 
 
 @dataclass
@@ -69,6 +70,10 @@ class Stability:
         Customers drawn with replacement in each replicate.
     replicate_ari : ndarray of shape (n_boot,)
         Each replicate's adjusted Rand index (``mean_ari`` is their mean).
+    n_planned : int or None
+        The replicates asked for when fewer were fitted because the verdict was
+        settled (``stop_below`` of :func:`bootstrap_stability`); ``None`` when all
+        were fitted.
     """
 
     segments: pd.DataFrame
@@ -77,6 +82,12 @@ class Stability:
     replicates: np.ndarray = field(repr=False)
     sample_size: int
     replicate_ari: np.ndarray = field(repr=False)
+    n_planned: int | None = None
+
+    @property
+    def stopped_early(self) -> bool:
+        """Whether the refits stopped before ``n_planned`` because no segment set could reach the threshold."""
+        return self.n_planned is not None and self.n_planned > self.n_boot
 
     @property
     def all_stable(self) -> bool:
@@ -102,6 +113,7 @@ class Stability:
         """JSON-safe summary (plain numbers and strings, NaN as ``None``)."""
         return {
             "n_boot": int(self.n_boot),
+            "n_planned": int(self.n_boot if self.n_planned is None else self.n_planned),
             "sample_size": int(self.sample_size),
             "mean_ari": jsonable(self.mean_ari),
             "thresholds": {"stable": STABLE, "unstable": UNSTABLE, "highly_stable": HIGHLY_STABLE,
@@ -130,6 +142,7 @@ def bootstrap_stability(
     max_n: int = BOOTSTRAP_MAX_N,
     engine: str | Engine = "sklearn",
     resume: Stability | None = None,
+    stop_below: float | None = None,
     progress=None,
 ) -> Stability:
     """Bootstrap the k-means segmentation and score each segment's stability.
@@ -169,13 +182,22 @@ def bootstrap_stability(
         Bootstrap sample size cap; above it, each replicate draws ``max_n``
         customers with replacement (an m-out-of-n bootstrap).
     engine : str or Engine, default="sklearn"
-        Fits the replicates and assigns the customers to their centres.
+        Fits the replicates and assigns the customers to their centres. The stock
+        in-memory engines hand these small fits to the compiled
+        :class:`custseg.engine.small.SmallEngine` (:func:`custseg.engine.small.for_small`).
     resume : Stability, optional
         An earlier result of this same call with fewer replicates: its replicates
         are kept and only the rest are fitted. Replicate b always draws from the
         b-th child of the seed, so the result equals a fresh call with ``n_boot``.
+    stop_below : float, optional
+        Stop as soon as some segment's mean Jaccard over ``n_boot`` replicates can
+        no longer reach ``stop_below`` even if every remaining replicate scored 1
+        (:func:`settled_below`): then "every segment's mean >= ``stop_below``" is
+        false whatever the rest would give. The result holds the replicates fitted
+        (``n_boot``) and the number asked for (``n_planned``). The check runs after
+        each replicate in order, so where it stops does not depend on threads.
     progress : object with ``update(n)``, optional
-        Advanced once per replicate fitted.
+        Advanced once per replicate asked for (the skipped ones at the stop).
 
     Returns
     -------
@@ -201,18 +223,28 @@ def bootstrap_stability(
     done = _resumed(resume, segments, m, n_boot)
     if done:
         jaccard[:done], ari[:done] = resume.replicates, resume.replicate_ari
-    for b, replicate in enumerate(seeds.spawn(seeds.derive(random_state, "bootstrap"), n_boot)):
-        if b < done:
-            continue
-        draw_seed, fit_seed = seeds.spawn(replicate, 2)
-        drawn = seeds.generator(draw_seed).integers(0, n, size=m)
-        fit = engine.fit(X[drawn], k, n_init=n_init, seed=fit_seed, init=init_centers)
-        kept, first = np.unique(drawn, return_index=True)
-        # the fit's own labels of the drawn rows spare a second distance pass
-        boot = fit.labels[first] if fit.labels is not None else engine.assign(X[kept], fit.centres)[0]
-        jaccard[b] = _matched_jaccard(ref[kept], boot, k)
-        ari[b] = adjusted_rand_score(ref[kept], boot)
-        tick(progress)
+    from custseg.engine.small import for_small  # numba on use: the command line starts without it
+
+    fitter = for_small(engine, m)
+    children = seeds.spawn(seeds.derive(random_state, "bootstrap"), n_boot)
+    made = n_boot
+    for start in range(done, n_boot, BATCH):
+        batch = [_replicate(children[b], n, m) for b in range(start, min(start + BATCH, n_boot))]
+        fits = _fit_all(fitter, [(X[drawn], k, dict(n_init=n_init, seed=fit_seed, init=init_centers))
+                                 for drawn, fit_seed in batch])
+        for b, (drawn, _), fit in zip(range(start, n_boot), batch, fits):
+            kept, first = np.unique(drawn, return_index=True)
+            # the fit's own labels of the drawn rows spare a second distance pass
+            boot = fit.labels[first] if fit.labels is not None else fitter.assign(X[kept], fit.centres)[0]
+            jaccard[b], ari[b] = _scores(ref[kept], boot, k)
+            tick(progress)
+            if stop_below is not None and b + 1 < n_boot and settled_below(jaccard[:b + 1], n_boot, stop_below):
+                made = b + 1
+                tick(progress, n_boot - made)
+                break
+        if made < n_boot:
+            break
+    jaccard, ari = jaccard[:made], ari[:made]
 
     mean = np.nanmean(jaccard, axis=0)
     sd = np.nanstd(jaccard, axis=0, ddof=1)
@@ -221,8 +253,34 @@ def bootstrap_stability(
          "status": [status(j) for j in mean]},
         index=pd.Index(segments, name="segment"),
     )
-    return Stability(segments=table, mean_ari=float(ari.mean()), n_boot=int(n_boot), replicates=jaccard,
-                     sample_size=int(m), replicate_ari=ari)
+    return Stability(segments=table, mean_ari=float(ari.mean()), n_boot=int(made), replicates=jaccard,
+                     sample_size=int(m), replicate_ari=ari, n_planned=None if made == n_boot else int(n_boot))
+
+
+def settled_below(replicates, n_boot: int, threshold: float) -> bool:
+    """Whether some segment's mean over ``n_boot`` replicates is sure to fall below ``threshold``.
+
+    With ``S`` the sum of a segment's ``c`` scored replicates so far and ``r``
+    replicates still to come, the best final mean is ``(S + r) / (c + r)`` (every
+    remaining replicate scoring the maximum Jaccard of 1; a replicate that does not
+    draw the segment leaves its mean as it is, and ``S / c <= 1``). Below
+    ``threshold`` for some segment, no remaining refit can change the verdict.
+
+    Parameters
+    ----------
+    replicates : array-like of shape (b, n_segments)
+        The replicates fitted so far (NaN where a segment was not drawn).
+    n_boot : int
+        The replicates asked for in all.
+    threshold : float
+    """
+    reps = np.asarray(replicates, dtype=np.float64)
+    rest = n_boot - len(reps)
+    total = np.nansum(reps, axis=0) + rest
+    count = np.sum(~np.isnan(reps), axis=0) + rest
+    with np.errstate(invalid="ignore", divide="ignore"):
+        best = np.where(count > 0, total / np.maximum(count, 1), 1.0)
+    return bool((best < threshold).any())
 
 
 def lower_bound(replicates, confidence: float = CONFIDENCE) -> np.ndarray:
@@ -273,6 +331,11 @@ def jaccard_matrix(ref, other, n_ref: int | None = None, n_other: int | None = N
     -------
     ndarray of shape (n_ref, n_other)
     """
+    return _jaccard(*_contingency(ref, other, n_ref, n_other))
+
+
+def _contingency(ref, other, n_ref, n_other):
+    """Points in each (reference, other) pair of segments, and each side's segment sizes."""
     ref = np.asarray(ref, dtype=np.int64)
     other = np.asarray(other, dtype=np.int64)
     n_ref = int(ref.max()) + 1 if n_ref is None else n_ref
@@ -281,6 +344,10 @@ def jaccard_matrix(ref, other, n_ref: int | None = None, n_other: int | None = N
     keep = other >= 0
     size_other = np.bincount(other[keep], minlength=n_other)[:n_other]
     both = np.bincount(ref[keep] * n_other + other[keep], minlength=n_ref * n_other).reshape(n_ref, n_other)
+    return both, size_ref, size_other
+
+
+def _jaccard(both, size_ref, size_other):
     union = size_ref[:, None] + size_other[None, :] - both
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, both / union, 0.0)
@@ -296,7 +363,10 @@ def match_segments(ref, other, n_ref: int | None = None, n_other: int | None = N
     jaccard : ndarray of shape (n_ref,)
         The Jaccard similarity of each pair (0 when unpaired).
     """
-    sim = jaccard_matrix(ref, other, n_ref, n_other)
+    return _paired(jaccard_matrix(ref, other, n_ref, n_other))
+
+
+def _paired(sim):
     partner = np.full(sim.shape[0], -1)
     score = np.zeros(sim.shape[0])
     if sim.shape[1]:
@@ -306,11 +376,40 @@ def match_segments(ref, other, n_ref: int | None = None, n_other: int | None = N
     return partner, score
 
 
-def _matched_jaccard(ref, boot, k):
-    score = match_segments(ref, boot, k, k)[1]
+def _replicate(child, n, m):
+    """Replicate ``child``'s draw of ``m`` of ``n`` rows with replacement, and the seed of its fit."""
+    draw_seed, fit_seed = seeds.spawn(child, 2)
+    return seeds.generator(draw_seed).integers(0, n, size=m), fit_seed
+
+
+def _fit_all(engine, jobs):
+    many = getattr(engine, "fit_many", None)
+    if many is not None:
+        return many(jobs)
+    return [engine.fit(X, k, **kw) for X, k, kw in jobs]
+
+
+def _scores(ref, boot, k):
+    """Each reference segment's matched Jaccard (NaN when none of it was drawn) and the adjusted Rand index."""
+    both, size_ref, size_boot = _contingency(ref, boot, k, k)
+    score = _paired(_jaccard(both, size_ref, size_boot))[1]
     # A segment none of whose customers were drawn has no score this round.
-    score[np.bincount(ref, minlength=k) == 0] = np.nan
-    return score
+    score[size_ref == 0] = np.nan
+    return score, _adjusted_rand(both, len(ref))
+
+
+def _adjusted_rand(contingency, n):
+    """scikit-learn's ``adjusted_rand_score`` from the contingency table (its pair-confusion formula)."""
+    sum_squares = int((contingency.astype(np.int64) ** 2).sum())
+    rows = contingency.sum(axis=1).astype(np.int64)
+    cols = contingency.sum(axis=0).astype(np.int64)
+    fp = int((contingency @ cols).sum()) - sum_squares
+    fn = int((contingency.T @ rows).sum()) - sum_squares
+    tp = sum_squares - n
+    tn = n * n - fp - fn - sum_squares
+    if fn == 0 and fp == 0:
+        return 1.0
+    return 2.0 * (tp * tn - fn * fp) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn))
 
 
 def _resumed(resume, segments, m, n_boot) -> int:

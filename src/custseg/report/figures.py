@@ -208,6 +208,10 @@ class Rendered:
 
 
 def _render(fig: Figure) -> Rendered:
+    if fig.get_layout_engine() is not None:
+        # lay out once: each savefig would otherwise run the constrained layout again, twice
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
     png, svg = io.BytesIO(), io.BytesIO()
     fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
     fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None}, facecolor="white")

@@ -1004,6 +1004,8 @@ def make_figures(description: Description, names: Iterable[str] = FIGURE_ORDER, 
         Processes that draw (this one included). Default: the cores this process may use, at
         most :data:`MAX_PROCESSES`, where processes can be forked; 1 draws everything here.
     """
+    import seaborn  # noqa: F401  (imported before forking, so every process has it already)
+
     wanted = [name for name in FIGURE_ORDER if name in set(names)]
     shares = _shares(wanted, _processes(processes, len(wanted)))
     if len(shares) == 1:

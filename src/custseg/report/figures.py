@@ -34,6 +34,7 @@ import io
 import math
 import multiprocessing
 import os
+import sys
 import textwrap
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -1001,8 +1002,8 @@ def make_figures(description: Description, names: Iterable[str] = FIGURE_ORDER, 
     names : iterable of str
         The figures wanted; unknown names are ignored.
     processes : int, optional
-        Processes that draw (this one included). Default: the cores this process may use, at
-        most :data:`MAX_PROCESSES`, where processes can be forked; 1 draws everything here.
+        Processes that draw, this one included (on Linux; elsewhere everything is drawn here).
+        Default: the cores this process may use, at most :data:`MAX_PROCESSES`.
     """
     import seaborn  # noqa: F401  (imported before forking, so every process has it already)
 
@@ -1020,11 +1021,10 @@ def make_figures(description: Description, names: Iterable[str] = FIGURE_ORDER, 
 
 
 def _processes(requested: int | None, n_figures: int) -> int:
+    if not sys.platform.startswith("linux"):
+        return 1  # forking is safe on Linux only (macOS frameworks abort in forked children; Windows has none)
     if requested is None:
-        if "fork" not in multiprocessing.get_all_start_methods():
-            return 1
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        requested = min(cores, MAX_PROCESSES)
+        requested = min(len(os.sched_getaffinity(0)), MAX_PROCESSES)
     return max(1, min(requested, n_figures))
 
 

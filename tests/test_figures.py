@@ -123,3 +123,14 @@ def test_figures_are_shared_out_once_each_and_evenly():
     loads = [sum(F.COST[n] for n in share) for share in shares]
     assert max(loads) - min(loads) <= max(F.COST.values())
     assert F._shares(["sizes"], 4) == [["sizes"]]
+
+
+def test_figures_are_drawn_here_when_no_process_can_be_forked(description, monkeypatch):
+    def refused():
+        raise OSError(12, "Cannot allocate memory")
+
+    names = ("sizes", "stability")
+    expected = F.make_figures(description, names, processes=1)
+    monkeypatch.setattr(F.os, "fork", refused)
+    drawn = F.make_figures(description, names, processes=2)
+    assert list(drawn) == list(names) and all(drawn[n].png == expected[n].png for n in names)

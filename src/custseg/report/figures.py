@@ -1012,8 +1012,13 @@ def make_figures(description: Description, names: Iterable[str] = FIGURE_ORDER, 
     if len(shares) == 1:
         return _render_figures(description, wanted)
     out: dict[str, Rendered] = {}
-    with ProcessPoolExecutor(len(shares) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+    pool = ProcessPoolExecutor(len(shares) - 1, mp_context=multiprocessing.get_context("fork"))
+    try:
         others = [pool.submit(_render_figures, description, share) for share in shares[1:]]
+    except OSError:  # no process could be forked (a memory-commit or process limit): draw everything here
+        pool.shutdown(cancel_futures=True)
+        return _render_figures(description, wanted)
+    with pool:
         out.update(_render_figures(description, shares[0]))
         for job in others:
             out.update(job.result())

@@ -1007,7 +1007,8 @@ def make_figures(description: Description, names: Iterable[str] = FIGURE_ORDER, 
     """
     import seaborn  # noqa: F401  (imported before forking, so every process has it already)
 
-    wanted = [name for name in FIGURE_ORDER if name in set(names)]
+    names = set(names)
+    wanted = [name for name in FIGURE_ORDER if name in names]
     shares = _shares(wanted, _processes(processes, len(wanted)))
     if len(shares) == 1:
         return _render_figures(description, wanted)
@@ -1037,10 +1038,10 @@ def _shares(names: Sequence[str], processes: int) -> list[list[str]]:
     """Split the figures into ``processes`` groups of about equal cost (largest first, each to the lightest group)."""
     groups: list[list[str]] = [[] for _ in range(processes)]
     loads = [0.0] * processes
-    for name in sorted(names, key=lambda n: -COST.get(n, 0.3)):
+    for name in sorted(names, key=lambda n: -COST[n]):
         lightest = loads.index(min(loads))
         groups[lightest].append(name)
-        loads[lightest] += COST.get(name, 0.3)
+        loads[lightest] += COST[name]
     return [group for group in groups if group]
 
 

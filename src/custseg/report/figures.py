@@ -678,7 +678,7 @@ def silhouette_figure(description: Description) -> Figure | None:
     ax.set_xlabel("Silhouette width (−1 = closer to another segment, 0 = on the border, 1 = well inside)")
     ax.grid(axis="y", visible=False)
     ax.set_title(f"{sil.sample_size:,} customers sampled; widths below 0 sit closer to another segment's centre",
-                 loc="left", fontsize=10)
+                 loc="left", fontsize=10, pad=16)  # room for the mean's label between the title and the axes
     return fig
 
 

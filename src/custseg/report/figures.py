@@ -937,7 +937,8 @@ def k_stability_figure(description: Description) -> Figure | None:
     if choice is None or not choice.per_k:
         return None
     chosen = description.metrics.chosen_k
-    fig = _new_figure(max(6.0, 1.0 + 0.75 * len(choice.per_k)), 4.6)
+    width = max(6.0, 1.0 + 0.75 * len(choice.per_k))
+    fig = _new_figure(width, 4.6)
     ax = fig.add_subplot()
     for row in choice.per_k:
         values = [num(v) for v in row.jaccard if math.isfinite(num(v))]
@@ -957,10 +958,11 @@ def k_stability_figure(description: Description) -> Figure | None:
     ax.set_ylim(0, 1.0)
     ax.set_xlabel("number of segments k")
     ax.set_ylabel("mean bootstrap Jaccard per segment\n(1 = found again exactly)")
-    ax.set_title(f"Grey dots: each segment's mean at that k. Diamond: the lowest 95 % lower bound on that k's\n"
-                 f"refits (green: at or above the solid line; orange: below; blue: the chosen k, confirmed on\n"
-                 f"the most refits). Lines: highly stable ≥ {HIGHLY_STABLE_AT:g}; dashed: stable ≥ {STABLE_AT:g}; "
-                 f"dotted: weak ≥ {WEAK_AT:g}", loc="left", fontsize=10)
+    title = ("Grey dots: each segment's mean at that k. Diamond: the lowest 95 % lower bound on that k's refits "
+             "(green: at or above the solid line; orange: below; blue: the chosen k, confirmed on the most refits). "
+             f"Lines: highly stable ≥ {HIGHLY_STABLE_AT:g}; dashed: stable ≥ {STABLE_AT:g}; dotted: weak ≥ {WEAK_AT:g}")
+    # wrapped to the width right of the axis labels (about 0.6 em a character in bold), so no line is cut off
+    ax.set_title(textwrap.fill(title, int((width - 1.0) * 72 / (10 * 0.6))), loc="left", fontsize=10)
     return fig
 
 

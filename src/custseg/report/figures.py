@@ -276,12 +276,13 @@ def sizes_figure(description: Description) -> Figure | None:
 
 
 def _heatmap_figure(values: np.ndarray, annotations: list[list[str]], *, vmax: float, cmap: str,
-                    xlabels: list[str], ylabels: list[str], cbar_label: str, cbar_ticks=None,
+                    xlabels: list[str], ylabels: list[str], cbar_label: str, title: str, cbar_ticks=None,
                     cbar_ticklabels=None) -> tuple[Figure, object]:
-    """Annotated heatmap (seaborn) with a colour bar on the right, laid out in fixed inches.
+    """Annotated heatmap (seaborn) with a colour bar on the right and a title, laid out in fixed inches.
 
     The layout is computed from the label lengths rather than by matplotlib's layout
-    engines, which keeps rendering fast and the result deterministic.
+    engines, which keeps rendering fast and the result deterministic; the figure is wide
+    enough for its title (bold: about 0.6 em a character).
     """
     import warnings
 
@@ -292,7 +293,8 @@ def _heatmap_figure(values: np.ndarray, annotations: list[list[str]], *, vmax: f
     left = 0.3 + _text_width(ylabels)
     top = 0.55 + 0.17 * max((str(x).count("\n") + 1 for x in xlabels), default=1)
     bottom, right = 0.15, 1.75
-    cell_w = max(cell_w, (MIN_HEATMAP_WIDTH - left - right) / max(n_cols, 1))
+    min_width = max(MIN_HEATMAP_WIDTH, left + len(title) * 11 * 0.6 / 72 + 0.2)
+    cell_w = max(cell_w, (min_width - left - right) / max(n_cols, 1))
     width, height = left + cell_w * n_cols + right, top + cell_h * n_rows + bottom
     fig = _new_figure(width, height, layout=None)
     ax = fig.add_axes((left / width, bottom / height, cell_w * n_cols / width, cell_h * n_rows / height))
@@ -314,6 +316,7 @@ def _heatmap_figure(values: np.ndarray, annotations: list[list[str]], *, vmax: f
         cbar = ax.collections[0].colorbar
         cbar.set_ticks(cbar_ticks)
         cbar.set_ticklabels(cbar_ticklabels)
+    ax.set_title(title, loc="left", pad=12)
     return fig, ax
 
 
@@ -335,9 +338,9 @@ def profile_figure(description: Description) -> Figure | None:
     fig, ax = _heatmap_figure(values, annotations, vmax=vmax, cmap="RdBu_r",
              xlabels=[_seg_label(s, width=14) for s in segs],
              ylabels=[label(f) for f in features],
-             cbar_label="Centre (sd from the average)")
+             cbar_label="Centre (sd from the average)",
+             title="Segment centres: red = above the portfolio average, blue = below")
     _colour_tick_labels(ax, colours_of(segs))
-    ax.set_title("Segment centres: red = above the portfolio average, blue = below", loc="left", pad=12)
     return fig
 
 
@@ -386,9 +389,9 @@ def effects_figure(description: Description) -> Figure | None:
                               xlabels=[_seg_label(s, width=14) for s in segs], ylabels=ylabels,
                               cbar_label="Effect: P(higher) − P(lower) than the other customers",
                               cbar_ticks=[-1, -0.5, 0, 0.5, 1],
-                              cbar_ticklabels=["−1 all lower", "−0.5", "0 same", "+0.5", "+1 all higher"])
+                              cbar_ticklabels=["−1 all lower", "−0.5", "0 same", "+0.5", "+1 all higher"],
+                              title="Cells: segment median; orange = higher, purple = lower than the rest")
     _colour_tick_labels(ax, colours_of(segs))
-    ax.set_title("Cells: segment median; orange = higher, purple = lower than the rest", loc="left", pad=12)
     return fig
 
 

@@ -46,7 +46,9 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
+from matplotlib.textpath import TextToPath
 
 from custseg.description import Description, SegmentDescription
 
@@ -195,9 +197,11 @@ def _new_figure(width: float, height: float, layout: str | None = "constrained")
 
 
 def _text_width(texts: Iterable[str], size: float = 9.0) -> float:
-    """Approximate width in inches of the longest line of text at a font size (DejaVu Sans)."""
-    longest = max((len(line) for t in texts for line in str(t).split("\n")), default=0)
-    return longest * size * 0.53 / 72.0
+    """Width in inches of the longest line of text at a font size (DejaVu Sans), from the font's metrics."""
+    props = FontProperties(family="DejaVu Sans", size=size)
+    measure = TextToPath().get_text_width_height_descent
+    return max((measure(line, props, ismath=False)[0] for t in texts for line in str(t).split("\n")),
+               default=0.0) / 72.0
 
 
 @dataclass(frozen=True)
@@ -557,8 +561,9 @@ def distances_figure(description: Description) -> Figure | None:
     ax.tick_params(length=0)
     ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
     _colour_tick_labels(ax, colours_of(segs))
-    ax.set_title("Distance between centres in the model space (small = similar segments)", loc="left",
-                 fontsize=10)
+    # wrapped to the width right of the labels (about 0.6 em a character in bold), so no line is cut off
+    ax.set_title(textwrap.fill("Distance between centres in the model space (small = similar segments)",
+                               int((side + 1.6) * 72 / (10 * 0.6))), loc="left", fontsize=10)
     return fig
 
 

@@ -78,6 +78,7 @@ def main() -> int:
     args = parser.parse_args()
 
     rows = []
+    load_at_start = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         loop = best([sys.executable, "-c", LOOP, str(args.data)], None, args.repeat)
         rows.append(("notebook loop (k = 2..12, n_init=10, silhouette)", *loop))
@@ -92,7 +93,7 @@ def main() -> int:
     for name, seconds, cpu, peak in rows:
         print(f"{name:52} {seconds:8.2f} {seconds / rows[0][1]:6.2f} {cpu:8.2f} {cpu / rows[0][2]:6.2f} {peak:8.0f}")
     print(f"(best of {args.repeat}; ratio = seconds / notebook loop; {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} at the end)")
+          f"load average {load_at_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end)")
     return 0
 
 

@@ -1,6 +1,10 @@
 """The command line, through click's runner: outputs, refusals, exit codes."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,6 +14,7 @@ from custseg.cli import cli
 
 from helpers import tiny_portfolio
 
+SRC = Path(__file__).resolve().parents[1] / "src"
 FAST = ["--k-max", "4", "--n-init", "2", "--bootstrap", "4", "--gap-refs", "2", "--quiet"]
 OUTPUTS = {"segments.csv", "profiles.csv", "profiles.json", "metrics.json", "data_quality.json",
            "description.json", "model.json", "report.html", "report.md", "figures", "segments_summary.csv"}
@@ -116,6 +121,7 @@ def test_predict_round_trip_and_refusals(data, tmp_path):
     assert res.exit_code == 0, res.output
     table = pd.read_csv(scored)
     assert len(table) == 30 and set(table["segment"]) <= {1, 2, 3}
+    _scores_without_drawing_modules(out / "model.json", new, tmp_path / "scored_alone.csv")
     # the training data scored again gets its training segments
     again = tmp_path / "again.csv"
     assert invoke("predict", out / "model.json", data, "-o", again, "-q").exit_code == 0
@@ -132,6 +138,21 @@ def test_predict_round_trip_and_refusals(data, tmp_path):
     # existing output
     res = invoke("predict", out / "model.json", new, "-o", scored)
     assert res.exit_code == 2 and "--force" in res.output
+
+
+#: Modules only the report needs; scoring must start without them.
+DRAWING_MODULES = ("matplotlib", "seaborn", "scipy.cluster", "jinja2")
+
+
+def _scores_without_drawing_modules(model, data, output):
+    """``custseg predict`` in a fresh process imports none of the report's modules."""
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: print(sorted(m for m in {DRAWING_MODULES!r} if m in sys.modules)))\n"
+            "from custseg.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", code, "predict", str(model), str(data), "-o", str(output), "-q"],
+                          env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize("command", ["run", "predict", "sample", "demo", "compare-models"])

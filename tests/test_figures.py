@@ -107,11 +107,30 @@ def test_silhouette_diagram_has_every_sampled_customer(description):
     assert description.silhouettes.sample_size == len(description.silhouettes.value)
 
 
-def test_figures_are_byte_identical_png_and_svg(description):
+def test_figures_are_byte_identical_png_and_svg_whichever_process_draws_them(description):
     names = ("stability", "projection", "correlation")
-    first, second = F.make_figures(description, names), F.make_figures(description, names)
-    assert sorted(first) == sorted(names)
+    first, second = F.make_figures(description, names, processes=1), F.make_figures(description, names, processes=3)
+    assert list(first) == list(second) == [n for n in F.FIGURE_ORDER if n in names]
     for name in names:
         assert first[name].png == second[name].png
         assert first[name].svg == second[name].svg
         assert b"<dc:date>" not in first[name].svg and first[name].svg.startswith(b"<?xml")
+
+
+def test_figures_are_shared_out_once_each_and_evenly():
+    shares = F._shares(F.FIGURE_ORDER, 2)
+    assert sorted(n for share in shares for n in share) == sorted(F.FIGURE_ORDER)
+    loads = [sum(F.COST[n] for n in share) for share in shares]
+    assert max(loads) - min(loads) <= max(F.COST.values())
+    assert F._shares(["sizes"], 4) == [["sizes"]]
+
+
+def test_figures_are_drawn_here_when_no_process_can_be_forked(description, monkeypatch):
+    def refused():
+        raise OSError(12, "Cannot allocate memory")
+
+    names = ("sizes", "stability")
+    expected = F.make_figures(description, names, processes=1)
+    monkeypatch.setattr(F.os, "fork", refused)
+    drawn = F.make_figures(description, names, processes=2)
+    assert list(drawn) == list(names) and all(drawn[n].png == expected[n].png for n in names)

@@ -7,6 +7,10 @@ the SVG hash salt and the metadata are fixed (no dates, no software versions), s
 the same description always gives byte-identical files. Segment colours come from
 :func:`custseg.report.palette.colour_for` of each segment's ``colour`` index.
 
+The figures are independent of each other, so :func:`make_figures` shares them
+between this process and forked ones (matplotlib is not thread-safe) when more
+than one core is available; which process draws a figure does not change its bytes.
+
 Figures (name -> content); a figure whose data are absent is left out:
 
 ``distributions``  every input column's histogram (log axis where skewed), with missing and zeros
@@ -28,8 +32,12 @@ from __future__ import annotations
 
 import io
 import math
+import multiprocessing
+import os
+import sys
 import textwrap
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import matplotlib
@@ -38,7 +46,9 @@ import matplotlib.ticker
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
+from matplotlib.textpath import TextToPath
 
 from custseg.description import Description, SegmentDescription
 
@@ -187,9 +197,11 @@ def _new_figure(width: float, height: float, layout: str | None = "constrained")
 
 
 def _text_width(texts: Iterable[str], size: float = 9.0) -> float:
-    """Approximate width in inches of the longest line of text at a font size (DejaVu Sans)."""
-    longest = max((len(line) for t in texts for line in str(t).split("\n")), default=0)
-    return longest * size * 0.53 / 72.0
+    """Width in inches of the longest line of text at a font size (DejaVu Sans), from the font's metrics."""
+    props = FontProperties(family="DejaVu Sans", size=size)
+    measure = TextToPath().get_text_width_height_descent
+    return max((measure(line, props, ismath=False)[0] for t in texts for line in str(t).split("\n")),
+               default=0.0) / 72.0
 
 
 @dataclass(frozen=True)
@@ -201,6 +213,10 @@ class Rendered:
 
 
 def _render(fig: Figure) -> Rendered:
+    if fig.get_layout_engine() is not None:
+        # lay out once: each savefig would otherwise run the constrained layout again, twice
+        fig.draw_without_rendering()
+        fig.set_layout_engine("none")
     png, svg = io.BytesIO(), io.BytesIO()
     fig.savefig(png, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
     fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None}, facecolor="white")
@@ -264,12 +280,13 @@ def sizes_figure(description: Description) -> Figure | None:
 
 
 def _heatmap_figure(values: np.ndarray, annotations: list[list[str]], *, vmax: float, cmap: str,
-                    xlabels: list[str], ylabels: list[str], cbar_label: str, cbar_ticks=None,
+                    xlabels: list[str], ylabels: list[str], cbar_label: str, title: str, cbar_ticks=None,
                     cbar_ticklabels=None) -> tuple[Figure, object]:
-    """Annotated heatmap (seaborn) with a colour bar on the right, laid out in fixed inches.
+    """Annotated heatmap (seaborn) with a colour bar on the right and a title, laid out in fixed inches.
 
     The layout is computed from the label lengths rather than by matplotlib's layout
-    engines, which keeps rendering fast and the result deterministic.
+    engines, which keeps rendering fast and the result deterministic; the figure is wide
+    enough for its title (bold: about 0.6 em a character).
     """
     import warnings
 
@@ -280,7 +297,8 @@ def _heatmap_figure(values: np.ndarray, annotations: list[list[str]], *, vmax: f
     left = 0.3 + _text_width(ylabels)
     top = 0.55 + 0.17 * max((str(x).count("\n") + 1 for x in xlabels), default=1)
     bottom, right = 0.15, 1.75
-    cell_w = max(cell_w, (MIN_HEATMAP_WIDTH - left - right) / max(n_cols, 1))
+    min_width = max(MIN_HEATMAP_WIDTH, left + len(title) * 11 * 0.6 / 72 + 0.2)
+    cell_w = max(cell_w, (min_width - left - right) / max(n_cols, 1))
     width, height = left + cell_w * n_cols + right, top + cell_h * n_rows + bottom
     fig = _new_figure(width, height, layout=None)
     ax = fig.add_axes((left / width, bottom / height, cell_w * n_cols / width, cell_h * n_rows / height))
@@ -302,6 +320,7 @@ def _heatmap_figure(values: np.ndarray, annotations: list[list[str]], *, vmax: f
         cbar = ax.collections[0].colorbar
         cbar.set_ticks(cbar_ticks)
         cbar.set_ticklabels(cbar_ticklabels)
+    ax.set_title(title, loc="left", pad=12)
     return fig, ax
 
 
@@ -323,9 +342,9 @@ def profile_figure(description: Description) -> Figure | None:
     fig, ax = _heatmap_figure(values, annotations, vmax=vmax, cmap="RdBu_r",
              xlabels=[_seg_label(s, width=14) for s in segs],
              ylabels=[label(f) for f in features],
-             cbar_label="Centre (sd from the average)")
+             cbar_label="Centre (sd from the average)",
+             title="Segment centres: red = above the portfolio average, blue = below")
     _colour_tick_labels(ax, colours_of(segs))
-    ax.set_title("Segment centres: red = above the portfolio average, blue = below", loc="left", pad=12)
     return fig
 
 
@@ -374,9 +393,9 @@ def effects_figure(description: Description) -> Figure | None:
                               xlabels=[_seg_label(s, width=14) for s in segs], ylabels=ylabels,
                               cbar_label="Effect: P(higher) − P(lower) than the other customers",
                               cbar_ticks=[-1, -0.5, 0, 0.5, 1],
-                              cbar_ticklabels=["−1 all lower", "−0.5", "0 same", "+0.5", "+1 all higher"])
+                              cbar_ticklabels=["−1 all lower", "−0.5", "0 same", "+0.5", "+1 all higher"],
+                              title="Cells: segment median; orange = higher, purple = lower than the rest")
     _colour_tick_labels(ax, colours_of(segs))
-    ax.set_title("Cells: segment median; orange = higher, purple = lower than the rest", loc="left", pad=12)
     return fig
 
 
@@ -542,8 +561,9 @@ def distances_figure(description: Description) -> Figure | None:
     ax.tick_params(length=0)
     ax.set_yticklabels(ax.get_yticklabels(), rotation=0)
     _colour_tick_labels(ax, colours_of(segs))
-    ax.set_title("Distance between centres in the model space (small = similar segments)", loc="left",
-                 fontsize=10)
+    # wrapped to the width right of the labels (about 0.6 em a character in bold), so no line is cut off
+    ax.set_title(textwrap.fill("Distance between centres in the model space (small = similar segments)",
+                               int((side + 1.6) * 72 / (10 * 0.6))), loc="left", fontsize=10)
     return fig
 
 
@@ -666,7 +686,7 @@ def silhouette_figure(description: Description) -> Figure | None:
     ax.set_xlabel("Silhouette width (−1 = closer to another segment, 0 = on the border, 1 = well inside)")
     ax.grid(axis="y", visible=False)
     ax.set_title(f"{sil.sample_size:,} customers sampled; widths below 0 sit closer to another segment's centre",
-                 loc="left", fontsize=10)
+                 loc="left", fontsize=10, pad=16)  # room for the mean's label between the title and the axes
     return fig
 
 
@@ -925,7 +945,8 @@ def k_stability_figure(description: Description) -> Figure | None:
     if choice is None or not choice.per_k:
         return None
     chosen = description.metrics.chosen_k
-    fig = _new_figure(max(6.0, 1.0 + 0.75 * len(choice.per_k)), 4.6)
+    width = max(6.0, 1.0 + 0.75 * len(choice.per_k))
+    fig = _new_figure(width, 4.6)
     ax = fig.add_subplot()
     for row in choice.per_k:
         values = [num(v) for v in row.jaccard if math.isfinite(num(v))]
@@ -945,10 +966,11 @@ def k_stability_figure(description: Description) -> Figure | None:
     ax.set_ylim(0, 1.0)
     ax.set_xlabel("number of segments k")
     ax.set_ylabel("mean bootstrap Jaccard per segment\n(1 = found again exactly)")
-    ax.set_title(f"Grey dots: each segment's mean at that k. Diamond: the lowest 95 % lower bound on that k's\n"
-                 f"refits (green: at or above the solid line; orange: below; blue: the chosen k, confirmed on\n"
-                 f"the most refits). Lines: highly stable ≥ {HIGHLY_STABLE_AT:g}; dashed: stable ≥ {STABLE_AT:g}; "
-                 f"dotted: weak ≥ {WEAK_AT:g}", loc="left", fontsize=10)
+    title = ("Grey dots: each segment's mean at that k. Diamond: the lowest 95 % lower bound on that k's refits "
+             "(green: at or above the solid line; orange: below; blue: the chosen k, confirmed on the most refits). "
+             f"Lines: highly stable ≥ {HIGHLY_STABLE_AT:g}; dashed: stable ≥ {STABLE_AT:g}; dotted: weak ≥ {WEAK_AT:g}")
+    # wrapped to the width right of the axis labels (about 0.6 em a character in bold), so no line is cut off
+    ax.set_title(textwrap.fill(title, int((width - 1.0) * 72 / (10 * 0.6))), loc="left", fontsize=10)
     return fig
 
 
@@ -971,17 +993,76 @@ _MAKERS = {
 }
 
 
-def make_figures(description: Description, names: Iterable[str] = FIGURE_ORDER) -> dict[str, Rendered]:
-    """Render every figure in ``names`` the description has data for: name -> PNG and SVG, in report order."""
+#: Rough relative drawing cost of each figure (CPU seconds on the real file), to share them out evenly.
+COST = {"distributions": 1.2, "evidence": 0.75, "correlation": 0.7, "boxes": 0.55, "stability": 0.5,
+        "profile": 0.4, "effects": 0.35, "tsne": 0.35, "missing": 0.35, "value_risk": 0.3, "projection": 0.3,
+        "k_stability": 0.3, "sizes": 0.2, "silhouette": 0.2, "distances": 0.15}
+#: At most this many processes draw figures (each one forked costs a little; fourteen figures share well in four).
+MAX_PROCESSES = 4
+
+
+def make_figures(description: Description, names: Iterable[str] = FIGURE_ORDER, *,
+                 processes: int | None = None) -> dict[str, Rendered]:
+    """Render every figure in ``names`` the description has data for: name -> PNG and SVG, in report order.
+
+    Parameters
+    ----------
+    description : Description
+        What the figures show (an object with an ``exploration`` is enough for the data figures).
+    names : iterable of str
+        The figures wanted; unknown names are ignored.
+    processes : int, optional
+        Processes that draw, this one included (on Linux; elsewhere everything is drawn here).
+        Default: the cores this process may use, at most :data:`MAX_PROCESSES`.
+    """
+    import seaborn  # noqa: F401  (imported before forking, so every process has it already)
+
+    names = set(names)
+    wanted = [name for name in FIGURE_ORDER if name in names]
+    shares = _shares(wanted, _processes(processes, len(wanted)))
+    if len(shares) == 1:
+        return _render_figures(description, wanted)
+    out: dict[str, Rendered] = {}
+    pool = ProcessPoolExecutor(len(shares) - 1, mp_context=multiprocessing.get_context("fork"))
+    try:
+        others = [pool.submit(_render_figures, description, share) for share in shares[1:]]
+    except OSError:  # no process could be forked (a memory-commit or process limit): draw everything here
+        pool.shutdown(cancel_futures=True)
+        return _render_figures(description, wanted)
+    with pool:
+        out.update(_render_figures(description, shares[0]))
+        for job in others:
+            out.update(job.result())
+    return {name: out[name] for name in wanted if name in out}
+
+
+def _processes(requested: int | None, n_figures: int) -> int:
+    if not sys.platform.startswith("linux"):
+        return 1  # forking is safe on Linux only (macOS frameworks abort in forked children; Windows has none)
+    if requested is None:
+        requested = min(len(os.sched_getaffinity(0)), MAX_PROCESSES)
+    return max(1, min(requested, n_figures))
+
+
+def _shares(names: Sequence[str], processes: int) -> list[list[str]]:
+    """Split the figures into ``processes`` groups of about equal cost (largest first, each to the lightest group)."""
+    groups: list[list[str]] = [[] for _ in range(processes)]
+    loads = [0.0] * processes
+    for name in sorted(names, key=lambda n: -COST[n]):
+        lightest = loads.index(min(loads))
+        groups[lightest].append(name)
+        loads[lightest] += COST[name]
+    return [group for group in groups if group]
+
+
+def _render_figures(description: Description, names: Sequence[str]) -> dict[str, Rendered]:
     import seaborn as sns
 
     out: dict[str, Rendered] = {}
     with matplotlib.rc_context(_RC), sns.axes_style("whitegrid", {k: v for k, v in _RC.items()
                                                                   if k.startswith(("axes.", "grid."))}):
         matplotlib.rcParams.update(_RC)  # inside rc_context: restored on exit
-        for name in FIGURE_ORDER:
-            if name not in names:
-                continue
+        for name in names:
             fig = _MAKERS[name](description)
             if fig is not None:
                 out[name] = _render(fig)

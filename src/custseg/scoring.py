@@ -302,13 +302,10 @@ class _Scored:
 
 def _score(table: _Table, model, state: dict, tmp: Path, parquet: bool, percent: frozenset, rows: int) -> _Scored:
     import pyarrow as pa
-    from threadpoolctl import threadpool_limits
 
     from .drift import DriftCounts
-    from .features import transform_columns
     from .persist import segment_identities
     from .quality import BatchValidator
-    from .score import nearest
 
     identities = segment_identities(state)
     numbers = [i.number for i in identities]
@@ -316,43 +313,38 @@ def _score(table: _Table, model, state: dict, tmp: Path, parquet: bool, percent:
     validator = BatchValidator(table.source.label, [c for c in table.canonical if c != schema.ID],
                                required=model.required_columns_, percent_scale=percent)
     drift = DriftCounts(state["training_distribution"]) if "training_distribution" in state else None
+    program = feature_program(model, drift)
     scored = _Scored(validator, np.zeros(len(names), dtype=np.int64), numbers, names, drift, [], True,
                      str(state["model_id"]), table)
     segment_of = pa.array(numbers, type=pa.int64())
     name_of = pa.array(names, type=pa.large_string())
-    features = list(model.feature_names_out_)
-    required = list(model.required_columns_)
-    centres = model.cluster_centers_
 
     def compute(batch, offset: int):
         ids, columns, integer = batch
         gathered, repaired = validator.check(ids, columns, offset)
-        Z = transform_columns(model.pipeline_, repaired)
-        labels, distances = nearest(Z, centres)
-        counted = None if drift is None else drift.counted(
-            {c: repaired[c] for c in required}, {f: Z[:, j] for j, f in enumerate(features)}, distances)
-        where = pa.array(labels)
+        done = program.score(np.stack([repaired[c] for c in program.columns]))
+        where = pa.array(done.labels)
         out = pa.table({"customer_id": ids, "segment": segment_of.take(where), "segment_name": name_of.take(where),
-                        "distance_to_centre": pa.array(np.round(distances, 6))})
-        return gathered, np.bincount(labels, minlength=len(names)), counted, _hash_ids(ids), integer, out
+                        "distance_to_centre": pa.array(np.round(done.distances, 6))})
+        return gathered, np.bincount(done.labels, minlength=len(names)), done, _hash_ids(ids), integer, out
 
     def merge(result) -> None:  # in file order: the examples of the quality report are the first rows
-        gathered, counts, counted, hashes, integer, out = result
+        gathered, counts, done, hashes, integer, out = result
         validator.merge(gathered)
         scored.counts += counts
         if drift is not None:
-            drift.merge(counted)
+            drift.merge_counts(done.counts, len(done.labels), done.far)
         scored.hashes.append(hashes)
         scored.integer_ids &= integer
         writing.append(writer_pool.submit(writer.write, out))
         while len(writing) > 1:
             writing.pop(0).result()
 
-    # two batches computed at once (NumPy and pyarrow release the GIL), one written, the next read;
-    # BLAS on one thread, as the batches already keep the cores busy
+    # two batches computed at once (the compiled kernels, NumPy and pyarrow release the GIL), one written,
+    # the next read
     writing = []
     with _Writer(tmp, parquet=parquet) as writer, ThreadPoolExecutor(1) as writer_pool, \
-            ThreadPoolExecutor(COMPUTE_THREADS) as pool, threadpool_limits(1, "blas"):
+            ThreadPoolExecutor(COMPUTE_THREADS) as pool:
         running, offset = [], 0
         for batch in table.batches(rows):
             running.append(pool.submit(compute, batch, offset))
@@ -364,6 +356,66 @@ def _score(table: _Table, model, state: dict, tmp: Path, parquet: bool, percent:
         for future in writing:
             future.result()
     return scored
+
+
+#: The fitted feature steps a model's pipeline holds, in order (``custseg.features.make_pipeline``).
+PIPELINE_STEPS = ("DomainImputer", "DeriveBehaviour", "LogTransform", "Standardise")
+
+
+def feature_program(model, drift=None):
+    """The fitted model's feature steps, centres and drift bins as a
+    :class:`custseg.scoring_kernels.FeatureProgram` (features bit for bit the pipeline's).
+
+    Parameters
+    ----------
+    model : Segmenter
+        A fitted (or loaded) segmenter whose pipeline is :func:`custseg.features.make_pipeline`'s.
+    drift : DriftCounts, optional
+        The training distribution's bins, counted batch by batch.
+
+    Raises
+    ------
+    ModelError
+        When the pipeline's steps are not those of :data:`PIPELINE_STEPS`, in that order.
+    """
+    from . import scoring_kernels as k
+    from .errors import ModelError
+    from .features import FEATURES, PAYMENT_RATIO_CAP, UTILISATION_CAP
+
+    steps = [step for _, step in model.pipeline_.steps]
+    if [type(step).__name__ for step in steps] != list(PIPELINE_STEPS):
+        raise ModelError(f"the model's feature steps are {', '.join(type(s).__name__ for s in steps)}; scoring "
+                         f"needs {', '.join(PIPELINE_STEPS)}, in that order. Refit with `custseg run`.")
+    impute, derive, log, scale = steps
+    columns = tuple(impute.feature_names_in_)
+    row = {c: i for i, c in enumerate(columns)}
+    recipes = {"oneoff_share": (k.SHARE, 0.0), "limit_utilisation": (k.UTILISATION, UTILISATION_CAP),
+               "payment_to_minimum": (k.PAYMENT_RATIO, PAYMENT_RATIO_CAP)}
+    ops, a, b, caps = [], [], [], []
+    for name in derive.features_:
+        sources = FEATURES[name].sources
+        op, cap = (k.RAW, 0.0) if len(sources) == 1 else recipes.get(name, (k.RATIO, 0.0))
+        ops.append(op)
+        a.append(row[sources[0]])
+        b.append(row[sources[-1]])
+        caps.append(cap)
+    logged = set(log.columns)
+    features = list(model.feature_names_out_)
+    tables = [] if drift is None else list(drift.tables)
+    edges, n_edges = k.edge_table([drift.tables[key][0] for key in tables] if tables else [])
+    p99 = np.nan if drift is None or drift.p99 is None else float(drift.p99)
+    return k.FeatureProgram(
+        columns=columns, medians=np.array([impute.medians_[c] for c in columns]),
+        minimum=row.get("MINIMUM_PAYMENTS", -1), payments=row.get("PAYMENTS", -1),
+        minimum_ratio=float(impute.minimum_ratio_), ops=np.array(ops, dtype=np.int64),
+        a=np.array(a, dtype=np.int64), b=np.array(b, dtype=np.int64), caps=np.array(caps),
+        logged=tuple(j for j, name in enumerate(derive.features_) if name in logged),
+        mean=np.asarray(scale.mean_, dtype=np.float64), scale=np.asarray(scale.scale_, dtype=np.float64),
+        centres=np.ascontiguousarray(model.cluster_centers_, dtype=np.float64),
+        column_tables=np.array([row[name] for kind, name in tables if kind == "column"], dtype=np.int64),
+        feature_tables=np.array([features.index(name) for kind, name in tables if kind == "feature"],
+                                dtype=np.int64),
+        edges=edges, n_edges=n_edges, far_beyond=p99)
 
 
 #: Odd 64-bit constants of the id hash (FNV-1a's prime, and MurmurHash3's finaliser).

@@ -8,15 +8,17 @@ batch goes
    float64 columns (other sources hand over pandas batches, converted column by column);
 2. through :class:`custseg.quality.BatchValidator`: the rules, counts, messages and
    repairs of :func:`custseg.quality.validate`, rows counted over the whole file;
-3. through the model's feature steps on whole columns
-   (:func:`custseg.features.transform_columns`, bit for bit the pipeline's output);
-4. to its nearest centre (:func:`custseg.score.nearest`), counted for drift
-   (:class:`custseg.drift.DriftCounts`: the same PSI as scoring in one go), and
-5. into the output file (Parquet or CSV), while the next batch is read and the
+3. through the model's feature steps, to its nearest centre and into the drift
+   counts, in compiled passes (:func:`feature_program`,
+   :class:`custseg.scoring_kernels.FeatureProgram`: features bit for bit the fitted
+   pipeline's, the nearest centre as :func:`custseg.score.nearest` finds it, the
+   same PSI as :func:`custseg.drift.drift_report` on the whole file), and
+4. into the output file (Parquet or CSV), while the next batch is read and the
    previous one written in other threads.
 
-So the scores, the data-quality report (without the value distribution, whose
-medians need every value at once) and the drift report equal those of
+The model is read with :func:`custseg.persist.load_scoring_model`; nothing on this path
+imports scikit-learn or SciPy. The scores, the data-quality report (without the value
+distribution, whose medians need every value at once) and the drift report equal those of
 :func:`custseg.score.score_with_drift` on the whole file. Rules that depend on a whole
 column are decided on the whole column: when the file turns out to hold a share on a
 0–100 scale, it is scored a second time with that column divided by 100 everywhere.
@@ -125,9 +127,8 @@ def predict_batches(model_path, data, output, *, force: bool = False, drift_json
     """
     from .atomic import replacing
     from .jsonio import write_json
-    from .persist import load_model
-    from .run import check_output_file
-    from .sinks.folder import write_failure
+    from .persist import load_scoring_model
+    from .sinks.folder import check_output_file, write_failure
     from .sources import open_source
 
     output = Path(output)
@@ -141,7 +142,8 @@ def predict_batches(model_path, data, output, *, force: bool = False, drift_json
         if Path(drift_json).absolute() == output.absolute():
             raise CustsegError(f"--drift-json {drift_json} is the same file as the scores -o {output}; give two names.")
         check_output_file(drift_json, force=force, inputs=(model_path, source.path), what="drift report")
-    model, state = load_model(model_path)
+    model = load_scoring_model(model_path)
+    state = model.state
     table = _Table(source, model)
     try:
         with replacing(output) as tmp:
@@ -177,7 +179,7 @@ class _Table:
         self.canonical = [c.name for c in schema.COLUMNS if c.name in chosen]
         self.names = [chosen[c] for c in self.canonical]
         head = Portfolio(pd.DataFrame(columns=self.canonical), source.label, self.renamed, self.ignored)
-        _require_columns(head, model.required_columns_)
+        _require_columns(head, model.required_columns)
         self.empty_ignored = source.empty_columns(self.ignored)
         self.parquet = source.path is not None and source.path.is_file() and _is_parquet(source.path)
 
@@ -311,7 +313,7 @@ def _score(table: _Table, model, state: dict, tmp: Path, parquet: bool, percent:
     numbers = [i.number for i in identities]
     names = [i.name for i in identities]
     validator = BatchValidator(table.source.label, [c for c in table.canonical if c != schema.ID],
-                               required=model.required_columns_, percent_scale=percent)
+                               required=model.required_columns, percent_scale=percent)
     drift = DriftCounts(state["training_distribution"]) if "training_distribution" in state else None
     program = feature_program(model, drift)
     scored = _Scored(validator, np.zeros(len(names), dtype=np.int64), numbers, names, drift, [], True,
@@ -358,64 +360,45 @@ def _score(table: _Table, model, state: dict, tmp: Path, parquet: bool, percent:
     return scored
 
 
-#: The fitted feature steps a model's pipeline holds, in order (``custseg.features.make_pipeline``).
-PIPELINE_STEPS = ("DomainImputer", "DeriveBehaviour", "LogTransform", "Standardise")
-
-
 def feature_program(model, drift=None):
-    """The fitted model's feature steps, centres and drift bins as a
-    :class:`custseg.scoring_kernels.FeatureProgram` (features bit for bit the pipeline's).
+    """A model's feature steps, centres and drift bins as a :class:`custseg.scoring_kernels.FeatureProgram`
+    (features bit for bit the fitted pipeline's).
 
     Parameters
     ----------
-    model : Segmenter
-        A fitted (or loaded) segmenter whose pipeline is :func:`custseg.features.make_pipeline`'s.
+    model : ScoringModel
+        From :func:`custseg.persist.load_scoring_model`.
     drift : DriftCounts, optional
         The training distribution's bins, counted batch by batch.
-
-    Raises
-    ------
-    ModelError
-        When the pipeline's steps are not those of :data:`PIPELINE_STEPS`, in that order.
     """
     from . import scoring_kernels as k
-    from .errors import ModelError
-    from .features import FEATURES, PAYMENT_RATIO_CAP, UTILISATION_CAP
+    from .feature_catalog import FEATURES, PAYMENT_RATIO_CAP, UTILISATION_CAP
 
-    steps = [step for _, step in model.pipeline_.steps]
-    if [type(step).__name__ for step in steps] != list(PIPELINE_STEPS):
-        raise ModelError(f"the model's feature steps are {', '.join(type(s).__name__ for s in steps)}; scoring "
-                         f"needs {', '.join(PIPELINE_STEPS)}, in that order. Refit with `custseg run`.")
-    impute, derive, log, scale = steps
-    columns = tuple(impute.feature_names_in_)
-    row = {c: i for i, c in enumerate(columns)}
+    row = {c: i for i, c in enumerate(model.required_columns)}
     recipes = {"oneoff_share": (k.SHARE, 0.0), "limit_utilisation": (k.UTILISATION, UTILISATION_CAP),
                "payment_to_minimum": (k.PAYMENT_RATIO, PAYMENT_RATIO_CAP)}
     ops, a, b, caps = [], [], [], []
-    for name in derive.features_:
+    for name in model.features:  # every two-column feature is (numerator, denominator)
         sources = FEATURES[name].sources
         op, cap = (k.RAW, 0.0) if len(sources) == 1 else recipes.get(name, (k.RATIO, 0.0))
         ops.append(op)
         a.append(row[sources[0]])
         b.append(row[sources[-1]])
         caps.append(cap)
-    logged = set(log.columns)
-    features = list(model.feature_names_out_)
     tables = [] if drift is None else list(drift.tables)
-    edges, n_edges = k.edge_table([drift.tables[key][0] for key in tables] if tables else [])
-    p99 = np.nan if drift is None or drift.p99 is None else float(drift.p99)
+    edges, n_edges = k.edge_table([drift.tables[key][0] for key in tables])
+    inputs = list(model.model_inputs)
     return k.FeatureProgram(
-        columns=columns, medians=np.array([impute.medians_[c] for c in columns]),
+        columns=model.required_columns, medians=np.asarray(model.medians, dtype=np.float64),
         minimum=row.get("MINIMUM_PAYMENTS", -1), payments=row.get("PAYMENTS", -1),
-        minimum_ratio=float(impute.minimum_ratio_), ops=np.array(ops, dtype=np.int64),
-        a=np.array(a, dtype=np.int64), b=np.array(b, dtype=np.int64), caps=np.array(caps),
-        logged=tuple(j for j, name in enumerate(derive.features_) if name in logged),
-        mean=np.asarray(scale.mean_, dtype=np.float64), scale=np.asarray(scale.scale_, dtype=np.float64),
-        centres=np.ascontiguousarray(model.cluster_centers_, dtype=np.float64),
+        minimum_ratio=float(model.minimum_ratio), ops=np.array(ops, dtype=np.int64),
+        a=np.array(a, dtype=np.int64), b=np.array(b, dtype=np.int64), caps=np.array(caps, dtype=np.float64),
+        logged=tuple(j for j, name in enumerate(model.features) if name in model.logged),
+        mean=np.asarray(model.mean, dtype=np.float64), scale=np.asarray(model.scale, dtype=np.float64),
+        centres=np.ascontiguousarray(model.centres, dtype=np.float64),
         column_tables=np.array([row[name] for kind, name in tables if kind == "column"], dtype=np.int64),
-        feature_tables=np.array([features.index(name) for kind, name in tables if kind == "feature"],
-                                dtype=np.int64),
-        edges=edges, n_edges=n_edges, far_beyond=p99)
+        feature_tables=np.array([inputs.index(name) for kind, name in tables if kind == "feature"], dtype=np.int64),
+        edges=edges, n_edges=n_edges, far_beyond=np.nan if drift is None or drift.p99 is None else float(drift.p99))
 
 
 #: Odd 64-bit constants of the id hash (FNV-1a's prime, and MurmurHash3's finaliser).

@@ -6,11 +6,11 @@ arrays; :meth:`FeatureProgram.score` then
 
 1. counts the input columns into their drift bins and imputes them in place
    (:func:`_impute_and_derive`, compiled), computing each behaviour feature as
-   :func:`custseg.features.transform_columns` does, operation for operation;
+   the pipeline's ``DomainImputer`` and ``DeriveBehaviour`` do, operation for operation;
 2. takes ``log1p`` of the logged features with NumPy's own ``log1p`` (a compiled
    ``log1p`` can differ from NumPy's in the last bit, NumPy's is the pipeline's);
-3. standardises, assigns each customer to the nearest centre, and counts the
-   features and far customers into their drift bins (:func:`_standardise_assign_count`).
+3. standardises (NumPy), assigns each customer to the nearest centre, and counts
+   the features and far customers into their drift bins (:func:`_assign_count`).
 
 The nearest centre is the one at the least squared Euclidean distance, summed
 feature by feature in feature order (ties to the first centre); :func:`assign` is
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-#: How each behaviour feature is computed from the imputed columns ``a`` and ``b`` (see ``features._compute_array``).
+#: How each behaviour feature is computed from the imputed columns ``a`` and ``b`` (see ``features._compute``).
 RAW, RATIO, SHARE, UTILISATION, PAYMENT_RATIO = range(5)
 #: Rows whose squared distances to one centre are summed at a time (they stay in the first-level cache).
 ASSIGN_BLOCK = 512
@@ -122,15 +122,9 @@ def _assign(F, C, labels, dist):  # pragma: no cover - compiled
 
 
 @njit(nogil=True, cache=True)
-def _standardise_assign_count(F, mean, scale, C, labels, dist, counted, edges, n_edges, counts,
-                              far_beyond):  # pragma: no cover - compiled
-    """Standardise ``F`` in place, assign, count the feature rows ``counted`` into their bins; customers
-    farther than ``far_beyond`` from their centre (NaN: not counted)."""
-    for j in range(F.shape[0]):
-        m, s = mean[j], scale[j]
-        row = F[j]
-        for r in range(row.shape[0]):
-            row[r] = (row[r] - m) / s
+def _assign_count(F, C, labels, dist, counted, edges, n_edges, counts, far_beyond):  # pragma: no cover - compiled
+    """Assign, count the feature rows ``counted`` into their bins; return the customers farther than
+    ``far_beyond`` from their centre (NaN: none)."""
     _assign(F, C, labels, dist)
     for t in range(counted.shape[0]):
         _bin_counts(F[counted[t]], edges[t], n_edges[t], counts[t])
@@ -215,22 +209,31 @@ class FeatureProgram:
     n_edges: np.ndarray
     far_beyond: float
 
-    def score(self, X: np.ndarray) -> BatchResult:
-        """Score one batch: ``X`` holds the validated input columns (rows in :attr:`columns` order); it is
-        imputed in place."""
-        n = X.shape[1]
-        F = np.empty((len(self.ops), n))
-        counts = np.zeros((len(self.n_edges), self.edges.shape[1] + 2), dtype=np.int64)
+    def embed(self, X: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+        """The model features of one batch (features × customers; transposed, the pipeline's ``transform``
+        bit for bit). ``X`` holds the validated input columns (rows in :attr:`columns` order) and is
+        imputed in place; the input columns' drift bins are added to the first rows of ``counts``."""
         n_columns = len(self.column_tables)
+        if counts is None:
+            counts = np.zeros((n_columns, self.edges.shape[1] + 2), dtype=np.int64)
+        F = np.empty((len(self.ops), X.shape[1]))
         _impute_and_derive(X, self.column_tables, self.edges[:n_columns], self.n_edges[:n_columns],
                            counts[:n_columns], self.medians, self.minimum, self.payments, self.minimum_ratio,
                            self.ops, self.a, self.b, self.caps, F)
         for j in self.logged:  # NumPy's log1p, as the pipeline's LogTransform
             np.clip(F[j], 0.0, None, out=F[j])
             np.log1p(F[j], out=F[j])
-        labels = np.zeros(n, dtype=np.int64)
-        distances = np.empty(n)
-        far = _standardise_assign_count(F, self.mean, self.scale, self.centres, labels, distances,
-                                        self.feature_tables, self.edges[n_columns:], self.n_edges[n_columns:],
-                                        counts[n_columns:], self.far_beyond)
+        F -= self.mean[:, None]
+        F /= self.scale[:, None]
+        return F
+
+    def score(self, X: np.ndarray) -> BatchResult:
+        """Score one batch (``X`` as :meth:`embed` takes it): nearest centres, distances and drift counts."""
+        n_columns = len(self.column_tables)
+        counts = np.zeros((len(self.n_edges), self.edges.shape[1] + 2), dtype=np.int64)
+        F = self.embed(X, counts)
+        labels = np.zeros(X.shape[1], dtype=np.int64)
+        distances = np.empty(X.shape[1])
+        far = _assign_count(F, self.centres, labels, distances, self.feature_tables, self.edges[n_columns:],
+                            self.n_edges[n_columns:], counts[n_columns:], self.far_beyond)
         return BatchResult(labels, distances, counts, int(far))

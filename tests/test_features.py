@@ -213,24 +213,3 @@ def test_domain_step_states_are_checked():
         LogTransform.from_state({"columns": [None]}, ("limit_utilisation",))
     with pytest.raises(ValueError, match="does not give"):
         LogTransform.from_state({"columns": ["balance"]}, ("limit_utilisation",))
-
-
-@pytest.mark.parametrize("features", ["behaviour", "notebook"])
-def test_transform_columns_is_the_pipeline_bit_for_bit(features):
-    from custseg.features import transform_columns
-
-    frame = tiny_portfolio(300, seed=4)
-    pipeline = make_pipeline(features).fit(frame)
-    rng = np.random.default_rng(0)
-    damaged = frame.copy()
-    for col in ("MINIMUM_PAYMENTS", "PAYMENTS", "CREDIT_LIMIT", "TENURE", "PURCHASES_TRX", "BALANCE"):
-        damaged.loc[rng.random(len(frame)) < 0.1, col] = np.nan
-    damaged.loc[::7, "TENURE"] = 0.0
-    damaged.loc[::11, ["ONEOFF_PURCHASES", "INSTALLMENTS_PURCHASES"]] = 0.0
-    damaged.loc[::13, "BALANCE"] = -5.0
-    expected = pipeline.transform(damaged).to_numpy()
-    got = transform_columns(pipeline, {c: damaged[c].to_numpy(dtype=np.float64) for c in damaged.columns[1:]})
-    assert got.shape == expected.shape and got.T.flags.c_contiguous
-    assert np.array_equal(got, expected, equal_nan=True)
-    with pytest.raises(CustsegError, match="TENURE"):
-        transform_columns(pipeline, {c: damaged[c].to_numpy() for c in damaged.columns[1:] if c != "TENURE"})

@@ -203,3 +203,27 @@ def test_fingerprint_in_blocks_is_the_whole_frame_digest(monkeypatch, ids):
     monkeypatch.setattr(persist, "FINGERPRINT_ROWS", 5)
     assert persist.fingerprint(frame) == whole.hexdigest()
     assert persist.fingerprint(frame.iloc[::-1]) != whole.hexdigest()
+
+
+@pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
+def test_the_scoring_reader_refuses_every_damaged_file(saved, damage):
+    from custseg.persist import load_scoring_model
+
+    damage[0](saved)
+    with pytest.raises(ModelError) as refused:
+        load_scoring_model(saved)
+    assert str(saved) in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_the_scoring_reader_reads_what_load_model_rebuilds(model, saved):
+    from custseg.persist import load_scoring_model
+
+    read = load_scoring_model(saved)
+    loaded, state = load_model(saved)
+    impute, derive, log, scale = (step for _, step in loaded.pipeline_.steps)
+    assert read.state == state and read.required_columns == loaded.required_columns_
+    assert read.medians.tolist() == list(impute.medians_.values()) and read.minimum_ratio == impute.minimum_ratio_
+    assert read.features == derive.features_ and read.logged == set(log.columns)
+    assert np.array_equal(read.mean, scale.mean_) and np.array_equal(read.scale, scale.scale_)
+    assert list(read.model_inputs) == list(loaded.feature_names_out_)
+    assert np.array_equal(read.centres, loaded.cluster_centers_)

@@ -148,3 +148,55 @@ def test_streams_only_large_files(model, tmp_path, monkeypatch):
     monkeypatch.setattr(scoring, "PREDICT_STREAM_ROWS", 1)
     assert scoring.streams(data)
     assert not scoring.streams(pd.DataFrame())
+
+
+@pytest.mark.parametrize("features", ["behaviour", "notebook"])
+def test_feature_program_is_the_pipeline_bit_for_bit(features, tmp_path):
+    """Gaps, zero tenures and denominators, negatives: the compiled features and scores are the pipeline's."""
+    from custseg import Segmenter, save_model
+    from custseg.persist import load_scoring_model
+    from custseg.score import nearest
+
+    from helpers import tiny_portfolio
+
+    frame = tiny_portfolio(300, seed=4)
+    fitted = Segmenter(n_clusters=3, features=features, evidence=False, n_init=2).fit(frame)
+    save_model(tmp_path / "m.json", fitted, segment_names=["a", "b", "c"], training={})
+    program = scoring.feature_program(load_scoring_model(tmp_path / "m.json"))
+    rng = np.random.default_rng(0)
+    damaged = frame.copy()
+    for col in ("MINIMUM_PAYMENTS", "PAYMENTS", "CREDIT_LIMIT", "TENURE", "PURCHASES_TRX", "BALANCE"):
+        damaged.loc[rng.random(len(frame)) < 0.1, col] = np.nan
+    damaged.loc[::7, "TENURE"] = 0.0
+    damaged.loc[::11, ["ONEOFF_PURCHASES", "INSTALLMENTS_PURCHASES"]] = 0.0
+    damaged.loc[::13, "BALANCE"] = -5.0
+    expected = fitted.embed(damaged)
+    X = np.stack([damaged[c].to_numpy(dtype=np.float64) for c in program.columns])
+    assert np.array_equal(program.embed(X.copy()).T, expected)
+    done = program.score(X)
+    labels, distances = nearest(expected, fitted.cluster_centers_)
+    assert np.array_equal(done.labels, labels) and np.array_equal(done.distances, distances)
+    assert done.counts.shape[0] == 0 and done.far == 0  # no training distribution: nothing counted
+
+
+def test_scoring_in_batches_loads_neither_scikit_learn_nor_scipys_subpackages(real_text, model, tmp_path):
+    frame = pd.read_csv(pd.io.common.StringIO(real_text))
+    data = tmp_path / "cards.parquet"
+    frame.to_parquet(data, index=False)
+    # numba imports scipy's package and its BLAS bindings (scipy.linalg) itself, not the subpackages below
+    script = (
+        "import sys\n"
+        "HEAVY = {'scipy.stats', 'scipy.sparse', 'scipy.optimize', 'scipy.spatial'}\n"
+        "from click.testing import CliRunner\n"
+        "from custseg import scoring\n"
+        "from custseg.cli import cli\n"
+        "scoring.PREDICT_STREAM_ROWS = 100\n"
+        f"res = CliRunner().invoke(cli, ['predict', {str(model)!r}, {str(data)!r}, '-o', {str(tmp_path / 's.parquet')!r}])\n"
+        "assert res.exit_code == 0, res.output\n"
+        "print(sorted({m for m in sys.modules if m.split('.')[0] == 'sklearn' or m in HEAVY}))\n")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert len(pd.read_parquet(tmp_path / "s.parquet")) == len(frame)

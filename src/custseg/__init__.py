@@ -11,18 +11,35 @@ The stages, each usable on its own::
 or all at once: ``custseg.segment("cards.csv")`` then ``custseg.write_outputs(result, "out")``.
 """
 
-from .core import KMeansCore
+from importlib import import_module
+
 from .errors import CustsegError, DataError, ModelError
 from .load import Portfolio, load
-from .naming import name_segments
 from .persist import load_model, save_model
-from .profiles import Profiles, profile
 from .quality import QualityReport, validate
-from .run import RunConfig, RunResult, segment, write_outputs
 from .score import score
-from .segmenter import Segmenter
-from .settings import Settings
 from .sources import FileSource, FrameSource, Source, open_source
+
+#: Names imported on first use (PEP 562): scikit-learn and SciPy load only when a stage needs them,
+#: so ``custseg predict`` starts without them.
+_LAZY = {
+    "KMeansCore": "core", "name_segments": "naming", "Profiles": "profiles", "profile": "profiles",
+    "RunConfig": "run", "RunResult": "run", "segment": "run", "write_outputs": "run", "Segmenter": "segmenter",
+    "Settings": "settings",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'custseg' has no attribute {name!r}")
+    value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "CustsegError", "DataError", "FileSource", "FrameSource", "KMeansCore", "ModelError", "Portfolio", "Profiles",

@@ -258,13 +258,16 @@ def predict(model, data, sql, table, db, params, output, drift_json, store, forc
       custseg predict out/model.json december.parquet -o scored.parquet --drift-json drift.json
       custseg predict out/model.json --table december --db duckdb:///cards.duckdb -o scored.csv --store
     """
-    from . import run as runs
+    from . import scoring as batches
 
-    source = runs.open_input(data, sql, table, db, params)
-    if store is None and runs.scores_in_batches(source):
-        scoring = runs.predict_in_batches(model, source, output, force=force, drift_json=drift_json)
+    if store is None and sql is None and table is None and db is None and not params and batches.streams(data):
+        # a large file, scored batch by batch (without scikit-learn or the run's stages)
+        scoring = batches.predict_batches(model, data, output, force=force, drift_json=drift_json)
         counts = scoring.counts
     else:
+        from . import run as runs
+
+        source = runs.open_input(data, sql, table, db, params)
         scoring = runs.predict_with_drift(model, source, output, force=force, drift_json=drift_json, store=store)
         counts = scoring.table.groupby(["segment", "segment_name"], sort=True).size()
     _changes(scoring.quality)

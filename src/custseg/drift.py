@@ -362,6 +362,15 @@ class DriftCounts:
         self.n += other.n
         self.far += other.far
 
+    def merge_counts(self, counts: np.ndarray, n: int, far: int) -> None:
+        """Add bin counts gathered elsewhere (:mod:`custseg.scoring_kernels`): a row per table in
+        ``tables`` order, its bins then its missing count (rows padded), for ``n`` customers of
+        whom ``far`` are beyond the training distance percentile."""
+        for row, total in zip(counts, self.counts.values()):
+            total += row[:len(total)]
+        self.n += int(n)
+        self.far += int(far) if self.p99 is not None else 0
+
     def counted(self, columns: Mapping[str, np.ndarray], features: Mapping[str, np.ndarray],
                 distances: np.ndarray) -> DriftCounts:
         """The counts of one batch alone (as :meth:`add` takes it), for :meth:`merge`; safe in parallel."""

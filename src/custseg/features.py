@@ -33,8 +33,6 @@ a list of names
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -45,91 +43,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import schema
 from .errors import CustsegError
-
-UTILISATION_CAP = 2.0
-PAYMENT_RATIO_CAP = 100.0
-
-
-@dataclass(frozen=True)
-class Feature:
-    """A model input: what it is computed from, whether it is logged, and why it helps."""
-
-    name: str
-    sources: tuple[str, ...]
-    why: str
-    log: bool = False
-
-
-def _raw(col: str, why: str, log: bool = False) -> Feature:
-    return Feature(col.lower(), (col,), why, log)
-
-
-FEATURES: dict[str, Feature] = {f.name: f for f in (
-    _raw("BALANCE", "how much debt the customer carries", log=True),
-    _raw("BALANCE_FREQUENCY", "how regularly the account carries a balance"),
-    Feature("purchases_per_month", ("PURCHASES", "TENURE"),
-            "spend per month of tenure, so a 6-month customer compares with a 12-month one", log=True),
-    Feature("oneoff_share", ("ONEOFF_PURCHASES", "INSTALLMENTS_PURCHASES"),
-            "one-off vs instalment spending: separates big-ticket buyers from instalment shoppers"),
-    _raw("PURCHASES_FREQUENCY", "how often the card is used to buy"),
-    _raw("ONEOFF_PURCHASES_FREQUENCY", "how often one-off purchases are made"),
-    _raw("PURCHASES_INSTALLMENTS_FREQUENCY", "how often instalment purchases are made"),
-    Feature("cash_advance_per_month", ("CASH_ADVANCE", "TENURE"),
-            "cash withdrawn per month: the cash-reliant customer's signature", log=True),
-    _raw("CASH_ADVANCE_FREQUENCY", "how often cash advances are taken"),
-    Feature("limit_utilisation", ("BALANCE", "CREDIT_LIMIT"),
-            f"BALANCE / CREDIT_LIMIT (capped at {UTILISATION_CAP:g}): credit stress independent of limit size"),
-    _raw("CREDIT_LIMIT", "the bank's view of the customer's means", log=True),
-    Feature("payments_per_month", ("PAYMENTS", "TENURE"), "repayment volume per month", log=True),
-    Feature("payment_to_minimum", ("PAYMENTS", "MINIMUM_PAYMENTS"),
-            f"PAYMENTS / MINIMUM_PAYMENTS (capped at {PAYMENT_RATIO_CAP:g}): revolvers pay near the minimum, "
-            "transactors far above it", log=True),
-    _raw("PRC_FULL_PAYMENT", "share of months paid in full: transactor vs revolver"),
-    Feature("average_purchase", ("PURCHASES", "PURCHASES_TRX"),
-            "typical ticket size: everyday spending vs occasional large purchases", log=True),
-    # raw columns only the notebook set uses
-    _raw("PURCHASES", "purchase amount"),
-    _raw("ONEOFF_PURCHASES", "one-off purchase amount"),
-    _raw("INSTALLMENTS_PURCHASES", "instalment purchase amount"),
-    _raw("CASH_ADVANCE", "cash advance amount"),
-    _raw("CASH_ADVANCE_TRX", "cash-advance transactions"),
-    _raw("PURCHASES_TRX", "purchase transactions"),
-    _raw("PAYMENTS", "payment amount"),
-    _raw("MINIMUM_PAYMENTS", "minimum payments"),
-    _raw("TENURE", "months observed"),
-)}
-
-FEATURE_SETS: dict[str, tuple[str, ...]] = {
-    "behaviour": (
-        "balance", "balance_frequency", "purchases_per_month", "oneoff_share", "purchases_frequency",
-        "oneoff_purchases_frequency", "purchases_installments_frequency", "cash_advance_per_month",
-        "cash_advance_frequency", "limit_utilisation", "credit_limit", "payments_per_month",
-        "payment_to_minimum", "prc_full_payment", "average_purchase",
-    ),
-    "notebook": tuple(c.lower() for c in schema.BEHAVIOUR),
-}
-
-
-def resolve_features(features: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Turn a feature-set name or list into a tuple of feature names, checking each."""
-    if isinstance(features, str):
-        if features not in FEATURE_SETS:
-            raise CustsegError(f"unknown feature set '{features}'; choose one of {', '.join(FEATURE_SETS)} "
-                               "or give a list of feature names")
-        return FEATURE_SETS[features]
-    names = tuple(features)
-    unknown = [n for n in names if n not in FEATURES]
-    if unknown or not names:
-        raise CustsegError(f"unknown feature(s) {', '.join(unknown) or '(none given)'}; "
-                           f"known: {', '.join(FEATURES)}")
-    return names
-
-
-def required_columns(features: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Canonical input columns a feature set needs, in schema order."""
-    needed = {src for name in resolve_features(features) for src in FEATURES[name].sources}
-    return tuple(c for c in schema.BEHAVIOUR if c in needed)
-
+from .feature_catalog import (FEATURE_SETS, FEATURES, PAYMENT_RATIO_CAP, UTILISATION_CAP, Feature,  # noqa: F401
+                              required_columns, resolve_features, state_floats, state_keys, state_names)
 
 class DomainImputer(TransformerMixin, BaseEstimator):
     """Fill missing values by card-domain rules learned on the training portfolio.
@@ -180,15 +95,6 @@ class DomainImputer(TransformerMixin, BaseEstimator):
             gap = X["MINIMUM_PAYMENTS"].isna()
             X.loc[gap, "MINIMUM_PAYMENTS"] = (X.loc[gap, "PAYMENTS"] * self.minimum_ratio_).to_numpy()
         return X.fillna(self.medians_)
-
-    def transform_columns(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """:meth:`transform` on NumPy columns (name → float64 array): the same values, bit for bit."""
-        check_is_fitted(self, "medians_")
-        out = {c: _column(columns, c) for c in self.feature_names_in_}
-        if {"MINIMUM_PAYMENTS", "PAYMENTS"} <= set(out):
-            gap = np.isnan(out["MINIMUM_PAYMENTS"])
-            out["MINIMUM_PAYMENTS"] = np.where(gap, out["PAYMENTS"] * self.minimum_ratio_, out["MINIMUM_PAYMENTS"])
-        return {c: np.where(np.isnan(v), self.medians_[c], v) if np.isnan(v).any() else v for c, v in out.items()}
 
     def _frame(self, X, fitting: bool) -> pd.DataFrame:
         if not isinstance(X, pd.DataFrame):
@@ -271,11 +177,6 @@ class DeriveBehaviour(TransformerMixin, BaseEstimator):
         validate_data(self, X, reset=False, skip_check_array=True)
         return pd.DataFrame({name: _compute(name, X) for name in self.features_}, index=X.index)
 
-    def transform_columns(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """:meth:`transform` on NumPy columns (name → float64 array): the same values, bit for bit."""
-        check_is_fitted(self, "features_")
-        return {name: _compute_array(name, columns) for name in self.features_}
-
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "features_")
         _names_in(self, input_features)
@@ -328,51 +229,6 @@ def _compute(name: str, X: pd.DataFrame) -> pd.Series:
     raise KeyError(name)  # pragma: no cover - FEATURES and _compute are kept in step by tests
 
 
-def _ratio_array(num: np.ndarray, den: np.ndarray, empty: float = 0.0) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = num / np.where(den > 0, den, np.nan)
-    return np.where(np.isnan(out), empty, out)
-
-
-def _compute_array(name: str, X: Mapping[str, np.ndarray]) -> np.ndarray:
-    """:func:`_compute` on NumPy columns, operation for operation."""
-    feature = FEATURES[name]
-    if len(feature.sources) == 1:
-        return _column(X, feature.sources[0])
-    if name in ("purchases_per_month", "cash_advance_per_month", "payments_per_month"):
-        return _ratio_array(X[feature.sources[0]], X["TENURE"])
-    if name == "oneoff_share":
-        oneoff, inst = X["ONEOFF_PURCHASES"], X["INSTALLMENTS_PURCHASES"]
-        return _ratio_array(oneoff, oneoff + inst)
-    if name == "limit_utilisation":
-        return np.clip(_ratio_array(X["BALANCE"], X["CREDIT_LIMIT"]), 0.0, UTILISATION_CAP)
-    if name == "payment_to_minimum":
-        paid = X["PAYMENTS"]
-        ratio = _ratio_array(paid, X["MINIMUM_PAYMENTS"], np.nan)
-        ratio = np.where(np.isnan(ratio), np.where(paid > 0, PAYMENT_RATIO_CAP, 0.0), ratio)
-        return np.clip(ratio, 0.0, PAYMENT_RATIO_CAP)
-    if name == "average_purchase":
-        return _ratio_array(X["PURCHASES"], X["PURCHASES_TRX"])
-    raise KeyError(name)  # pragma: no cover - FEATURES and _compute_array are kept in step by tests
-
-
-def _log1p_clipped(values: np.ndarray) -> np.ndarray:
-    out = np.clip(values, 0.0, None)
-    return np.log1p(out, out=out)
-
-
-def _standardised(values: np.ndarray, mean: float, scale: float) -> np.ndarray:
-    out = values - mean
-    out /= scale
-    return out
-
-
-def _column(columns: Mapping[str, np.ndarray], name: str) -> np.ndarray:
-    if name not in columns:
-        raise CustsegError(f"the data lacks column(s) {name} that the features need")
-    return np.asarray(columns[name], dtype=np.float64)
-
-
 class LogTransform(TransformerMixin, BaseEstimator):
     """``log1p`` of the heavily skewed features (negative values clipped to 0 first).
 
@@ -410,13 +266,6 @@ class LogTransform(TransformerMixin, BaseEstimator):
         Z[:, logged] = np.log1p(np.clip(Z[:, logged], 0.0, None))
         return Z
 
-    def transform_columns(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """:meth:`transform` on NumPy columns (name → float64 array), keyed by the output names."""
-        check_is_fitted(self, "n_features_in_")
-        logged = set(self.columns)
-        return {out: _log1p_clipped(columns[name]) if name in logged else columns[name]
-                for name, out in zip(_names_in(self, None), self.get_feature_names_out())}
-
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self, "n_features_in_")
         logged = set(self.columns)
@@ -448,12 +297,6 @@ class Standardise(StandardScaler):
 
     Only the default ``with_mean=True, with_std=True`` is saved, as the pipeline uses it.
     """
-
-    def transform_columns(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """:meth:`transform` on NumPy columns (name → float64 array): the same values, bit for bit."""
-        check_is_fitted(self, "scale_")
-        return {name: _standardised(columns[name], self.mean_[j], self.scale_[j])
-                for j, name in enumerate(_names_in(self, None))}
 
     def get_state(self) -> dict:
         """Means, scales, variances and the number of samples seen."""
@@ -534,82 +377,6 @@ def _fitted(cls, feature_names_in, **params):
     step.feature_names_in_ = np.asarray(list(feature_names_in), dtype=object)
     step.n_features_in_ = len(step.feature_names_in_)
     return step
-
-
-def state_keys(state, keys: tuple[str, ...], what: str = "the state") -> None:
-    """Check that a saved value is a JSON object with exactly ``keys``; ValueError naming ``what`` if not."""
-    if not isinstance(state, dict):
-        raise ValueError(f"{what} must be a JSON object")
-    missing = [k for k in keys if k not in state]
-    extra = [k for k in state if k not in keys]
-    if missing or extra:
-        raise ValueError("; ".join(filter(None, (
-            missing and f"{what} lacks {', '.join(repr(k) for k in missing)}",
-            extra and f"{what} has unexpected {', '.join(repr(k) for k in extra)}"))))
-
-
-def state_floats(value, what: str, *, length: int | None = None, lower: float | None = None,
-                 positive: bool = False) -> np.ndarray:
-    """Check that a saved value is a list of finite numbers and return it as float64.
-
-    Raises
-    ------
-    ValueError
-        Naming ``what``: not a list of numbers, the wrong ``length``, a number that
-        is not finite (JSON's ``NaN``/``Infinity`` or too large), below ``lower``, or
-        not above 0 when ``positive``.
-    """
-    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
-        raise ValueError(f"{what} must be a list of numbers")
-    if length is not None and len(value) != length:
-        raise ValueError(f"{what} has {len(value)} values for {length} features")
-    try:
-        arr = np.array([float(v) for v in value], dtype=np.float64)
-    except OverflowError:
-        raise ValueError(f"{what} holds a number too large for a float") from None
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{what} holds a number that is not finite")
-    if positive and (arr <= 0).any():
-        raise ValueError(f"{what} holds 0 or a negative number where only positive ones are valid")
-    if lower is not None and (arr < lower).any():
-        raise ValueError(f"{what} holds a number below {lower:g}")
-    return arr
-
-
-def state_names(value, what: str, *, length: int | None = None, unique: bool = False,
-                empty: bool = False) -> list[str]:
-    """Check that a saved value is a list of non-empty strings (non-empty itself unless ``empty``).
-
-    Raises
-    ------
-    ValueError
-        Naming ``what``: not a list, a null or non-text entry, the wrong ``length``,
-        a repeated name when ``unique``.
-    """
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError(f"{what} must be a list of names (non-empty text, no nulls)")
-    if not value and not empty:
-        raise ValueError(f"{what} is empty")
-    if length is not None and len(value) != length:
-        raise ValueError(f"{what} has {len(value)} names for {length} entries")
-    if unique and len(set(value)) != len(value):
-        raise ValueError(f"{what} repeats a name")
-    return list(value)
-
-
-def transform_columns(pipeline: Pipeline, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The fitted pipeline's ``transform`` on NumPy columns, as a float64 matrix in Fortran order.
-
-    ``columns`` maps canonical column names to float64 arrays of equal length (other
-    columns are ignored). Each step's ``transform_columns`` repeats its ``transform``
-    operation for operation on whole columns, without a DataFrame, so the matrix equals
-    ``pipeline.transform(frame).to_numpy()`` bit for bit at a fraction of the cost
-    (scoring millions of customers, :mod:`custseg.scoring`). Each feature is contiguous
-    (``Z.T`` is C-contiguous without a copy), as column-wise consumers read it.
-    """
-    for _, step in pipeline.steps:
-        columns = step.transform_columns(columns)
-    return np.stack([columns[name] for name in pipeline.get_feature_names_out()]).T
 
 
 def make_pipeline(features: str | list[str] | tuple[str, ...] = "behaviour", *, log: bool | None = None) -> Pipeline:

@@ -32,8 +32,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from sklearn.metrics.pairwise import euclidean_distances
 
 from .errors import ModelError
 
@@ -132,6 +130,8 @@ def reference_limits(ref_centres, threshold: float = DEFAULT_THRESHOLD) -> np.nd
     ref = _centres(ref_centres, "reference centres")
     if ref.shape[0] == 1:
         return np.full(1, np.inf)
+    from sklearn.metrics.pairwise import euclidean_distances  # imported on use: scoring reads identities without it
+
     d = euclidean_distances(ref)
     np.fill_diagonal(d, np.inf)
     return threshold * d.min(axis=1)
@@ -162,6 +162,9 @@ def match_segments_to_reference(new_centres, ref_centres, *, threshold: float = 
                          "express them in the reference feature space first")
     if not (np.isfinite(threshold) and threshold > 0):
         raise ModelError(f"the matching threshold must be a positive number (got {threshold!r})")
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics.pairwise import euclidean_distances
+
     distances = euclidean_distances(new, ref)
     limits = reference_limits(ref, threshold)
     rows, cols = linear_sum_assignment(distances)

@@ -21,22 +21,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
 
 from . import schema
 from .atomic import replacing
 from .errors import CustsegError, ModelError
 from .drift import check_bins
-from .features import (FEATURES, STEP_TYPES, required_columns, resolve_features, state_floats, state_keys,
-                       state_names)
+from .feature_catalog import FEATURES, required_columns, resolve_features, state_floats, state_keys, state_names
 from .identity import STATE_KEY as IDENTITIES_KEY
 from .identity import SegmentIdentity, identities_from_state, identities_to_state, initial_identities
-from .segmenter import Segmenter
 
 FORMAT = "custseg-model"
 FORMAT_VERSION = 2
@@ -55,6 +54,11 @@ PICKLE_START = b"\x80"
 #: Longest description of what is wrong in a model file, in characters (one short paragraph).
 MAX_DETAIL = 300
 RERUN = "Write a new one with `custseg run`."
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+    from .segmenter import Segmenter
 
 
 #: Rows hashed at a time by :func:`fingerprint`.
@@ -129,6 +133,8 @@ def model_state(model: Segmenter, *, segment_names: list[str], training: dict,
 
 
 def _step_entry(name: str, step) -> dict:
+    from .features import STEP_TYPES
+
     kind = type(step).__name__
     if STEP_TYPES.get(kind) is not type(step):
         raise TypeError(f"pipeline step '{name}' is a {kind}, which is not in custseg.features.STEP_TYPES "
@@ -164,6 +170,80 @@ def load_model(path: str | Path) -> tuple[Segmenter, dict]:
         Naming the file and what is wrong with it.
     """
     path = Path(path)
+    state = _read_state(path)
+    model = _checked(path, _rebuild, state)
+    _check_id(path, state)
+    return model, state
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """What scoring customers needs of a model file, read without scikit-learn (:func:`load_scoring_model`).
+
+    Attributes
+    ----------
+    state : dict
+        The file's state, as :func:`load_model` returns it.
+    required_columns : tuple of str
+        The input columns the features need, in schema order (the imputer's columns).
+    medians : ndarray
+        The imputer's median of each required column.
+    minimum_ratio : float
+        The imputer's ratio of minimum payments to payments.
+    features : tuple of str
+        The behaviour features, in model order (names of :data:`custseg.features.FEATURES`).
+    logged : frozenset of str
+        The features taken ``log1p`` of.
+    mean, scale : ndarray
+        The standardisation of each feature.
+    model_inputs : tuple of str
+        The features' names as the model sees them (``log_`` before the logged ones).
+    centres : ndarray
+        One row per segment.
+    """
+
+    state: dict
+    required_columns: tuple
+    medians: np.ndarray
+    minimum_ratio: float
+    features: tuple
+    logged: frozenset
+    mean: np.ndarray
+    scale: np.ndarray
+    model_inputs: tuple
+    centres: np.ndarray
+
+
+#: The feature steps of every model custseg writes (``custseg.features.make_pipeline``), in order.
+SCORING_STEPS = ("DomainImputer", "DeriveBehaviour", "LogTransform", "Standardise")
+
+
+def load_scoring_model(path: str | Path) -> ScoringModel:
+    """Read a model file for scoring alone, without scikit-learn: every number scoring uses, checked.
+
+    The file is refused as by :func:`load_model` when it is not sane JSON, not a
+    custseg model, of another version, does not match its ``model_id``, or when any
+    part scoring reads is damaged: the features and their columns, each feature
+    step's numbers (finite, one per column or feature, scales above 0), the model
+    inputs, the centres, the segment names and identities and the training
+    distribution, and the library versions and training description (outside the id).
+    The estimator's parameters and the inertia, which scoring does not read, are
+    covered by the id alone.
+
+    Raises
+    ------
+    ModelError
+        Naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    state = _read_state(path)
+    model = _checked(path, _scoring_model, state)
+    _check_id(path, state)
+    return model
+
+
+def _read_state(path: Path) -> dict:
+    """The model file's state (a version-1 one in the version-2 layout): JSON, format and version checked."""
     state = _parse(path, _read_text(path))
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ModelError(f"{path} is not a custseg model file (its 'format' field is missing or different).")
@@ -171,17 +251,24 @@ def load_model(path: str | Path) -> tuple[Segmenter, dict]:
     if version not in READS or isinstance(version, bool):
         raise ModelError(f"{path} is model format version {version!r}; this custseg reads versions "
                          f"{' and '.join(map(str, READS))}. Use the custseg that wrote it, or refit: {RERUN}")
+    if version == 1:
+        state = _checked(path, _upgrade_v1, state)
+    return state
+
+
+def _checked(path: Path, build, state: dict):
+    """``build(state)``, its ``ValueError`` or ``CustsegError`` as the :class:`ModelError` naming ``path``."""
     try:
-        if version == 1:
-            state = _upgrade_v1(state)
-        model = _rebuild(state)
+        return build(state)
     except (ValueError, CustsegError) as exc:
         detail = str(exc) if len(str(exc)) <= MAX_DETAIL else str(exc)[:MAX_DETAIL] + "…"
         raise ModelError(f"{path} is damaged or incomplete: {detail}. {RERUN}") from None
+
+
+def _check_id(path: Path, state: dict) -> None:
     if state["model_id"] != model_id(state):
         raise ModelError(f"{path} is damaged or was edited after it was saved: its content does not match its "
                          f"model_id {str(state['model_id'])[:64]!r}, so it is not the model that was fitted. {RERUN}")
-    return model, state
 
 
 def _read_text(path: Path) -> str:
@@ -241,6 +328,8 @@ def _refuse_repeats(pairs: list[tuple[str, object]]) -> dict:
 
 def _rebuild(state: dict) -> Segmenter:
     """Check every part of a version-2 state (ValueError naming the part) and build its segmenter."""
+    from .segmenter import Segmenter
+
     state_keys(state, KEYS + tuple(k for k in OPTIONAL_KEYS if k in state), "the model")
     _check_versions(state["versions"])
     if not isinstance(state["training"], dict):
@@ -274,6 +363,53 @@ def _rebuild(state: dict) -> Segmenter:
     return model
 
 
+def _scoring_model(state: dict) -> ScoringModel:
+    """Check the parts of a version-2 state that scoring reads (ValueError naming the part) and gather them."""
+    state_keys(state, KEYS + tuple(k for k in OPTIONAL_KEYS if k in state), "the model")
+    _check_versions(state["versions"])
+    if not isinstance(state["training"], dict):
+        raise ValueError("'training' must be a JSON object")
+    features = state_names(state["features"], "'features'", unique=True)
+    unknown = [f for f in features if f not in FEATURES]
+    if unknown:
+        raise ValueError(f"'features' names unknown feature(s) {', '.join(unknown)}")
+    columns = required_columns(features)
+    _check_schema(state["schema"], columns)
+    steps = state["pipeline"]
+    if not isinstance(steps, list) or not all(isinstance(e, dict) for e in steps) \
+            or [e.get("class") for e in steps] != list(SCORING_STEPS):
+        raise ValueError(f"'pipeline' must hold the steps {', '.join(SCORING_STEPS)}, in that order")
+    for number, entry in enumerate(steps, 1):
+        state_keys(entry, ("step", "class", "state"), f"pipeline step {number}")
+    impute, derive, log, scale = (entry["state"] for entry in steps)
+    state_keys(impute, ("columns", "medians", "minimum_ratio"), "the imputer's state")
+    if state_names(impute["columns"], "the imputer's 'columns'") != list(columns) \
+            or not isinstance(impute["medians"], dict) or list(impute["medians"]) != list(columns):
+        raise ValueError("the imputer must give one median per column the features need, in schema order")
+    medians = state_floats(list(impute["medians"].values()), "the imputer's 'medians'")
+    ratio = float(state_floats([impute["minimum_ratio"]], "'minimum_ratio'", lower=0.0)[0])
+    state_keys(derive, ("features",), "the feature step's state")
+    if state_names(derive["features"], "the feature step's 'features'") != features:
+        raise ValueError("the feature step does not compute the model's 'features'")
+    state_keys(log, ("columns",), "the log step's state")
+    logged = frozenset(state_names(log["columns"], "the log step's 'columns'", unique=True, empty=True))
+    if not logged <= set(features):
+        raise ValueError("the log step names columns that are not features")
+    state_keys(scale, ("mean", "scale", "var", "n_samples_seen"), "the scaler's state")
+    mean = state_floats(scale["mean"], "'mean'", length=len(features))
+    spread = state_floats(scale["scale"], "'scale'", length=len(features), positive=True)
+    inputs = tuple(f"log_{f}" if f in logged else f for f in features)
+    if state_names(state["model_inputs"], "'model_inputs'", unique=True) != list(inputs):
+        raise ValueError(f"'model_inputs' are not what the pipeline produces "
+                         f"({_difference(state['model_inputs'], list(inputs))})")
+    centres = _centers(state["centers"], len(inputs))
+    names = state_names(state["segment_names"], "'segment_names'", length=len(centres))
+    _check_identities(state, names)
+    if "training_distribution" in state:
+        check_bins(state["training_distribution"], columns, inputs)
+    return ScoringModel(state, columns, medians, ratio, tuple(features), logged, mean, spread, inputs, centres)
+
+
 def _check_identities(state: dict, names: list[str]) -> None:
     identities = identities_from_state(state, source="the model")
     if identities is not None and [i.name for i in identities] != list(names):
@@ -301,6 +437,8 @@ def _check_versions(value) -> None:
 def _params(params, features: list[str]) -> dict:
     if not isinstance(params, dict):
         raise ValueError("'params' must be a JSON object")
+    from .segmenter import Segmenter
+
     known = Segmenter().get_params()
     unknown = [k for k in params if k not in known]
     if unknown:
@@ -338,6 +476,10 @@ def _difference(found: list, expected: list) -> str:
 
 def _pipeline(entries, columns: tuple[str, ...]) -> Pipeline:
     """The fitted feature pipeline, each step rebuilt from its own state for the names the step before gives."""
+    from sklearn.pipeline import Pipeline
+
+    from .features import STEP_TYPES
+
     if not isinstance(entries, list) or not entries:
         raise ValueError("'pipeline' must be a non-empty list of steps")
     steps, names_in = [], columns

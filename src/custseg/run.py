@@ -37,7 +37,7 @@ from .segmenter import Segmenter
 from .settings import COMPARE_BOOTSTRAP, Settings
 from .sinks.base import Sink
 from .sources import Source, open_source
-from .sinks.folder import FolderSink, check_out_dir, check_writable, write_failure
+from .sinks.folder import FolderSink, check_out_dir, check_output_file, write_failure
 from .stability import Stability, bootstrap_stability
 from .summary import Insights, insights
 
@@ -413,30 +413,6 @@ def _path_of(source) -> Path | None:
     return None if path is None else Path(path)
 
 
-def check_output_file(output: str | Path, *, force: bool, inputs=(), what: str = "output",
-                      expected_bytes: int = 0) -> Path:
-    """Refuse an output file that would overwrite an input, exists (unless ``force``), is a link, or cannot
-    be written (or not in ``expected_bytes`` of free space)."""
-    output = Path(output)
-    for given in inputs:
-        if given is not None and Path(given).exists() and output.exists() and output.resolve() == Path(given).resolve():
-            raise CustsegError(f"{output} is also an input of this command; write the {what} to another file "
-                               "(inputs are never overwritten).")
-    if output.is_symlink():
-        raise CustsegError(f"{output} is a symbolic link; custseg does not write through links (it would replace "
-                           f"the link, not {os.path.realpath(output)}). Give the real path or another name.")
-    if output.is_dir():
-        raise CustsegError(f"{output} is a folder; give a file name for the {what}.")
-    if output.exists() and not force:
-        raise CustsegError(f"{output} exists; pass --force to overwrite it.")
-    parent = output.absolute().parent
-    if not parent.is_dir():
-        raise CustsegError(f"The folder {parent} for the {what} {output} does not exist; create it first "
-                           "or write elsewhere.")
-    check_writable(parent, expected_bytes, what=f"the {what} {output}")
-    return output
-
-
 def predict(model_path: str | Path, data, output: str | Path, *, force: bool = False, store=None):
     """Score ``data`` with a saved model and write the assignments (.csv or .parquet) atomically.
 
@@ -491,22 +467,6 @@ def predict_with_drift(model_path: str | Path, data, output: str | Path, *, forc
                                                    fingerprint=scoring.fingerprint, state=scoring.state,
                                                    write=write, metrics={"drift": scoring.drift_dict()})
     return replace(scoring, run_id=run_id)
-
-
-def scores_in_batches(data) -> bool:
-    """Whether ``custseg predict`` scores ``data`` in batches (a large Parquet or CSV file, :mod:`custseg.scoring`)."""
-    from . import scoring
-
-    return scoring.streams(data)
-
-
-def predict_in_batches(model_path: str | Path, data, output: str | Path, *, force: bool = False,
-                       drift_json: str | Path | None = None):
-    """Score a large file batch by batch (:func:`custseg.scoring.predict_batches`): the counts per segment,
-    the data-quality report and the drift, as a :class:`custseg.scoring.BatchScoring`."""
-    from . import scoring
-
-    return scoring.predict_batches(model_path, data, output, force=force, drift_json=drift_json)
 
 
 def write_table(table: pd.DataFrame, output: Path) -> None:

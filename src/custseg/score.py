@@ -135,41 +135,14 @@ def assignments(ids: pd.Series, labels: np.ndarray, distances: np.ndarray, names
     })
 
 
-#: Customers whose distances to the centres are computed at a time: a block and its distances stay in cache.
-NEAREST_BLOCK = 65_536
-
-
 def nearest(Z: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centre (int64) of each row of ``Z`` and the exact Euclidean distance (float64) to it.
 
-    The nearest centre minimises ``‖c‖² - 2 c·z`` (one BLAS product per block of
-    customers, ties to the first centre); the distance is then computed from ``z - c``
-    directly, so it carries no cancellation error. It works feature by feature on
-    ``Z.T`` (no copy when ``Z`` is in Fortran order, as
-    :func:`custseg.features.transform_columns` gives it). Scoring in one go and in
-    batches both use it, so they agree to the last bit.
+    The nearest centre is the one at the least squared distance, summed feature by
+    feature (ties to the first centre); the distance is its square root
+    (:func:`custseg.scoring_kernels.assign`, compiled). Scoring in one go and in batches
+    both use it, so they agree to the last bit.
     """
-    Zt = np.ascontiguousarray(np.asarray(Z, dtype=np.float64).T)
-    C = np.ascontiguousarray(centres, dtype=np.float64)
-    c2, cn = -2.0 * C, np.einsum("ij,ij->i", C, C)
-    n = Zt.shape[1]
-    labels = np.empty(n, dtype=np.int64)
-    dist = np.empty(n, dtype=np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):  # rows that are not finite are refused before use
-        for lo in range(0, n, NEAREST_BLOCK):
-            block = Zt[:, lo:lo + NEAREST_BLOCK]
-            G = c2 @ block
-            G += cn[:, None]
-            best, low = np.zeros(block.shape[1], dtype=np.int64), G[0].copy()
-            for c in range(1, len(C)):
-                closer = G[c] < low
-                np.copyto(low, G[c], where=closer)
-                best[closer] = c
-            square = np.zeros(block.shape[1])
-            for j in range(len(block)):
-                diff = block[j] - C[:, j][best]
-                diff *= diff
-                square += diff
-            labels[lo:lo + len(best)] = best
-            dist[lo:lo + len(best)] = np.sqrt(square)
-    return labels, dist
+    from .scoring_kernels import assign
+
+    return assign(np.asarray(Z, dtype=np.float64).T, centres)

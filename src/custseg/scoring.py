@@ -8,15 +8,17 @@ batch goes
    float64 columns (other sources hand over pandas batches, converted column by column);
 2. through :class:`custseg.quality.BatchValidator`: the rules, counts, messages and
    repairs of :func:`custseg.quality.validate`, rows counted over the whole file;
-3. through the model's feature steps on whole columns
-   (:func:`custseg.features.transform_columns`, bit for bit the pipeline's output);
-4. to its nearest centre (:func:`custseg.score.nearest`), counted for drift
-   (:class:`custseg.drift.DriftCounts`: the same PSI as scoring in one go), and
-5. into the output file (Parquet or CSV), while the next batch is read and the
+3. through the model's feature steps, to its nearest centre and into the drift
+   counts, in compiled passes (:func:`feature_program`,
+   :class:`custseg.scoring_kernels.FeatureProgram`: features bit for bit the fitted
+   pipeline's, the nearest centre as :func:`custseg.score.nearest` finds it, the
+   same PSI as :func:`custseg.drift.drift_report` on the whole file), and
+4. into the output file (Parquet or CSV), while the next batch is read and the
    previous one written in other threads.
 
-So the scores, the data-quality report (without the value distribution, whose
-medians need every value at once) and the drift report equal those of
+The model is read with :func:`custseg.persist.load_scoring_model`; nothing on this path
+imports scikit-learn or SciPy. The scores, the data-quality report (without the value
+distribution, whose medians need every value at once) and the drift report equal those of
 :func:`custseg.score.score_with_drift` on the whole file. Rules that depend on a whole
 column are decided on the whole column: when the file turns out to hold a share on a
 0–100 scale, it is scored a second time with that column divided by 100 everywhere.
@@ -37,8 +39,9 @@ import pandas as pd
 from . import schema
 from .errors import CustsegError, DataError
 
-#: Above this many rows (Parquet) or bytes (CSV), ``custseg predict`` scores the input in batches.
-PREDICT_STREAM_ROWS = 1_000_000
+#: Above this many rows (Parquet) or bytes (CSV), ``custseg predict`` scores the input in batches: from
+#: about one batch, as scoring in one go costs twice the CPU time (scikit-learn's import, pandas' frame).
+PREDICT_STREAM_ROWS = 250_000
 PREDICT_STREAM_BYTES = 200 * 2**20
 #: Batches computed at the same time (the machines this runs on have two cores).
 COMPUTE_THREADS = 2
@@ -125,9 +128,8 @@ def predict_batches(model_path, data, output, *, force: bool = False, drift_json
     """
     from .atomic import replacing
     from .jsonio import write_json
-    from .persist import load_model
-    from .run import check_output_file
-    from .sinks.folder import write_failure
+    from .persist import load_scoring_model
+    from .sinks.folder import check_output_file, write_failure
     from .sources import open_source
 
     output = Path(output)
@@ -141,7 +143,8 @@ def predict_batches(model_path, data, output, *, force: bool = False, drift_json
         if Path(drift_json).absolute() == output.absolute():
             raise CustsegError(f"--drift-json {drift_json} is the same file as the scores -o {output}; give two names.")
         check_output_file(drift_json, force=force, inputs=(model_path, source.path), what="drift report")
-    model, state = load_model(model_path)
+    model = load_scoring_model(model_path)
+    state = model.state
     table = _Table(source, model)
     try:
         with replacing(output) as tmp:
@@ -177,7 +180,7 @@ class _Table:
         self.canonical = [c.name for c in schema.COLUMNS if c.name in chosen]
         self.names = [chosen[c] for c in self.canonical]
         head = Portfolio(pd.DataFrame(columns=self.canonical), source.label, self.renamed, self.ignored)
-        _require_columns(head, model.required_columns_)
+        _require_columns(head, model.required_columns)
         self.empty_ignored = source.empty_columns(self.ignored)
         self.parquet = source.path is not None and source.path.is_file() and _is_parquet(source.path)
 
@@ -302,57 +305,49 @@ class _Scored:
 
 def _score(table: _Table, model, state: dict, tmp: Path, parquet: bool, percent: frozenset, rows: int) -> _Scored:
     import pyarrow as pa
-    from threadpoolctl import threadpool_limits
 
     from .drift import DriftCounts
-    from .features import transform_columns
     from .persist import segment_identities
     from .quality import BatchValidator
-    from .score import nearest
 
     identities = segment_identities(state)
     numbers = [i.number for i in identities]
     names = [i.name for i in identities]
     validator = BatchValidator(table.source.label, [c for c in table.canonical if c != schema.ID],
-                               required=model.required_columns_, percent_scale=percent)
+                               required=model.required_columns, percent_scale=percent)
     drift = DriftCounts(state["training_distribution"]) if "training_distribution" in state else None
+    program = feature_program(model, drift)
     scored = _Scored(validator, np.zeros(len(names), dtype=np.int64), numbers, names, drift, [], True,
                      str(state["model_id"]), table)
     segment_of = pa.array(numbers, type=pa.int64())
     name_of = pa.array(names, type=pa.large_string())
-    features = list(model.feature_names_out_)
-    required = list(model.required_columns_)
-    centres = model.cluster_centers_
 
     def compute(batch, offset: int):
         ids, columns, integer = batch
         gathered, repaired = validator.check(ids, columns, offset)
-        Z = transform_columns(model.pipeline_, repaired)
-        labels, distances = nearest(Z, centres)
-        counted = None if drift is None else drift.counted(
-            {c: repaired[c] for c in required}, {f: Z[:, j] for j, f in enumerate(features)}, distances)
-        where = pa.array(labels)
+        done = program.score(np.stack([repaired[c] for c in program.columns]))
+        where = pa.array(done.labels)
         out = pa.table({"customer_id": ids, "segment": segment_of.take(where), "segment_name": name_of.take(where),
-                        "distance_to_centre": pa.array(np.round(distances, 6))})
-        return gathered, np.bincount(labels, minlength=len(names)), counted, _hash_ids(ids), integer, out
+                        "distance_to_centre": pa.array(np.round(done.distances, 6))})
+        return gathered, np.bincount(done.labels, minlength=len(names)), done, _hash_ids(ids), integer, out
 
     def merge(result) -> None:  # in file order: the examples of the quality report are the first rows
-        gathered, counts, counted, hashes, integer, out = result
+        gathered, counts, done, hashes, integer, out = result
         validator.merge(gathered)
         scored.counts += counts
         if drift is not None:
-            drift.merge(counted)
+            drift.merge_counts(done.counts, len(done.labels), done.far)
         scored.hashes.append(hashes)
         scored.integer_ids &= integer
         writing.append(writer_pool.submit(writer.write, out))
         while len(writing) > 1:
             writing.pop(0).result()
 
-    # two batches computed at once (NumPy and pyarrow release the GIL), one written, the next read;
-    # BLAS on one thread, as the batches already keep the cores busy
+    # two batches computed at once (the compiled kernels, NumPy and pyarrow release the GIL), one written,
+    # the next read
     writing = []
     with _Writer(tmp, parquet=parquet) as writer, ThreadPoolExecutor(1) as writer_pool, \
-            ThreadPoolExecutor(COMPUTE_THREADS) as pool, threadpool_limits(1, "blas"):
+            ThreadPoolExecutor(COMPUTE_THREADS) as pool:
         running, offset = [], 0
         for batch in table.batches(rows):
             running.append(pool.submit(compute, batch, offset))
@@ -364,6 +359,47 @@ def _score(table: _Table, model, state: dict, tmp: Path, parquet: bool, percent:
         for future in writing:
             future.result()
     return scored
+
+
+def feature_program(model, drift=None):
+    """A model's feature steps, centres and drift bins as a :class:`custseg.scoring_kernels.FeatureProgram`
+    (features bit for bit the fitted pipeline's).
+
+    Parameters
+    ----------
+    model : ScoringModel
+        From :func:`custseg.persist.load_scoring_model`.
+    drift : DriftCounts, optional
+        The training distribution's bins, counted batch by batch.
+    """
+    from . import scoring_kernels as k
+    from .feature_catalog import FEATURES, PAYMENT_RATIO_CAP, UTILISATION_CAP
+
+    row = {c: i for i, c in enumerate(model.required_columns)}
+    recipes = {"oneoff_share": (k.SHARE, 0.0), "limit_utilisation": (k.UTILISATION, UTILISATION_CAP),
+               "payment_to_minimum": (k.PAYMENT_RATIO, PAYMENT_RATIO_CAP)}
+    ops, a, b, caps = [], [], [], []
+    for name in model.features:  # every two-column feature is (numerator, denominator)
+        sources = FEATURES[name].sources
+        op, cap = (k.RAW, 0.0) if len(sources) == 1 else recipes.get(name, (k.RATIO, 0.0))
+        ops.append(op)
+        a.append(row[sources[0]])
+        b.append(row[sources[-1]])
+        caps.append(cap)
+    tables = [] if drift is None else list(drift.tables)
+    edges, n_edges = k.edge_table([drift.tables[key][0] for key in tables])
+    inputs = list(model.model_inputs)
+    return k.FeatureProgram(
+        columns=model.required_columns, medians=np.asarray(model.medians, dtype=np.float64),
+        minimum=row.get("MINIMUM_PAYMENTS", -1), payments=row.get("PAYMENTS", -1),
+        minimum_ratio=float(model.minimum_ratio), ops=np.array(ops, dtype=np.int64),
+        a=np.array(a, dtype=np.int64), b=np.array(b, dtype=np.int64), caps=np.array(caps, dtype=np.float64),
+        logged=tuple(j for j, name in enumerate(model.features) if name in model.logged),
+        mean=np.asarray(model.mean, dtype=np.float64), scale=np.asarray(model.scale, dtype=np.float64),
+        centres=np.ascontiguousarray(model.centres, dtype=np.float64),
+        column_tables=np.array([row[name] for kind, name in tables if kind == "column"], dtype=np.int64),
+        feature_tables=np.array([inputs.index(name) for kind, name in tables if kind == "feature"], dtype=np.int64),
+        edges=edges, n_edges=n_edges, far_beyond=np.nan if drift is None or drift.p99 is None else float(drift.p99))
 
 
 #: Odd 64-bit constants of the id hash (FNV-1a's prime, and MurmurHash3's finaliser).

@@ -159,9 +159,9 @@ def check(s: Settings) -> None:
         raise CustsegError(f"sample_size must be at least 1000 customers (got {s.sample_size}); choosing k "
                            "and testing stability on fewer is not worth reporting.")
     _check_features(s.features)
-    from .engine import get_engine
+    from .engine import check_engine
 
-    get_engine(s.engine)
+    check_engine(s.engine)
     if not (isinstance(s.spark_master, str) and s.spark_master.strip()):
         raise CustsegError(f"spark_master must be a Spark master URL such as local[*] (got {s.spark_master!r}).")
     if s.reference is not None and not (isinstance(s.reference, str) and s.reference):
@@ -179,7 +179,7 @@ def default(name: str):
 
 
 def _check_features(features) -> None:
-    from .features import resolve_features
+    from .feature_catalog import resolve_features
 
     if isinstance(features, (list, tuple)):
         names = [str(f).strip() for f in features]

@@ -11,7 +11,15 @@ from collections.abc import Callable
 from custseg.errors import CustsegError
 
 from .base import Engine, Fit, Seed
-from .sklearn import ALTERNATIVES, SklearnEngine, alternative, gaussian_mixture, single_threaded_kmeans
+
+#: Names of :mod:`custseg.engine.sklearn`, imported on first use (scoring starts without scikit-learn).
+_SKLEARN_NAMES = ("ALTERNATIVES", "SklearnEngine", "alternative", "gaussian_mixture", "single_threaded_kmeans")
+
+
+def _sklearn() -> Engine:
+    from .sklearn import SklearnEngine
+
+    return SklearnEngine()
 
 
 def _chunked() -> Engine:
@@ -29,7 +37,7 @@ def _spark() -> Engine:
 
 
 #: Engine factories by name.
-ENGINES: dict[str, Callable[[], Engine]] = {"sklearn": SklearnEngine, "chunked": _chunked, "spark": _spark}
+ENGINES: dict[str, Callable[[], Engine]] = {"sklearn": _sklearn, "chunked": _chunked, "spark": _spark}
 DEFAULT = "sklearn"
 
 
@@ -43,11 +51,18 @@ def get_engine(name: str | Engine = DEFAULT) -> Engine:
     """
     if isinstance(name, Engine):
         return name
+    check_engine(name)
+    return ENGINES[name]()
+
+
+def check_engine(name: str | Engine) -> None:
+    """Refuse (``CustsegError``) a name no engine has, without constructing the engine."""
+    if isinstance(name, Engine):
+        return
     try:
-        factory = ENGINES[name]
+        ENGINES[name]
     except (KeyError, TypeError):
         raise CustsegError(f"unknown engine {name!r}; choose one of {', '.join(sorted(ENGINES))}.") from None
-    return factory()
 
 
 def __getattr__(name: str):
@@ -55,6 +70,10 @@ def __getattr__(name: str):
         from .chunked import ChunkedEngine
 
         return ChunkedEngine
+    if name in _SKLEARN_NAMES:
+        from . import sklearn
+
+        return getattr(sklearn, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -65,5 +84,5 @@ def default_engine() -> Engine:
 
 __all__ = [
     "ALTERNATIVES", "ChunkedEngine", "DEFAULT", "ENGINES", "Engine", "Fit", "Seed", "SklearnEngine", "alternative",
-    "default_engine", "gaussian_mixture", "get_engine", "single_threaded_kmeans",
+    "check_engine", "default_engine", "gaussian_mixture", "get_engine", "single_threaded_kmeans",
 ]

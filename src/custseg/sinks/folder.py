@@ -267,3 +267,27 @@ def _swap_in(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(staging, out)
+
+
+def check_output_file(output: str | Path, *, force: bool, inputs=(), what: str = "output",
+                      expected_bytes: int = 0) -> Path:
+    """Refuse an output file that would overwrite an input, exists (unless ``force``), is a link, or cannot
+    be written (or not in ``expected_bytes`` of free space)."""
+    output = Path(output)
+    for given in inputs:
+        if given is not None and Path(given).exists() and output.exists() and output.resolve() == Path(given).resolve():
+            raise CustsegError(f"{output} is also an input of this command; write the {what} to another file "
+                               "(inputs are never overwritten).")
+    if output.is_symlink():
+        raise CustsegError(f"{output} is a symbolic link; custseg does not write through links (it would replace "
+                           f"the link, not {os.path.realpath(output)}). Give the real path or another name.")
+    if output.is_dir():
+        raise CustsegError(f"{output} is a folder; give a file name for the {what}.")
+    if output.exists() and not force:
+        raise CustsegError(f"{output} exists; pass --force to overwrite it.")
+    parent = output.absolute().parent
+    if not parent.is_dir():
+        raise CustsegError(f"The folder {parent} for the {what} {output} does not exist; create it first "
+                           "or write elsewhere.")
+    check_writable(parent, expected_bytes, what=f"the {what} {output}")
+    return output

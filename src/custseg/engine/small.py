@@ -11,7 +11,7 @@ passes; :meth:`SmallEngine.fit_many` runs independent fits on several threads
 (the kernels release the GIL) and returns them in the order given, so results do
 not depend on the number of threads.
 
-The arithmetic follows scikit-learn's ``KMeans(algorithm="lloyd")``: greedy
+The arithmetic follows scikit-learn's Lloyd k-means (``algorithm="lloyd"``): greedy
 k-means++ with ``2 + int(log k)`` candidates per centre, centres moved to the mean of
 their rows, empty clusters relocated to the rows farthest from their centres, and a
 stop when the squared centre shift is at most ``tol`` times the mean feature

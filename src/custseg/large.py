@@ -202,20 +202,22 @@ def _repeated_ids(ids, frame: pd.DataFrame, label: str) -> str | None:
 def embed_all(model: Segmenter, frame: pd.DataFrame, rows: int = EMBED_ROWS) -> np.ndarray:
     """Scaled features of every row of ``frame`` as a C-contiguous float32 matrix, computed in blocks.
 
-    Each block goes through the pipeline's steps on NumPy columns
-    (:func:`custseg.features.transform_columns`: :meth:`Segmenter.embed`'s values bit
-    for bit), two blocks at a time.
+    Each block goes through the model's compiled feature program
+    (:func:`custseg.scoring.feature_program`: :meth:`Segmenter.embed`'s values bit for
+    bit, the program ``custseg predict`` scores with), two blocks at a time.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .features import transform_columns
+    from .persist import scoring_model
+    from .scoring import feature_program
 
+    program = feature_program(scoring_model(model))
     Z = np.empty((len(frame), len(model.feature_names_out_)), dtype=np.float32)
-    columns = {c: frame[c].to_numpy() for c in model.required_columns_}
+    columns = [frame[c].to_numpy() for c in program.columns]
 
     def embed(start: int) -> None:
-        block = {c: v[start:start + rows].astype(np.float64) for c, v in columns.items()}
-        Z[start:start + rows] = transform_columns(model.pipeline_, block)
+        block = np.stack([v[start:start + rows] for v in columns]).astype(np.float64)
+        Z[start:start + rows] = program.embed(block).T
 
     with ThreadPoolExecutor(CHECK_THREADS) as pool:
         list(pool.map(embed, range(0, len(frame), rows)))
@@ -255,7 +257,7 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
     segments are matched to the reference's as in a small run and numbered by identity.
     Returns a :class:`custseg.run.RunResult` whose model holds every customer's segment.
     """
-    from .drift import training_bins
+    from .drift import float32_edges, training_bins
     from .features import required_columns
     from .quality import _check_distinct
     from .run import (RunResult, by_number, match_reference, named_by_identity, projection, segment_numbers,
@@ -306,7 +308,8 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
                      stability.segments, names=[replace(n, segment=position + 1) for position, n in enumerate(names)],
                      random_state=config.seed, numbers=numbers)
     features = pd.DataFrame(Zs, columns=list(model.feature_names_out_))
-    bins = training_bins(sample[list(model.required_columns_)], features, distances=distances[take])
+    # counted on the float32 values; edges that bin predict's float64 values the same way
+    bins = float32_edges(training_bins(sample[list(model.required_columns_)], features, distances=distances[take]))
     return RunResult(config, portfolio, quality, model, stability, profiles, names, distances, found,
                      projection(Zs, numbered[take], centres, config.seed,
                                 features=[str(f) for f in model.feature_names_out_]),
@@ -325,7 +328,7 @@ def profile_all(frame: pd.DataFrame, labels: np.ndarray, n_segments: int, rows: 
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .features import FEATURES, _compute_array
+    from .features import FEATURES, _compute
     from .profiles import MEASURES, STATISTICS, Profiles, _has_sources
 
     raw = [c for c in schema.BEHAVIOUR if c in frame.columns]
@@ -341,7 +344,7 @@ def profile_all(frame: pd.DataFrame, labels: np.ndarray, n_segments: int, rows: 
         for start in range(0, len(frame), rows):  # in row blocks: the float64 intermediates stay small
             sources = {c: frame[c].to_numpy()[start:start + rows].astype(np.float64) for c in FEATURES[var].sources}
             missing = np.logical_or.reduce([np.isnan(v) for v in sources.values()])  # a missing input
-            values[start:start + rows] = np.where(missing, np.nan, _compute_array(var, sources))
+            values[start:start + rows] = np.where(missing, np.nan, _compute(var, pd.DataFrame(sources)).to_numpy())
         return values
 
     def summary(var: str):

@@ -242,6 +242,12 @@ def load_scoring_model(path: str | Path) -> ScoringModel:
     return model
 
 
+def scoring_model(model: Segmenter) -> ScoringModel:
+    """What :func:`load_scoring_model` would read from ``model``'s file, for a fitted segmenter in memory."""
+    names = [f"segment {number}" for number in range(1, len(model.cluster_centers_) + 1)]
+    return _scoring_model(model_state(model, segment_names=names, training={}))
+
+
 def _read_state(path: Path) -> dict:
     """The model file's state (a version-1 one in the version-2 layout): JSON, format and version checked."""
     state = _parse(path, _read_text(path))

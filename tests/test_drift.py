@@ -139,21 +139,3 @@ def test_counts_gathered_batch_by_batch_give_the_same_report(trained):
     with pytest.raises(ModelError, match="BALANCE"):
         counts.add(columns.drop(columns="BALANCE"), features, distances)
 
-
-def test_float32_edges_bin_float64_values_as_their_float32_roundings():
-    from custseg.drift import _shares, float32_edges, training_bins
-
-    rng = np.random.default_rng(3)
-    # 0.7 and 0.9 round down to float32, 1/12 up
-    exact = np.concatenate([np.full(700, 1 / 12), np.full(300, 0.7), np.full(300, 0.9), rng.uniform(0.0, 1.0, 700)])
-    rounded = exact.astype(np.float32).astype(np.float64)
-    frame = pd.DataFrame({"PURCHASES_FREQUENCY": rounded})
-    stored = training_bins(frame, frame.rename(columns={"PURCHASES_FREQUENCY": "f"}))
-    plain = stored["columns"]["PURCHASES_FREQUENCY"]
-    # the float64 originals of values tied at an edge fall in another bin against the float32 edges
-    assert _shares(exact, plain["edges"])[0] != plain["shares"]
-    widened = float32_edges(stored)
-    for kind, name in (("columns", "PURCHASES_FREQUENCY"), ("features", "f")):
-        edges = widened[kind][name]["edges"]
-        assert _shares(exact, edges)[0] == widened[kind][name]["shares"] == stored[kind][name]["shares"]
-        assert np.array_equal(np.searchsorted(edges, exact), np.searchsorted(plain["edges"], rounded))

@@ -116,36 +116,6 @@ def training_bins(frame_columns: pd.DataFrame, features: pd.DataFrame, n_bins: i
     return out
 
 
-def float32_edges(bins: dict) -> dict:
-    """``bins`` counted on float32 values, with edges that bin float64 values as their float32 roundings.
-
-    A large run keeps everyone's values and features as float32 (:mod:`custseg.large`),
-    while scoring computes them in float64. A value tied at an edge in float32
-    (``prc_full_payment`` = 0 for most customers, 1/12 for a monthly frequency) is a
-    float64 value a rounding away from it, often just above, and would fall in the
-    next bin: a drift that is not there. Each edge ``e`` becomes the largest float64
-    whose float32 rounding is at most the largest float32 at most ``e``, so
-    ``v <= edge`` holds for a float64 ``v`` exactly when it holds for ``float32(v)``
-    against ``e``, and the stored shares (counted in float32) stay right.
-    """
-    out = copy.deepcopy(bins)
-    for kind in ("columns", "features"):
-        for stored in out[kind].values():
-            stored["edges"] = [_float32_ceiling(e) for e in stored["edges"]]
-    return out
-
-
-def _float32_ceiling(edge: float) -> float:
-    low = np.float32(edge)
-    if float(low) > edge:
-        low = np.nextafter(low, np.float32(-np.inf))
-    if not np.isfinite(low):
-        return float(edge)
-    high = np.nextafter(low, np.float32(np.inf))
-    mid = (float(low) + float(high)) / 2.0  # exact in float64: float32 has 29 bits fewer
-    return mid if np.float32(mid) == low else float(np.nextafter(mid, -np.inf))
-
-
 def check_bins(bins, columns, features) -> None:
     """Check a stored training distribution as a whole; ``ValueError`` naming the damaged part.
 

@@ -67,7 +67,8 @@ def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=min(size, n), replace=False))
 
 
-def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_ROWS) -> tuple[Portfolio, QualityReport]:
+def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_ROWS,
+                   keep: np.ndarray | None = None) -> tuple[Portfolio, QualityReport, pd.DataFrame | None]:
     """Read and validate a large source batch by batch, keeping everyone's values as float32 columns.
 
     Each batch of ``rows`` rows goes from the source to NumPy columns
@@ -88,6 +89,8 @@ def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_RO
         Canonical behaviour columns the run needs.
     rows : int
         Rows per batch.
+    keep : ndarray of int, optional
+        Sorted positions of rows (the run's sample) also kept at full precision.
 
     Returns
     -------
@@ -95,6 +98,9 @@ def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_RO
         ``frame`` holds ``CUST_ID`` (text) and the repaired numeric columns as float32
         (missing values left for the feature pipeline, as after ``validate``).
     report : QualityReport
+    kept : DataFrame or None
+        The rows at ``keep``, as ``frame`` holds them but with float64 values (what
+        ``custseg predict`` computes with), in the order of ``keep``.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -108,7 +114,9 @@ def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_RO
     _require_columns(head, required)
     numeric = [c for c in ordered if c != schema.ID]
     values = {c: np.empty(n, dtype=np.float32) for c in numeric}
-    read = _Reading(source, ordered, [chosen[c] for c in ordered], numeric, required, rows)
+    keep = np.empty(0, dtype=np.int64) if keep is None else np.asarray(keep, dtype=np.int64)
+    kept = {c: np.empty(len(keep)) for c in numeric}
+    read = _Reading(source, ordered, [chosen[c] for c in ordered], numeric, required, rows, keep, kept)
     validator, ids, integer_ids, batches = read.into(values, frozenset())
     percent = validator.percent_scale()
     if percent != validator.percent:  # a share on a 0–100 scale: read again, divided by 100 everywhere
@@ -123,15 +131,19 @@ def load_validated(source, required: tuple[str, ...], *, rows: int = VALIDATE_RO
         report = validator.report(head, duplicates=repeated.result)
     report = replace(report, distribution=distribution, notes=[
         *report.notes, f"validated in {batches} batch{'es' if batches > 1 else ''} of up to {rows:,} rows"])
-    return replace(head, notes=report.notes), report
+    exact = None
+    if len(keep):
+        exact = pd.DataFrame({schema.ID: frame[schema.ID].iloc[keep].reset_index(drop=True), **kept}, copy=False)
+    return replace(head, notes=report.notes), report, exact
 
 
 class _Reading:
     """One pass of :func:`load_validated` over the source: validated batches written into float32 columns."""
 
-    def __init__(self, source, canonical, names, numeric, required, rows):
+    def __init__(self, source, canonical, names, numeric, required, rows, keep, kept):
         self.source, self.canonical, self.names = source, canonical, names
         self.numeric, self.required, self.rows = numeric, required, rows
+        self.keep, self.kept = keep, kept
 
     def into(self, values: dict[str, np.ndarray], percent: frozenset):
         """Validate every batch with the shares in ``percent`` divided by 100, storing the repaired values
@@ -147,8 +159,10 @@ class _Reading:
 
         def check(ids, columns, offset):
             gathered, repaired = validator.check(ids, columns, offset)
+            lo, hi = np.searchsorted(self.keep, [offset, offset + len(ids)])
             for c, v in repaired.items():
                 values[c][offset:offset + len(ids)] = v
+                self.kept[c][lo:hi] = v[self.keep[lo:hi] - offset]
             return gathered
 
         ids, running, offset, integer = [], [], 0, True
@@ -250,14 +264,17 @@ def _write_csv(table, path: Path, quoting: str) -> None:
 
 
 def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings, *,
-                  progress: Progress | None = None, reference: tuple[Segmenter, dict] | None = None):
+                  progress: Progress | None = None, reference: tuple[Segmenter, dict] | None = None,
+                  sample: pd.DataFrame | None = None):
     """The computing stages of :func:`custseg.run.segment` for a validated portfolio above ``sample_size``.
 
     With ``reference`` (a loaded model and its state, ``run --reference``) the final
     segments are matched to the reference's as in a small run and numbered by identity.
+    ``sample`` holds the rows at :func:`sample_rows` at full precision
+    (:func:`load_validated`'s ``kept``); without it they are taken from the float32 frame.
     Returns a :class:`custseg.run.RunResult` whose model holds every customer's segment.
     """
-    from .drift import float32_edges, training_bins
+    from .drift import training_bins
     from .features import required_columns
     from .quality import _check_distinct
     from .run import (RunResult, by_number, match_reference, named_by_identity, projection, segment_numbers,
@@ -268,7 +285,7 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
 
     frame = portfolio.frame
     take = sample_rows(len(frame), config.sample_size, config.seed)
-    sample = frame.iloc[take].reset_index(drop=True)
+    sample = frame.iloc[take].reset_index(drop=True) if sample is None else sample
     _check_distinct(sample.drop(columns=schema.ID), required_columns(config.features), config.largest_k,
                     portfolio.source)
     # the in-memory default gains nothing on a sample of 100,000 and its k-means++ seeding dominates there
@@ -307,9 +324,9 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
     found = insights(sample, labels[take], Zs, centres, float(np.dot(distances[take], distances[take])),
                      stability.segments, names=[replace(n, segment=position + 1) for position, n in enumerate(names)],
                      random_state=config.seed, numbers=numbers)
-    features = pd.DataFrame(Zs, columns=list(model.feature_names_out_))
-    # counted on the float32 values; edges that bin predict's float64 values the same way
-    bins = float32_edges(training_bins(sample[list(model.required_columns_)], features, distances=distances[take]))
+    # the sample's full-precision values and features: what predict bins, to the last bit
+    exact = pd.DataFrame(model.embed(sample), columns=list(model.feature_names_out_))
+    bins = training_bins(sample[list(model.required_columns_)], exact, distances=distances[take])
     return RunResult(config, portfolio, quality, model, stability, profiles, names, distances, found,
                      projection(Zs, numbered[take], centres, config.seed,
                                 features=[str(f) for f in model.feature_names_out_]),

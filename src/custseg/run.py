@@ -145,8 +145,10 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
         if reference is not None:
             required = tuple(dict.fromkeys(required + tuple(reference[0].required_columns_)))
         # read and validated in batches; everyone's values are kept as float32 columns
-        portfolio, quality = large.load_validated(source, required)
-        return large.segment_large(portfolio, quality, config, progress=progress, reference=reference)
+        sample = large.sample_rows(n_customers, config.sample_size, config.seed)
+        portfolio, quality, exact = large.load_validated(source, required, keep=sample)
+        return large.segment_large(portfolio, quality, config, progress=progress, reference=reference,
+                                   sample=exact)
     portfolio = load(source)
     if reference is not None:
         _check_reference_columns(portfolio, reference[0], config.reference)

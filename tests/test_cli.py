@@ -274,3 +274,14 @@ def test_eda_writes_the_data_part_alone(data, tmp_path):
     assert html.count("data:image/png;base64,") == 3 and "http" not in html
     again = invoke("eda", data, "--out", out, "--quiet")
     assert again.exit_code == 2 and "not empty" in again.output
+
+
+def test_import_custseg_gives_its_stages_as_attributes():
+    # the package imports its heavy stages on first use; ``custseg.run`` after ``import custseg`` still works
+    code = ("import sys, custseg\n"
+            "assert 'custseg.run' not in sys.modules and 'sklearn' not in sys.modules\n"
+            "assert callable(custseg.run.segmenter_for) and custseg.Segmenter.__name__ == 'Segmenter'\n"
+            "assert not hasattr(custseg, 'no_such_stage')")
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(SRC)},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr

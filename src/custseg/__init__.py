@@ -12,6 +12,7 @@ or all at once: ``custseg.segment("cards.csv")`` then ``custseg.write_outputs(re
 """
 
 from importlib import import_module
+from importlib.util import find_spec
 
 from .errors import CustsegError, DataError, ModelError
 from .load import Portfolio, load
@@ -30,9 +31,12 @@ _LAZY = {
 
 
 def __getattr__(name: str):
-    if name not in _LAZY:
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    elif not name.startswith("_") and find_spec(f"{__name__}.{name}") is not None:
+        value = import_module(f".{name}", __name__)  # ``custseg.run`` after ``import custseg``, as before
+    else:
         raise AttributeError(f"module 'custseg' has no attribute {name!r}")
-    value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
     globals()[name] = value
     return value
 

@@ -70,7 +70,7 @@ from custseg.features import required_columns
 from custseg.large import embed_all, load_validated
 from custseg.segmenter import Segmenter
 from custseg.sources import open_source
-portfolio, _ = load_validated(open_source(sys.argv[1]), required_columns("behaviour"))
+portfolio, _, _ = load_validated(open_source(sys.argv[1]), required_columns("behaviour"))
 frame = portfolio.frame
 model = Segmenter(n_clusters=8, evidence=False, n_init=1).fit(frame.iloc[:100_000])
 X = embed_all(model, frame)

@@ -313,7 +313,7 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
             "rules, the data overview and the figures are computed on the sample.")
     model.selection_ = replace(model.selection_, reason=f"{model.selection_.reason} {note}")
     quality = replace(quality, notes=[*quality.notes, note])
-    Zs = Z[take].astype(np.float64)
+    Zs = model.embed(sample)  # the sample's features at full precision: what predict computes
     del Z  # everyone's features are no longer needed: the profiles below use their memory
     stability = bootstrap_stability(Zs, numbered[take], n_boot=config.n_boot, random_state=config.seed,
                                     engine=config.engine, progress=progress)
@@ -324,9 +324,9 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
     found = insights(sample, labels[take], Zs, centres, float(np.dot(distances[take], distances[take])),
                      stability.segments, names=[replace(n, segment=position + 1) for position, n in enumerate(names)],
                      random_state=config.seed, numbers=numbers)
-    # the sample's full-precision values and features: what predict bins, to the last bit
-    exact = pd.DataFrame(model.embed(sample), columns=list(model.feature_names_out_))
-    bins = training_bins(sample[list(model.required_columns_)], exact, distances=distances[take])
+    # binned on the sample's full-precision values and features: what predict bins, to the last bit
+    features = pd.DataFrame(Zs, columns=list(model.feature_names_out_))
+    bins = training_bins(sample[list(model.required_columns_)], features, distances=distances[take])
     return RunResult(config, portfolio, quality, model, stability, profiles, names, distances, found,
                      projection(Zs, numbered[take], centres, config.seed,
                                 features=[str(f) for f in model.feature_names_out_]),

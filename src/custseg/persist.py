@@ -332,10 +332,9 @@ def _refuse_repeats(pairs: list[tuple[str, object]]) -> dict:
     return out
 
 
-def _rebuild(state: dict) -> Segmenter:
-    """Check every part of a version-2 state (ValueError naming the part) and build its segmenter."""
-    from .segmenter import Segmenter
-
+def _checked_features(state: dict) -> tuple[list[str], tuple[str, ...]]:
+    """The keys, versions, training, features and schema of a version-2 state checked (ValueError naming the
+    part); the features and the columns they need."""
     state_keys(state, KEYS + tuple(k for k in OPTIONAL_KEYS if k in state), "the model")
     _check_versions(state["versions"])
     if not isinstance(state["training"], dict):
@@ -344,9 +343,17 @@ def _rebuild(state: dict) -> Segmenter:
     unknown = [f for f in features if f not in FEATURES]
     if unknown:
         raise ValueError(f"'features' names unknown feature(s) {', '.join(unknown)}")
-    params = _params(state["params"], features)
     columns = required_columns(features)
     _check_schema(state["schema"], columns)
+    return features, columns
+
+
+def _rebuild(state: dict) -> Segmenter:
+    """Check every part of a version-2 state (ValueError naming the part) and build its segmenter."""
+    from .segmenter import Segmenter
+
+    features, columns = _checked_features(state)
+    params = _params(state["params"], features)
     pipeline = _pipeline(state["pipeline"], columns)
     inputs = state_names(state["model_inputs"], "'model_inputs'", unique=True)
     produced = list(pipeline.get_feature_names_out())
@@ -371,16 +378,7 @@ def _rebuild(state: dict) -> Segmenter:
 
 def _scoring_model(state: dict) -> ScoringModel:
     """Check the parts of a version-2 state that scoring reads (ValueError naming the part) and gather them."""
-    state_keys(state, KEYS + tuple(k for k in OPTIONAL_KEYS if k in state), "the model")
-    _check_versions(state["versions"])
-    if not isinstance(state["training"], dict):
-        raise ValueError("'training' must be a JSON object")
-    features = state_names(state["features"], "'features'", unique=True)
-    unknown = [f for f in features if f not in FEATURES]
-    if unknown:
-        raise ValueError(f"'features' names unknown feature(s) {', '.join(unknown)}")
-    columns = required_columns(features)
-    _check_schema(state["schema"], columns)
+    features, columns = _checked_features(state)
     steps = state["pipeline"]
     if not isinstance(steps, list) or not all(isinstance(e, dict) for e in steps) \
             or [e.get("class") for e in steps] != list(SCORING_STEPS):

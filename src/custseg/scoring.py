@@ -182,7 +182,6 @@ class _Table:
         head = Portfolio(pd.DataFrame(columns=self.canonical), source.label, self.renamed, self.ignored)
         _require_columns(head, model.required_columns)
         self.empty_ignored = source.empty_columns(self.ignored)
-        self.parquet = source.path is not None and source.path.is_file() and _is_parquet(source.path)
 
     def portfolio(self, integer_ids: bool):
         """The source's description, as :func:`custseg.load.load` gives it (no rows)."""
@@ -194,86 +193,16 @@ class _Table:
 
     def batches(self, rows: int):
         """(ids, numeric columns, whether the ids are integers) per batch, in file order."""
-        if self.parquet:
-            import pyarrow.parquet as pq
+        from .sources.columns import column_batches
 
-            integer = True
-            with pq.ParquetFile(self.source.path) as f:
-                for batch in f.iter_batches(batch_size=rows, columns=self.names):
-                    ids, columns, integer = self._from_arrow(batch, integer)
-                    yield ids, columns, integer
-        else:
-            for frame in self.source.batches(self.names, rows=rows):
-                yield self._from_pandas(frame)
+        return column_batches(self.source, self.canonical, self.names, rows)
 
-    def ids(self):
+    def ids(self, rows: int = PREDICT_BATCH_ROWS):
         """The ids alone, batch by batch, as :meth:`batches` gives them."""
+        from .sources.columns import column_batches
+
         name = self.names[self.canonical.index(schema.ID)]
-        if self.parquet:
-            import pyarrow.parquet as pq
-
-            with pq.ParquetFile(self.source.path) as f:
-                for batch in f.iter_batches(columns=[name]):
-                    yield _arrow_ids(batch.column(0), False)[0]
-        else:
-            for frame in self.source.batches([name]):
-                yield _pandas_ids(frame.iloc[:, 0])[0]
-
-    def _from_arrow(self, batch, integer: bool):
-        import pyarrow as pa
-
-        out = {}
-        for canonical, array in zip(self.canonical, batch.columns):
-            if canonical == schema.ID:
-                continue
-            kind = array.type
-            if pa.types.is_floating(kind) or pa.types.is_integer(kind):
-                out[canonical] = array.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-            else:
-                out[canonical] = array.to_pandas()
-        ids, integer = _arrow_ids(batch.column(self.canonical.index(schema.ID)), integer)
-        return ids, out, integer
-
-    def _from_pandas(self, frame: pd.DataFrame):
-        frame.columns = self.canonical
-        out = {}
-        for canonical in self.canonical:
-            if canonical == schema.ID:
-                continue
-            values = frame[canonical]
-            numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-            out[canonical] = values.to_numpy(dtype=np.float64, na_value=np.nan) if numeric else values
-        ids, integer = _pandas_ids(frame[schema.ID])
-        return ids, out, integer
-
-
-def _pandas_ids(raw: pd.Series):
-    """Ids as :func:`custseg.load.load` gives them, as a pyarrow array, and whether they are integers."""
-    import pyarrow as pa
-
-    from .load import _id_note, _ids_as_text
-
-    ids = pa.array(_ids_as_text(raw), type=pa.large_string(), from_pandas=True)
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    return ids, _id_note(raw).endswith("integers")
-
-
-def _arrow_ids(array, integer: bool):
-    """Ids as :func:`custseg.load.load` gives them (stripped text, null when empty), and whether they are
-    integers (looked at only while ``integer``: the earlier batches' ids all were)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if pa.types.is_integer(array.type):
-        return pc.cast(array, pa.large_string()), True
-    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
-        return _pandas_ids(array.to_pandas())
-    text = pc.utf8_trim_whitespace(array)
-    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text).cast(pa.large_string())
-    if integer:
-        integer = pc.all(pc.match_substring_regex(array, r"^\s*\d+\s*$"), skip_nulls=True).as_py() in (True, None)
-    return text, integer
+        return (ids for ids, _, _ in column_batches(self.source, [schema.ID], [name], rows))
 
 
 @dataclass

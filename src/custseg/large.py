@@ -3,7 +3,8 @@
 A run on millions of customers cannot afford the evidence for every k (ten restarts
 each, gap references, silhouettes) and fifty bootstrap refits on everyone, and gains
 little from it: the choice of k and the stability of the segments are properties of
-the population that a uniform sample of 100,000 customers estimates well. So a large
+the population that a uniform sample of 50,000 customers estimates well (checked across
+seeds on the 2-million synthetic portfolio, ``docs/scale.md``). So a large
 run
 
 1. validates everyone with the same rules as a small run (:func:`custseg.quality.validate`);
@@ -288,7 +289,7 @@ def segment_large(portfolio: Portfolio, quality: QualityReport, config: Settings
     sample = frame.iloc[take].reset_index(drop=True) if sample is None else sample
     _check_distinct(sample.drop(columns=schema.ID), required_columns(config.features), config.largest_k,
                     portfolio.source)
-    # the in-memory default gains nothing on a sample of 100,000 and its k-means++ seeding dominates there
+    # the in-memory default gains nothing on a sample of 50,000 and its k-means++ seeding dominates there
     config = config.with_(engine="chunked") if config.engine == "sklearn" else config
     model = segmenter_for(config).fit(sample, progress=progress)
     Z = embed_all(model, frame)

@@ -99,7 +99,7 @@ class Settings:
     reference: str | None = field(default=None, metadata=_option(
         "--reference", "Model file (model.json) of an earlier run: matched segments keep its numbers, names and "
         "colours; new and vanished segments are reported.", path=True))
-    sample_size: int = field(default=100_000, metadata=_option(
+    sample_size: int = field(default=50_000, metadata=_option(
         "--sample-size", "Above this many customers, k is chosen and stability tested on a uniform sample of "
         "this size; the segments are then fitted on everyone.", min=1000))
     choice_boot: int = field(default=20, metadata=_option(

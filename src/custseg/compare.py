@@ -70,8 +70,8 @@ def compare_models(
       as noise. Fitted on at most ``sample_max`` customers; the rest take the
       label (noise included) of their nearest fitted neighbour.
 
-    Metrics use all customers (silhouette exact up to 20,000, otherwise on one
-    random sample of 20,000); for HDBSCAN they use the customers it did not
+    Metrics use all customers (silhouette exact up to ``Settings.silhouette_max_n``, 10,000 by
+    default, otherwise on one random sample of that many); for HDBSCAN they use the customers it did not
     call noise. ``stability`` is the mean over segments of the bootstrap
     Jaccard of each segment with its Hungarian-matched partner when the same
     model is refitted on ``n_boot`` bootstrap samples of ``min(n, sample_max)``

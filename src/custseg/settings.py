@@ -79,7 +79,7 @@ class Settings:
     n_init: int = field(default=10, metadata=_option("--n-init", "k-means++ restarts per k.", min=1))
     n_boot: int = field(default=50, metadata=_option(
         "--bootstrap", "Bootstrap refits for the stability of each segment.", min=2))
-    silhouette_max_n: int = field(default=20_000, metadata=_option(
+    silhouette_max_n: int = field(default=10_000, metadata=_option(
         "--silhouette-sample", "Above this many customers, silhouettes are computed on a sample of this size.",
         min=100))
     n_refs: int = field(default=10, metadata=_option(

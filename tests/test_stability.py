@@ -182,14 +182,14 @@ def test_stopping_early_keeps_the_verdict_of_every_refit():
     assert sure.n_boot == 8 and not sure.stopped_early and sure.n_planned is None
 
 
-def test_results_do_not_depend_on_threads_or_batches(monkeypatch):
+def test_results_do_not_depend_on_threads_or_replicates_in_flight(monkeypatch):
     import custseg.stability as stability
     from custseg.engine.small import SmallEngine
 
     X, labels, _ = planted_split()
     one = bootstrap_stability(X, labels, n_boot=7, random_state=5, engine=SmallEngine(n_threads=1),
                               stop_below=0.75)
-    monkeypatch.setattr(stability, "BATCH", 3)
+    monkeypatch.setattr(stability, "AHEAD", 3)
     two = bootstrap_stability(X, labels, n_boot=7, random_state=5, engine=SmallEngine(n_threads=2),
                               stop_below=0.75)
     assert one.n_boot == two.n_boot

@@ -375,13 +375,13 @@ def evaluate_k(
         # a k with a segment that cannot reproduce any more is settled: no level, not stable
         first = _Part([partial(bootstrap_stability, X, labels[k], n_boot=stability_boot, engine=side,
                                stop_below=None if k in full_ks else STABLE, **refit) for k in ks],
-                      lambda done: dict(zip(ks, done)))
+                      lambda done: dict(zip(ks, done)), len(ks))
         parts = [first, _bic_part(X, {k: fits[k].centres for k in ks}, seed),
                  _gap_part(X, ks, n_refs, engine, seeds.derive(seed, "gap")),
                  _silhouette_part(X, [labels[k] for k in ks], silhouette_max_n, seeds.derive(seed, "silhouette")),
                  _Part([partial(_separation, X, labels[k]) for k in ks], list)]
         stability, bic, (gap, gap_se, gap1, gap1_se), (sil, sil_se, sample_size), separation = \
-            _run(pool, parts, lambda: tick(progress, len(ks)))
+            _run(pool, parts, progress)
         found = confirm_levels(stability, levels, confirm_boot, lambda k, st, b: bootstrap_stability(
             X, labels[k], n_boot=b, resume=st, stop_below=HIGHLY_STABLE, engine=engine, **refit))
         if found is None:
@@ -734,7 +734,7 @@ def _silhouette_part(X, label_sets, max_n, seed) -> _Part:
             ses = [float(s.std(ddof=1) / math.sqrt(len(s))) for s in per_point]
         return means, ses, sample_size
 
-    return _Part([partial(work.chunk, start) for start in work.starts], finish)
+    return _Part([partial(work.chunk, start) for start in work.starts], finish, len(label_sets))
 
 
 def silhouette_samples_many(X, label_sets) -> list[np.ndarray]:
@@ -884,7 +884,7 @@ def _gap_part(X, ks, n_refs, engine, seed) -> _Part:
         se = refs.std(axis=0, ddof=0) * math.sqrt(1.0 + 1.0 / n_refs)
         return list(gap[1:]), list(se[1:]), float(gap[0]), float(se[0])
 
-    return _Part(jobs, finish)
+    return _Part(jobs, finish, len(ks))
 
 
 def _log_w(sets, ks, fits):
@@ -910,7 +910,7 @@ def _bic_part(X, centres, seed) -> _Part:
     n = len(X)
     if n > GMM_MAX_N:
         X = X[np.sort(seeds.generator(seeds.derive(seed, "gmm-sample")).choice(n, size=GMM_MAX_N, replace=False))]
-    return _Part([partial(_bic, X, k, means, seed) for k, means in centres.items()], list)
+    return _Part([partial(_bic, X, k, means, seed) for k, means in centres.items()], list, len(centres))
 
 
 def _bic(X, k, means, seed) -> float:
@@ -934,19 +934,21 @@ class _Part:
 
     jobs: list[Callable[[], object]]
     finish: Callable[[list], object]
+    #: ``progress`` units the part stands for.
+    steps: int = 0
 
 
-def _run(pool: ThreadPoolExecutor, parts: list[_Part], done=None) -> list:
+def _run(pool: ThreadPoolExecutor, parts: list[_Part], progress=None) -> list:
     """Every job of every part on ``pool`` (submitted in the order given), then each part's result in order.
 
-    ``done`` is called after each part's result, in the calling thread.
+    ``progress`` advances by each part's ``steps`` once its result is in (in the calling thread).
     """
     futures = [[pool.submit(job) for job in part.jobs] for part in parts]
     out = []
     for part, pending in zip(parts, futures):
         out.append(part.finish([f.result() for f in pending]))
-        if done is not None:
-            done()
+        if part.steps:
+            tick(progress, part.steps)
     return out
 
 

@@ -280,3 +280,12 @@ def test_highly_stable_needs_every_lower_bound_at_085():
     d = blobs.to_dict()
     assert d["thresholds"] == {"stable": 0.75, "unstable": 0.6, "highly_stable": 0.85, "confidence": 0.95}
     assert [s["jaccard_lower"] for s in d["segments"]] == pytest.approx(blobs.segments["jaccard_lower"].tolist())
+
+
+def test_first_draws_are_those_of_unique():
+    from custseg.stability import _first_draws
+
+    drawn = np.random.default_rng(3).integers(0, 500, 700)
+    kept, first = _first_draws(drawn, 500)
+    want_kept, want_first = np.unique(drawn, return_index=True)
+    assert np.array_equal(kept, want_kept) and np.array_equal(first, want_first)

@@ -366,16 +366,18 @@ def evaluate_k(
     seed = seeds.resolve(seed)
     refit = dict(max_n=stability_max_n, n_init=CHOICE_N_INIT, random_state=seeds.derive(seed, "choice-stability"))
     # Every piece of evidence depends only on the fits: each runs as its own task on the cores, fits inside a
-    # task one after another (``side``), and results are read back in a fixed order.
+    # task one after another (``side``), and results are read back in a fixed order. The largest k, the
+    # longest fits, go first so that no core waits for one at the end.
     side = _side_by_side(engine, min(len(X), stability_max_n))
+    down = ks[::-1]
     with ThreadPoolExecutor(_threads(engine)) as pool:
-        fits = dict(zip(ks, pool.map(lambda k: engine.fit(X, k, n_init=n_init, seed=seed), ks)))
+        fits = dict(zip(down, pool.map(lambda k: engine.fit(X, k, n_init=n_init, seed=seed), down)))
         tick(progress, len(ks))
         labels = {k: _labels(engine, X, fits[k]) for k in ks}
         # a k with a segment that cannot reproduce any more is settled: no level, not stable
         first = _Part([partial(bootstrap_stability, X, labels[k], n_boot=stability_boot, engine=side,
-                               stop_below=None if k in full_ks else STABLE, **refit) for k in ks],
-                      lambda done: dict(zip(ks, done)), len(ks))
+                               stop_below=None if k in full_ks else STABLE, **refit) for k in down],
+                      lambda done: dict(sorted(zip(down, done))), len(ks))
         parts = [first, _bic_part(X, {k: fits[k].centres for k in ks}, seed),
                  _gap_part(X, ks, n_refs, engine, seeds.derive(seed, "gap")),
                  _silhouette_part(X, [labels[k] for k in ks], silhouette_max_n, seeds.derive(seed, "silhouette")),
@@ -822,7 +824,8 @@ class _Silhouettes:
         return held[0][:rows], held[1], held[2][:rows]
 
     def samples(self) -> list[np.ndarray]:
-        """Each labelling's per-point silhouettes, once every chunk is done."""
+        """Each labelling's per-point silhouettes, once every chunk is done (the chunks' buffers are let go)."""
+        self._buffers = threading.local()
         out = []
         for code, count, start, stop in zip(self.codes, self.sizes, self.offsets[:-1], self.offsets[1:]):
             out.append(_silhouette_from_sums(self.sums[:, start:stop].astype(np.float64), code, count))

@@ -21,15 +21,26 @@ is the fairer measure), the choice of k alone (``select_k``) and the ratios.
 
 ``--large PORTFOLIO`` (a Parquet or CSV file of millions of customers, e.g. from
 ``custseg sample --rows 2000000``) times the choice as a large run makes it: on the
-uniform sample of ``--sample`` customers (100,000) that ``custseg run`` draws, with
+uniform sample of ``--sample`` customers (50,000) that ``custseg run`` draws, with
 custseg's behaviour features and the chunked engine, against the analyst's loop on
 the same sample (k = 2..12, ``KMeans(n_init=10)``; no silhouette, whose n × n
 distances do not fit at that size).
+
+``--choice`` times only the choice of k as ``custseg run`` makes it (``select_k`` on
+custseg's features of the real file, or of the ``--large`` sample with the chunked
+engine), wall and CPU seconds with the load average, and prints a digest of its
+whole result. ``--baseline SRC`` (another checkout's ``src``) times the same in a
+subprocess of that code, alternating with this one ``--repeat`` times: a before and
+after in the same minute, and the digests say whether the results are identical.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -120,13 +131,68 @@ def main_large(path: Path, size: int, repeat: int) -> None:
                                      for d in sel.drilldown))
 
 
+def choice_features(args) -> tuple[np.ndarray, str]:
+    """custseg's features as ``custseg run`` chooses k on them, and the engine it uses there."""
+    if args.large is not None:
+        return large_sample(args.large, args.sample), "chunked"
+    from custseg.features import make_pipeline
+    from custseg.load import load
+    from custseg.quality import validate
+    from custseg.segmenter import Segmenter
+
+    portfolio, _ = validate(load(args.path), min_rows=20, min_distinct=10)
+    return np.asarray(make_pipeline(Segmenter().features).fit_transform(portfolio.frame), dtype=np.float64), "sklearn"
+
+
+def digest(sel) -> str:
+    """A hash of everything the choice returns: table, stabilities and their replicates, centres, drill-down."""
+    h = hashlib.sha256()
+    h.update(repr((sel.to_dict(), sel.stability_to_dict())).encode())
+    h.update(sel.table.to_numpy().tobytes())
+    for k, st in sorted(sel.evidence.stability.items()):
+        h.update(st.replicates.tobytes() + st.replicate_ari.tobytes() + sel.evidence.centres[k].tobytes())
+    for d in sel.drilldown:
+        h.update(b"-" if d.labels is None else d.labels.tobytes())
+    return h.hexdigest()[:16]
+
+
+def time_choice(args) -> None:
+    X, engine = choice_features(args)
+    from custseg.engine.small import SmallEngine
+
+    SmallEngine().fit(X[:200], 3, n_init=1, seed=0)  # load the compiled kernels before the clock starts
+    wall, cpu, sel = timed(select_k, X, range(2, 11), engine=engine)
+    print(f"select_k on {X.shape[0]:,} x {X.shape[1]} ({engine}): {wall:6.2f} s wall {cpu:6.2f} s CPU  "
+          f"load {os.getloadavg()[0]:.2f}  k = {sel.chosen_k}  digest {digest(sel)}", flush=True)
+
+
+def main_choice(args) -> None:
+    if args.baseline is None:
+        for _ in range(args.repeat):
+            time_choice(args)
+        return
+    here = [sys.executable, __file__, "--choice", str(args.path), "--sample", str(args.sample)]
+    if args.large is not None:
+        here += ["--large", str(args.large)]
+    for _ in range(args.repeat):
+        for label, src in (("baseline", args.baseline), ("this    ", Path(__file__).resolve().parents[1] / "src")):
+            out = subprocess.run(here, env={**os.environ, "PYTHONPATH": str(src)}, capture_output=True, text=True,
+                                 check=True).stdout.strip()
+            print(f"{label} {out}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--large", type=Path, help="time the choice on the sample of this large portfolio")
-    parser.add_argument("--sample", type=int, default=100_000)
+    parser.add_argument("--sample", type=int, default=50_000)
+    parser.add_argument("--choice", action="store_true", help="time only the choice of k as custseg run makes it")
+    parser.add_argument("--baseline", type=Path, help="with --choice: another checkout's src, timed alternately")
     args = parser.parse_args()
+    if args.choice:
+        main_choice(args)
+        return
     if args.large is not None:
         main_large(args.large, args.sample, args.repeat)
         return

@@ -55,8 +55,10 @@ def test_same_seed_same_fit_and_restarts_pick_the_lowest_inertia():
     X = _real_like(np.float32)
     engine = ChunkedEngine(seed_sample=500)
     a = engine.fit(X, 5, n_init=3, seed=11)
-    b = engine.fit(X, 5, n_init=3, seed=np.random.SeedSequence(11))
+    seq = np.random.SeedSequence(11)
+    b = engine.fit(X, 5, n_init=3, seed=seq)
     assert a.centres.tobytes() == b.centres.tobytes() and a.labels.tobytes() == b.labels.tobytes()
+    assert engine.fit(X, 5, n_init=3, seed=seq).centres.tobytes() == b.centres.tobytes()  # seq is not consumed
     with lloyd.Pool(2) as pool:
         starts = [lloyd.start_centres(X, 5, np.random.default_rng(ss), pool, sample=500)
                   for ss in np.random.SeedSequence(11).spawn(3)]

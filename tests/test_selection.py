@@ -359,3 +359,30 @@ def _stability(jaccards, *, n_boot=20, sd=0.05, replicates=None):
                          index=pd.Index(range(len(jaccards)), name="segment"))
     return Stability(segments=table, mean_ari=0.8, n_boot=len(replicates), replicates=replicates, sample_size=100,
                      replicate_ari=np.full(len(replicates), 0.8))
+
+
+def test_evidence_and_drill_down_do_not_depend_on_the_threads(monkeypatch):
+    import custseg.selection as selection
+
+    X = np.random.default_rng(4).normal(size=(300, 4))
+    runs = []
+    for threads in (1, 2):
+        monkeypatch.setattr(selection, "_cores", lambda: threads)
+        runs.append(select_k(X, range(2, 6), silhouette_max_n=200, **FAST))
+    one, two = runs
+    assert one.table.to_numpy().tobytes() == two.table.to_numpy().tobytes()
+    assert one.stability_to_dict() == two.stability_to_dict()
+    for k, st in one.evidence.stability.items():
+        assert st.replicates.tobytes() == two.evidence.stability[k].replicates.tobytes()
+    assert [d.to_dict() for d in one.drilldown] == [d.to_dict() for d in two.drilldown]
+
+
+def test_a_fit_after_others_draws_the_children_they_left():
+    from custseg.selection import _after
+
+    seq = np.random.SeedSequence(9, spawn_key=(2,))
+    used = np.random.SeedSequence(9, spawn_key=(2,))
+    used.spawn(6)
+    later = _after(seq, 6)
+    assert seq.n_children_spawned == 0
+    assert [c.spawn_key for c in later.spawn(2)] == [c.spawn_key for c in used.spawn(2)] == [(2, 6), (2, 7)]

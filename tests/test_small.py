@@ -9,7 +9,7 @@ from sklearn.metrics import adjusted_rand_score, pairwise_distances_argmin_min
 
 from custseg.engine import SklearnEngine
 from custseg.engine.chunked import ChunkedEngine
-from custseg.engine.small import SMALL_MAX_N, SmallEngine, for_small
+from custseg.engine.small import SMALL_MAX_N, SmallEngine, for_small, restart_seeds
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +103,29 @@ def test_only_stock_local_engines_give_way_and_only_for_small_data():
 
     own = Own()
     assert for_small(own, 100) is own
+
+
+def test_a_seed_sequence_is_not_consumed_by_a_fit(haze):
+    seq = np.random.SeedSequence(7)
+    first = SmallEngine().fit(haze, 4, n_init=2, seed=seq)
+    again = SmallEngine().fit(haze, 4, n_init=2, seed=seq)
+    assert seq.n_children_spawned == 0
+    np.testing.assert_array_equal(first.centres, again.centres)
+    np.testing.assert_array_equal(first.centres, SmallEngine().fit(haze, 4, n_init=2, seed=7).centres)
+
+
+def test_restart_seeds_are_the_children_spawn_would_give_next():
+    advanced = np.random.SeedSequence(3)
+    advanced.spawn(4)
+    ours = restart_seeds(advanced, 2)
+    theirs = advanced.spawn(2)
+    assert [s.spawn_key for s in ours] == [s.spawn_key for s in theirs] == [(4,), (5,)]
+    assert [s.generate_state(2).tolist() for s in ours] == [s.generate_state(2).tolist() for s in theirs]
+
+
+def test_for_small_can_give_a_single_threaded_engine():
+    one = for_small(SklearnEngine(), 1_000, n_threads=1)
+    assert isinstance(one, SmallEngine) and one.n_threads == 1
+    assert for_small(SklearnEngine(), 1_000) is for_small(ChunkedEngine(), 1_000)  # the shared one
+    big = SklearnEngine()
+    assert for_small(big, SMALL_MAX_N + 1, n_threads=1) is big

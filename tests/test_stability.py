@@ -182,14 +182,14 @@ def test_stopping_early_keeps_the_verdict_of_every_refit():
     assert sure.n_boot == 8 and not sure.stopped_early and sure.n_planned is None
 
 
-def test_results_do_not_depend_on_threads_or_batches(monkeypatch):
+def test_results_do_not_depend_on_threads_or_replicates_in_flight(monkeypatch):
     import custseg.stability as stability
     from custseg.engine.small import SmallEngine
 
     X, labels, _ = planted_split()
     one = bootstrap_stability(X, labels, n_boot=7, random_state=5, engine=SmallEngine(n_threads=1),
                               stop_below=0.75)
-    monkeypatch.setattr(stability, "BATCH", 3)
+    monkeypatch.setattr(stability, "AHEAD", 3)
     two = bootstrap_stability(X, labels, n_boot=7, random_state=5, engine=SmallEngine(n_threads=2),
                               stop_below=0.75)
     assert one.n_boot == two.n_boot
@@ -280,3 +280,12 @@ def test_highly_stable_needs_every_lower_bound_at_085():
     d = blobs.to_dict()
     assert d["thresholds"] == {"stable": 0.75, "unstable": 0.6, "highly_stable": 0.85, "confidence": 0.95}
     assert [s["jaccard_lower"] for s in d["segments"]] == pytest.approx(blobs.segments["jaccard_lower"].tolist())
+
+
+def test_first_draws_are_those_of_unique():
+    from custseg.stability import _first_draws
+
+    drawn = np.random.default_rng(3).integers(0, 500, 700)
+    kept, first = _first_draws(drawn, 500)
+    want_kept, want_first = np.unique(drawn, return_index=True)
+    assert np.array_equal(kept, want_kept) and np.array_equal(first, want_first)

@@ -13,8 +13,11 @@ sequence. See ``docs/evidence.md`` for the method and measured figures.
 from __future__ import annotations
 
 import math
-import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -69,6 +72,8 @@ CONFIRM_FACTOR = 3
 DRILL_KS = (2, 3, 4)
 #: Rows of the distance matrix held at once while computing silhouettes.
 _CHUNK_BYTES = 64 * 2**20
+#: Rows of such a chunk taken through the element-wise steps at once (a few MB, in cache).
+_BLOCK_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -359,44 +364,41 @@ def evaluate_k(
         raise CustsegError(f"confirm_boot ({confirm_boot}) must be at least stability_boot ({stability_boot}).")
     engine = get_engine(engine)
     seed = seeds.resolve(seed)
-
-    fits = {}
-    for k in ks:
-        fits[k] = engine.fit(X, k, n_init=n_init, seed=seed)
-        tick(progress)
-    labels = {k: _labels(engine, X, fits[k]) for k in ks}
-
-    sil, sil_se, sample_size = _silhouette_evidence(
-        X, [labels[k] for k in ks], silhouette_max_n, seeds.derive(seed, "silhouette")
-    )
-    tick(progress, len(ks))
-    gap, gap_se, gap1, gap1_se = _gap_evidence(X, ks, n_refs, engine, seeds.derive(seed, "gap"))
-    tick(progress, len(ks))
-    bic = _bic_evidence(X, {k: fits[k].centres for k in ks}, seed)
-    tick(progress, len(ks))
-    refit = dict(max_n=stability_max_n, n_init=CHOICE_N_INIT, random_state=seeds.derive(seed, "choice-stability"),
-                 engine=engine)
-    stability = {}
-    for k in ks:
+    refit = dict(max_n=stability_max_n, n_init=CHOICE_N_INIT, random_state=seeds.derive(seed, "choice-stability"))
+    # Every piece of evidence depends only on the fits: each runs as its own task on the cores, fits inside a
+    # task one after another (``side``), and results are read back in a fixed order. The largest k, the
+    # longest fits, go first so that no core waits for one at the end.
+    side = _side_by_side(engine, min(len(X), stability_max_n))
+    down = ks[::-1]
+    with ThreadPoolExecutor(_threads(engine)) as pool:
+        fits = dict(zip(down, pool.map(lambda k: engine.fit(X, k, n_init=n_init, seed=seed), down)))
+        tick(progress, len(ks))
+        labels = {k: _labels(engine, X, fits[k]) for k in ks}
         # a k with a segment that cannot reproduce any more is settled: no level, not stable
-        stability[k] = bootstrap_stability(X, labels[k], n_boot=stability_boot,
-                                           stop_below=None if k in full_ks else STABLE, **refit)
-        tick(progress)
-    found = confirm_levels(stability, levels, confirm_boot, lambda k, st, b: bootstrap_stability(
-        X, labels[k], n_boot=b, resume=st, stop_below=HIGHLY_STABLE, **refit))
-    if found is None:
-        # without a level the rule ranks every k by its least stable segment's bound: on all the refits
-        for k in ks:
-            if stability[k].n_boot < stability_boot:
-                stability[k] = bootstrap_stability(X, labels[k], n_boot=stability_boot, resume=stability[k], **refit)
+        first = _Part([partial(bootstrap_stability, X, labels[k], n_boot=stability_boot, engine=side,
+                               stop_below=None if k in full_ks else STABLE, **refit) for k in down],
+                      lambda done: dict(sorted(zip(down, done))), len(ks))
+        parts = [first, _bic_part(X, {k: fits[k].centres for k in ks}, seed),
+                 _gap_part(X, ks, n_refs, engine, seeds.derive(seed, "gap")),
+                 _silhouette_part(X, [labels[k] for k in ks], silhouette_max_n, seeds.derive(seed, "silhouette")),
+                 _Part([partial(_separation, X, labels[k]) for k in ks], list)]
+        stability, bic, (gap, gap_se, gap1, gap1_se), (sil, sil_se, sample_size), separation = \
+            _run(pool, parts, progress)
+        found = confirm_levels(stability, levels, confirm_boot, lambda k, st, b: bootstrap_stability(
+            X, labels[k], n_boot=b, resume=st, stop_below=HIGHLY_STABLE, engine=engine, **refit))
+        if found is None:
+            # without a level the rule ranks every k by its least stable segment's bound: on all the refits
+            short = [k for k in ks if stability[k].n_boot < stability_boot]
+            stability.update(zip(short, pool.map(lambda k: bootstrap_stability(
+                X, labels[k], n_boot=stability_boot, resume=stability[k], engine=side, **refit), short)))
 
     table = pd.DataFrame(
         {
             "inertia": [float(fits[k].inertia) for k in ks],
             "silhouette": sil,
             "silhouette_se": sil_se,
-            "calinski_harabasz": [calinski_harabasz_score(X, labels[k]) for k in ks],
-            "davies_bouldin": [davies_bouldin_score(X, labels[k]) for k in ks],
+            "calinski_harabasz": [ch for ch, _ in separation],
+            "davies_bouldin": [db for _, db in separation],
             "gap": gap,
             "gap_se": gap_se,
             "gmm_bic": bic,
@@ -611,28 +613,35 @@ def drill_down(X, labels, ks=DRILL_KS, *, engine: str | Engine = "sklearn", n_in
     engine = get_engine(engine)
     labels = np.asarray(labels)
     n_segments = int(labels.max()) + 1
-    out = []
-    for segment, child in zip(range(n_segments), seeds.spawn(seed, n_segments)):
-        Xs = X[labels == segment]
-        fitter = _small(engine, len(Xs))
-        fit_seed, boot_seed = seeds.spawn(child, 2)
-        found, stability = {}, {}
-        k = None
-        # from the largest split down: the first whose sub-segments are all stable is the answer
-        for k_try in sorted((k for k in ks if len(Xs) >= 2 * k), reverse=True):
-            found[k_try] = _labels(fitter, Xs, fitter.fit(Xs, k_try, n_init=n_init, seed=fit_seed))
-            if len(np.unique(found[k_try])) < 2:
-                continue
-            # only "every sub-segment stable" is asked: a split is settled once one cannot be
-            stability[k_try] = bootstrap_stability(Xs, found[k_try], n_boot=n_boot, max_n=max_n,
-                                                   n_init=CHOICE_N_INIT, random_state=boot_seed, engine=engine,
-                                                   stop_below=STABLE)
-            if stability[k_try].all_stable:
-                k = k_try
-                break
-        out.append(SubSegments(segment=segment, n_customers=len(Xs), k=k, stability=stability,
-                               labels=None if k is None else by_size(found[k])))
-    return out
+    # the segments are independent: each is a task on the cores (the largest first), read back in order
+    with ThreadPoolExecutor(_threads(engine)) as pool:
+        return list(pool.map(lambda job: _split(X[labels == job[0]], *job, ks, engine, n_init, n_boot, max_n),
+                             zip(range(n_segments), seeds.spawn(seed, n_segments))))
+
+
+def _split(Xs, segment, seed, ks, engine, n_init, n_boot, max_n) -> SubSegments:
+    """:func:`drill_down` of one segment, its fits one after another (it runs beside the other segments)."""
+    fitter = _small(engine, len(Xs), n_threads=1)
+    fit_seed, boot_seed = seeds.spawn(seed, 2)
+    found, stability = {}, {}
+    k = None
+    # from the largest split down: the first whose sub-segments are all stable is the answer; each fit draws
+    # its restarts from the children of fit_seed after the earlier fits' (as one sequence of fits would)
+    tries = sorted((k for k in ks if len(Xs) >= 2 * k), reverse=True)
+    for j, k_try in enumerate(tries):
+        found[k_try] = _labels(fitter, Xs, fitter.fit(Xs, k_try, n_init=n_init, seed=_after(fit_seed, j * n_init)))
+        if len(np.unique(found[k_try])) < 2:
+            continue
+        # only "every sub-segment stable" is asked: a split is settled once one cannot be
+        stability[k_try] = bootstrap_stability(Xs, found[k_try], n_boot=n_boot, max_n=max_n,
+                                               n_init=CHOICE_N_INIT, random_state=boot_seed,
+                                               engine=_side_by_side(engine, min(len(Xs), max_n)),
+                                               stop_below=STABLE)
+        if stability[k_try].all_stable:
+            k = k_try
+            break
+    return SubSegments(segment=segment, n_customers=len(Xs), k=k, stability=stability,
+                       labels=None if k is None else by_size(found[k]))
 
 
 def by_size(labels) -> np.ndarray:
@@ -691,21 +700,22 @@ def check_size(n: int, ks: list[int]) -> None:
 # ---------------------------------------------------------------------- silhouette
 
 
-def _small(engine, n):
+def _small(engine, n, n_threads=None):
     from custseg.engine.small import for_small  # numba on use: the command line starts without it
 
-    return for_small(engine, n)
+    return for_small(engine, n, n_threads)
 
 
 def _labels(engine, X, fit):
     return fit.labels if fit.labels is not None else engine.assign(X, fit.centres)[0]
 
 
-def _silhouette_evidence(X, label_sets, max_n, seed):
-    """Mean silhouette and its standard error for each labelling.
+def _silhouette_part(X, label_sets, max_n, seed) -> _Part:
+    """Mean silhouette and its standard error for each labelling, as a part (:func:`_run`).
 
     Exact (``se`` NaN) up to ``max_n`` rows; above, on one uniform sample of
     ``max_n`` rows shared by every labelling, with ``se = sd / sqrt(max_n)``.
+    Its jobs are the row chunks of the distance sums (:class:`_Silhouettes`).
     """
     n = len(X)
     if n <= max_n:
@@ -715,13 +725,18 @@ def _silhouette_evidence(X, label_sets, max_n, seed):
         sample_size = max_n
     Xs = X if idx is None else X[idx]
     sets = label_sets if idx is None else [np.asarray(lab)[idx] for lab in label_sets]
-    per_point = silhouette_samples_many(Xs, sets)
-    means = [float(s.mean()) for s in per_point]
-    if idx is None:
-        ses = [math.nan] * len(per_point)
-    else:
-        ses = [float(s.std(ddof=1) / math.sqrt(len(s))) for s in per_point]
-    return means, ses, sample_size
+    work = _Silhouettes(Xs, sets)
+
+    def finish(_) -> tuple[list[float], list[float], int | None]:
+        per_point = work.samples()
+        means = [float(s.mean()) for s in per_point]
+        if idx is None:
+            ses = [math.nan] * len(per_point)
+        else:
+            ses = [float(s.std(ddof=1) / math.sqrt(len(s))) for s in per_point]
+        return means, ses, sample_size
+
+    return _Part([partial(work.chunk, start) for start in work.starts], finish, len(label_sets))
 
 
 def silhouette_samples_many(X, label_sets) -> list[np.ndarray]:
@@ -731,7 +746,7 @@ def silhouette_samples_many(X, label_sets) -> list[np.ndarray]:
     labelling, but the Euclidean distance matrix is computed once, in row
     chunks, and multiplied by the stacked one-hot encodings of all labellings:
     row i of ``D @ onehot(labels)`` holds point i's summed distance to every
-    cluster. Singletons get 0, as in scikit-learn.
+    cluster. Singletons get 0, as in scikit-learn. The chunks run on every core.
 
     Parameters
     ----------
@@ -743,50 +758,78 @@ def silhouette_samples_many(X, label_sets) -> list[np.ndarray]:
     -------
     list of ndarray of shape (n,)
     """
-    X = np.asarray(X, dtype=np.float64)
-    n = len(X)
-    codes, sizes = [], []
-    for labels in label_sets:
-        _, inverse, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
-        if not 2 <= len(counts) <= n - 1:
-            raise ValueError(f"silhouette needs 2 <= n_labels <= n - 1; got {len(counts)} labels for {n} points")
-        codes.append(inverse.ravel())
-        sizes.append(counts)
-    offsets = np.cumsum([0] + [len(c) for c in sizes])
-    onehot = np.zeros((n, offsets[-1]), dtype=np.float32)
-    for code, start in zip(codes, offsets[:-1]):
-        onehot[np.arange(n), start + code] = 1.0
-
-    sums = _distance_sums(X, onehot)
-    out = []
-    for code, count, start, stop in zip(codes, sizes, offsets[:-1], offsets[1:]):
-        out.append(_silhouette_from_sums(sums[:, start:stop].astype(np.float64), code, count))
-    return out
+    work = _Silhouettes(X, label_sets)
+    with ThreadPoolExecutor(_cores()) as pool:  # NumPy releases the GIL in products and sqrt
+        list(pool.map(work.chunk, work.starts))
+    return work.samples()
 
 
-def _distance_sums(X, onehot):
-    """``D @ onehot`` without holding the n x n distance matrix ``D``, row chunks on every core.
+class _Silhouettes:
+    """The distance sums behind :func:`silhouette_samples_many`, one row chunk at a time.
 
-    Each chunk is computed alone, so the sums do not depend on the number of threads.
+    ``D @ onehot`` is computed without holding the n x n distance matrix ``D``: each
+    chunk of rows alone (:meth:`chunk`, any order, any thread), so the sums do not
+    depend on the number of threads; :meth:`samples` turns them into silhouettes.
     """
-    from concurrent.futures import ThreadPoolExecutor
 
-    n = len(X)
-    sq = np.einsum("ij,ij->i", X, X)
-    rows = max(1, _CHUNK_BYTES // (8 * n))
-    sums = np.empty((n, onehot.shape[1]), dtype=np.float32)
+    def __init__(self, X, label_sets):
+        X = np.asarray(X, dtype=np.float64)
+        n = len(X)
+        self.codes, self.sizes = [], []
+        for labels in label_sets:
+            _, inverse, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
+            if not 2 <= len(counts) <= n - 1:
+                raise ValueError(f"silhouette needs 2 <= n_labels <= n - 1; got {len(counts)} labels for {n} points")
+            self.codes.append(inverse.ravel())
+            self.sizes.append(counts)
+        self.offsets = np.cumsum([0] + [len(c) for c in self.sizes])
+        self.onehot = np.zeros((n, self.offsets[-1]), dtype=np.float32)
+        for code, start in zip(self.codes, self.offsets[:-1]):
+            self.onehot[np.arange(n), start + code] = 1.0
+        self.X = X
+        self.sq = np.einsum("ij,ij->i", X, X)
+        self.rows = max(1, _CHUNK_BYTES // (8 * n))
+        self.starts = range(0, n, self.rows)
+        self.sums = np.empty((n, self.onehot.shape[1]), dtype=np.float32)
+        self._buffers = threading.local()
 
-    def chunk(start: int) -> None:
-        stop = min(n, start + rows)
-        d2 = sq[start:stop, None] + sq[None, :] - 2.0 * (X[start:stop] @ X.T)
-        np.maximum(d2, 0.0, out=d2)
-        d2[np.arange(stop - start), np.arange(start, stop)] = 0.0
+    def chunk(self, start: int) -> None:
+        """Rows ``start`` to ``start + rows`` of the sums."""
+        X, sq, n = self.X, self.sq, len(self.X)
+        stop = min(n, start + self.rows)
+        twice, d2, dist = self._scratch(stop - start)
+        np.matmul(X[start:stop], X.T, out=twice)
+        twice *= 2.0
+        # (|x|^2 + |y|^2) - 2 x.y, clipped at 0, square-rooted and rounded to float32, as one NumPy expression
+        # would, but a block of rows at a time so each step reads what the last one left in cache
+        for lo in range(0, stop - start, _BLOCK_ROWS):
+            hi = min(stop - start, lo + _BLOCK_ROWS)
+            block = d2[: hi - lo]
+            np.add(sq[start + lo:start + hi, None], sq[None, :], out=block)
+            np.subtract(block, twice[lo:hi], out=block)
+            np.maximum(block, 0.0, out=block)
+            block[np.arange(hi - lo), np.arange(start + lo, start + hi)] = 0.0
+            np.sqrt(block, out=block)
+            dist[lo:hi] = block
         # float64 distances keep small gaps exact; the big product runs in float32.
-        sums[start:stop] = np.sqrt(d2).astype(np.float32) @ onehot
+        np.matmul(dist, self.onehot, out=self.sums[start:stop])
 
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:  # NumPy releases the GIL in products and sqrt
-        list(pool.map(chunk, range(0, n, rows)))
-    return sums
+    def _scratch(self, rows: int):
+        """This thread's buffers, kept between its chunks (fresh pages cost more than the arithmetic)."""
+        held = getattr(self._buffers, "arrays", None)
+        if held is None:
+            n = len(self.X)
+            held = self._buffers.arrays = (np.empty((self.rows, n)), np.empty((_BLOCK_ROWS, n)),
+                                           np.empty((self.rows, n), dtype=np.float32))
+        return held[0][:rows], held[1], held[2][:rows]
+
+    def samples(self) -> list[np.ndarray]:
+        """Each labelling's per-point silhouettes, once every chunk is done (the chunks' buffers are let go)."""
+        self._buffers = threading.local()
+        out = []
+        for code, count, start, stop in zip(self.codes, self.sizes, self.offsets[:-1], self.offsets[1:]):
+            out.append(_silhouette_from_sums(self.sums[:, start:stop].astype(np.float64), code, count))
+        return out
 
 
 def _silhouette_from_sums(sums, code, count):
@@ -807,21 +850,22 @@ def _silhouette_from_sums(sums, code, count):
 # ----------------------------------------------------------------------------- gap
 
 
-def _gap_evidence(X, ks, n_refs, engine, seed):
-    """Gap statistic (Tibshirani, Walther & Hastie 2001) for k = 1 and ``ks``.
+def _gap_part(X, ks, n_refs, engine, seed) -> _Part:
+    """Gap statistic (Tibshirani, Walther & Hastie 2001) for k = 1 and ``ks``, as a part (:func:`_run`).
 
     Observed and reference data are clustered the same way (k-means with
     :data:`GAP_N_INIT` restarts) on the same number of rows, at most
     :data:`GAP_MAX_N`, so ``log W_k`` is comparable. References are uniform over
     the bounding box of the sample's principal components (the paper's method b).
     The sample, the observed fits and each reference set draw from their own
-    child of ``seed``.
+    child of ``seed``; on one set, the fit of the j-th k draws its restarts from the
+    children after the earlier ks' (as fitting them one after another would).
+    Its jobs are the k-means fits, one each.
     """
     sample_seed, observed_seed, *ref_seeds = seeds.spawn(seed, 2 + n_refs)
     n = len(X)
     if n > GAP_MAX_N:
         X = X[np.sort(seeds.generator(sample_seed).choice(n, size=GAP_MAX_N, replace=False))]
-    all_ks = [1, *ks]
     centred = X - X.mean(axis=0)
     _, _, vt = np.linalg.svd(centred, full_matrices=False)
     scores = centred @ vt.T
@@ -831,20 +875,23 @@ def _gap_evidence(X, ks, n_refs, engine, seed):
         data_seed, fit_seed = seeds.spawn(ref_seed, 2)
         sets.append(seeds.generator(data_seed).uniform(lo, hi, size=scores.shape) @ vt)
         fit_seeds.append(fit_seed)
-    log_w = _log_w(sets, all_ks, _small(engine, len(X)), fit_seeds)
-    observed, refs = log_w[0], log_w[1:]
+    fitter = _small(engine, len(X), n_threads=1)
+    jobs = [partial(fitter.fit, data, k, n_init=GAP_N_INIT, seed=_after(fit_seed, j * GAP_N_INIT))
+            for data, fit_seed in zip(sets, fit_seeds) for j, k in enumerate(ks)]
 
-    gap = refs.mean(axis=0) - observed
-    # The paper's sd_k uses 1/B; s_k inflates it for the simulation error.
-    se = refs.std(axis=0, ddof=0) * math.sqrt(1.0 + 1.0 / n_refs)
-    return list(gap[1:]), list(se[1:]), float(gap[0]), float(se[0])
+    def finish(fits):
+        log_w = _log_w(sets, [1, *ks], iter(fits))
+        observed, refs = log_w[0], log_w[1:]
+        gap = refs.mean(axis=0) - observed
+        # The paper's sd_k uses 1/B; s_k inflates it for the simulation error.
+        se = refs.std(axis=0, ddof=0) * math.sqrt(1.0 + 1.0 / n_refs)
+        return list(gap[1:]), list(se[1:]), float(gap[0]), float(se[0])
+
+    return _Part(jobs, finish, len(ks))
 
 
-def _log_w(sets, ks, engine, fit_seeds):
-    """``log W_k`` of each data set (rows) for each k (columns); set i's fits seeded with ``fit_seeds[i]``."""
-    jobs = [(X, k, dict(n_init=GAP_N_INIT, seed=seed)) for X, seed in zip(sets, fit_seeds) for k in ks if k > 1]
-    many = getattr(engine, "fit_many", None)
-    fits = iter(many(jobs) if many is not None else [engine.fit(X, k, **kw) for X, k, kw in jobs])
+def _log_w(sets, ks, fits):
+    """``log W_k`` of each data set (rows) for each k (columns), the fits for k > 1 taken from ``fits`` in order."""
     out = np.empty((len(sets), len(ks)))
     for i, X in enumerate(sets):
         for j, k in enumerate(ks):
@@ -856,22 +903,82 @@ def _log_w(sets, ks, engine, fit_seeds):
 # ----------------------------------------------------------------------------- BIC
 
 
-def _bic_evidence(X, centres, seed):
-    """BIC of a diagonal Gaussian mixture per k, started from the k-means centres.
+def _bic_part(X, centres, seed) -> _Part:
+    """BIC of a diagonal Gaussian mixture per k, started from the k-means centres, as a part (:func:`_run`).
 
     The mixture is seeded with ``seed`` itself; the sample it is fitted on
     (above :data:`GMM_MAX_N` customers) draws from a stream derived from it.
+    Its jobs are the mixtures, one per k.
     """
     n = len(X)
     if n > GMM_MAX_N:
         X = X[np.sort(seeds.generator(seeds.derive(seed, "gmm-sample")).choice(n, size=GMM_MAX_N, replace=False))]
+    return _Part([partial(_bic, X, k, means, seed) for k, means in centres.items()], list, len(centres))
+
+
+def _bic(X, k, means, seed) -> float:
+    gmm = gaussian_mixture(k, seed, means_init=means, max_iter=GMM_MAX_ITER)
+    with single_threaded_kmeans():  # its k-means initialisation
+        gmm.fit(X)
+    return float(gmm.bic(X))
+
+
+def _separation(X, labels) -> tuple[float, float]:
+    """Calinski-Harabasz and Davies-Bouldin of one labelling."""
+    return float(calinski_harabasz_score(X, labels)), float(davies_bouldin_score(X, labels))
+
+
+# ------------------------------------------------------------------------- tasks
+
+
+@dataclass
+class _Part:
+    """One piece of evidence as independent jobs and what turns their results, in order, into it."""
+
+    jobs: list[Callable[[], object]]
+    finish: Callable[[list], object]
+    #: ``progress`` units the part stands for.
+    steps: int = 0
+
+
+def _run(pool: ThreadPoolExecutor, parts: list[_Part], progress=None) -> list:
+    """Every job of every part on ``pool`` (submitted in the order given), then each part's result in order.
+
+    ``progress`` advances by each part's ``steps`` once its result is in (in the calling thread).
+    """
+    futures = [[pool.submit(job) for job in part.jobs] for part in parts]
     out = []
-    for k, means in centres.items():
-        gmm = gaussian_mixture(k, seed, means_init=means, max_iter=GMM_MAX_ITER)
-        with single_threaded_kmeans():  # its k-means initialisation
-            gmm.fit(X)
-        out.append(float(gmm.bic(X)))
+    for part, pending in zip(parts, futures):
+        out.append(part.finish([f.result() for f in pending]))
+        if part.steps:
+            tick(progress, part.steps)
     return out
+
+
+def _threads(engine: Engine) -> int:
+    """Threads for independent tasks: the cores with the stock in-memory engines, one with any other."""
+    from custseg.engine.chunked import ChunkedEngine
+    from custseg.engine.sklearn import SklearnEngine
+    from custseg.engine.small import SmallEngine
+
+    return _cores() if type(engine) in (SklearnEngine, ChunkedEngine, SmallEngine) else 1
+
+
+def _side_by_side(engine: Engine, n: int) -> Engine:
+    """The engine for fits of ``n`` rows inside a task that runs beside others: one thread of its own."""
+    return _small(engine, n, n_threads=1)
+
+
+def _after(seed: np.random.SeedSequence, spawned: int) -> np.random.SeedSequence:
+    """``seed`` as it stands once ``spawned`` more children were spawned from it (``seed`` is not changed)."""
+    return np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size,
+                                  n_children_spawned=seed.n_children_spawned + spawned)
+
+
+def _cores() -> int:
+    from custseg.engine.small import available_cores
+
+    return available_cores()
 
 
 # ------------------------------------------------------------------------ auto rule

@@ -18,6 +18,7 @@ import numpy as np
 
 from . import lloyd
 from .base import Engine, Fit, Seed
+from .small import restart_seeds
 
 
 class ChunkedEngine(Engine):
@@ -63,7 +64,7 @@ class ChunkedEngine(Engine):
         else:
             if n_init < 1:
                 raise ValueError(f"n_init must be at least 1, got {n_init}")
-            children = _seed_sequence(seed).spawn(n_init)
+            children = restart_seeds(seed, n_init)
             # drawn one at a time inside the pool below (the refinement on the sample runs on it)
             starts = (lloyd.start_centres(X, k, np.random.default_rng(ss), pool, sample=self.seed_sample,
                                           max_iter=self.max_iter, tol=self.tol) for ss in children)
@@ -106,10 +107,6 @@ class ChunkedEngine(Engine):
             run = lloyd.lloyd(chunks, init, pool, max_iter=max_iter, tol=tol)
             inertia, _ = lloyd.inertia_and_labels(chunks, run.centres, pool, keep_labels=False)
         return Fit(centres=run.centres, inertia=inertia, n_iter=run.n_iter)
-
-
-def _seed_sequence(seed: Seed) -> np.random.SeedSequence:
-    return seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
 
 
 def _check_k(k: int, n: int) -> None:

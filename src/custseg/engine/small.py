@@ -163,15 +163,28 @@ def _plusplus(X, first, uniforms, C):  # pragma: no cover - compiled
         C[c] = X[best_row]
 
 
+def restart_seeds(seed: Seed, n_init: int) -> list[np.random.SeedSequence]:
+    """The seed of each restart: the children ``SeedSequence(seed).spawn(n_init)`` would give, without spawning.
+
+    ``spawn`` advances the caller's sequence, so a second fit from the same sequence
+    would draw other restarts, and fits run side by side on threads would draw them in
+    whatever order the threads reached it. These children are the next ``n_init`` of
+    ``seed`` as it stands, and ``seed`` is left as it is.
+    """
+    parent = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    first = parent.n_children_spawned
+    return [np.random.SeedSequence(parent.entropy, spawn_key=(*parent.spawn_key, first + i), pool_size=parent.pool_size)
+            for i in range(max(n_init, 0))]
+
+
 def seeds_for(X: np.ndarray, k: int, n_init: int, seed: Seed) -> list[tuple[int, np.ndarray]]:
     """The random draws of each restart's k-means++: the first row and the uniforms for the candidates.
 
-    Restart ``i`` draws from the ``i``-th child of ``SeedSequence(seed)``.
+    Restart ``i`` draws from the ``i``-th child of ``SeedSequence(seed)`` (:func:`restart_seeds`).
     """
-    parent = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     trials = 2 + int(math.log(k))
     out = []
-    for child in parent.spawn(n_init) if n_init > 0 else []:
+    for child in restart_seeds(seed, n_init):
         rng = np.random.default_rng(child)
         out.append((int(rng.integers(len(X))), rng.random((k - 1, trials))))
     return out
@@ -231,7 +244,7 @@ class SmallEngine(Engine):
     def fit_many(self, jobs) -> list[Fit]:
         """:meth:`fit` for each ``(X, k, kwargs)`` in ``jobs``, on several threads, in the order given."""
         jobs = list(jobs)
-        threads = min(self.n_threads or _cores(), len(jobs))
+        threads = min(self.n_threads or available_cores(), len(jobs))
         if threads <= 1:
             return [self.fit(X, k, **kw) for X, k, kw in jobs]
         with ThreadPoolExecutor(threads) as pool:
@@ -246,18 +259,19 @@ class SmallEngine(Engine):
         return labels, np.sqrt(dist2)
 
 
-def for_small(engine: Engine, n: int) -> Engine:
+def for_small(engine: Engine, n: int, n_threads: int | None = None) -> Engine:
     """The engine to fit ``n`` in-memory rows with: :class:`SmallEngine` in place of a stock local engine.
 
     scikit-learn's and the chunked engine (exactly those classes, not subclasses)
     give way up to :data:`SMALL_MAX_N` rows; any other engine (Spark, a caller's own)
-    is used as it is.
+    is used as it is. ``n_threads`` is the :class:`SmallEngine`'s (``1`` for fits
+    that already run side by side on threads of their own); the results do not depend on it.
     """
     from .chunked import ChunkedEngine
     from .sklearn import SklearnEngine
 
     if type(engine) in (SklearnEngine, ChunkedEngine) and n <= SMALL_MAX_N:
-        return _shared()
+        return _shared() if n_threads is None else SmallEngine(n_threads=n_threads)
     return engine
 
 
@@ -278,5 +292,6 @@ def _matrix(X) -> np.ndarray:
     return X
 
 
-def _cores() -> int:
+def available_cores() -> int:
+    """Cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

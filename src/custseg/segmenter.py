@@ -39,7 +39,7 @@ class Segmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         k-means++ restarts per k; the best (lowest inertia) is kept.
     random_state : None, int, RandomState, Generator or SeedSequence, default=0
         Seed for every random step; the same data and int seed give the same segments.
-    silhouette_max_n : int, default=20000
+    silhouette_max_n : int, default=10000
         Above this many customers the silhouette is estimated on a sample.
     n_refs : int, default=10
         Reference data sets for the gap statistic.

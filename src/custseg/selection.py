@@ -320,7 +320,7 @@ def evaluate_k(
         k-means restarts per k.
     seed : None, int, SeedSequence, RandomState or Generator, default=0
         Seed for every random step; the same inputs and int seed give the same result.
-    silhouette_max_n : int, default=20_000
+    silhouette_max_n : int, default=10_000
         Above this many customers, silhouettes are computed on a sample.
     n_refs : int, default=10
         Reference data sets (B) for the gap statistic.

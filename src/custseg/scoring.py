@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import gc
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,7 +255,8 @@ class _Table:
         """(ids, numeric columns, whether the ids are integers) per batch, in file order."""
         from .sources.columns import column_batches
 
-        return column_batches(self.source, self.canonical, self.names, rows)
+        # the compute threads keep both cores busy: pyarrow's own decoding threads would cost more than they save
+        return column_batches(self.source, self.canonical, self.names, rows, threads=False)
 
     def ids(self, rows: int = PREDICT_BATCH_ROWS):
         """The ids alone, batch by batch, as :meth:`batches` gives them."""
@@ -278,12 +279,11 @@ class _Scored:
     integer_ids: bool
     model_id: str
     table: _Table
+    repeat: Future | None = None  # whether two hashes are equal, looked for while the last batches are written
 
     def duplicates(self) -> str | None:
         """:func:`custseg.quality.validate`'s message about repeated ids, or ``None`` when every id is unique."""
-        from .scoring_kernels import has_repeat
-
-        if not has_repeat(self.hashes):
+        if not self.repeat.result():
             return None
         return _duplicate_message(self.table)
 
@@ -301,7 +301,7 @@ def _score(table: _Table, model, state: dict, program, tmp: Path, parquet: bool,
     from .drift import DriftCounts
     from .persist import segment_identities
     from .quality import BatchValidator
-    from .scoring_kernels import Workspace
+    from .scoring_kernels import Workspace, has_repeat
 
     identities = segment_identities(state)
     numbers = [i.number for i in identities]
@@ -357,6 +357,7 @@ def _score(table: _Table, model, state: dict, program, tmp: Path, parquet: bool,
                 merge(running.pop(0).result())
         for future in running:
             merge(future.result())
+        scored.repeat = pool.submit(has_repeat, scored.hashes)
         for future in writing:
             future.result()
     return scored

@@ -16,8 +16,15 @@ batch goes
 4. into the output file (Parquet or CSV), while the next batch is read and the
    previous one written in other threads.
 
+Two batches are computed at once (the machines this runs on have two cores), each
+thread in arrays it reuses from batch to batch (:class:`custseg.scoring_kernels.Workspace`);
+numba loads the compiled kernels while the file is opened and the first batches are
+read; while scoring, Python's cyclic garbage collector is paused and glibc's malloc
+keeps freed batch-sized memory for reuse (:func:`_keep_freed_memory`): fresh pages
+cost a fault and a cleared page each, batch after batch.
+
 The model is read with :func:`custseg.persist.load_scoring_model`; nothing on this path
-imports scikit-learn or SciPy. The scores, the data-quality report (without the value
+imports scikit-learn or SciPy's subpackages (numba imports ``scipy.linalg``). The scores, the data-quality report (without the value
 distribution, whose medians need every value at once) and the drift report equal those of
 :func:`custseg.score.score_with_drift` on the whole file. Rules that depend on a whole
 column are decided on the whole column: when the file turns out to hold a share on a

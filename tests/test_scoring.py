@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import replace
 
@@ -53,6 +54,7 @@ def outcome(score, data, output):
 def same(model, data, folder, suffix=".parquet"):
     whole = outcome(lambda d, o: runs.predict_with_drift(model, d, o), data, folder / f"whole{suffix}")
     batched = outcome(lambda d, o: scoring.predict_batches(model, d, o, rows=ROWS), data, folder / f"batched{suffix}")
+    assert gc.isenabled()  # paused while scoring only
     if isinstance(whole, str) or isinstance(batched, str):
         assert batched == whole
         assert not (folder / f"batched{suffix}").exists()
@@ -106,6 +108,17 @@ def test_an_id_repeated_across_batches_is_refused_as_in_one_go(real_text, model,
     assert "repeats 1 id(s) over 2 rows" in message and "rows 4, 551" in message
 
 
+def test_an_id_repeated_in_a_batch_of_longer_ids_is_refused(real_text, model, tmp_path):
+    """An id's hash depends on the id alone, not on the longest id of its batch."""
+    frame = pd.read_csv(pd.io.common.StringIO(real_text))
+    frame.loc[550, "CUST_ID"] = frame.loc[3, "CUST_ID"]
+    frame.loc[560, "CUST_ID"] = "C" + "7" * 30
+    data = tmp_path / "twice.parquet"
+    frame.to_parquet(data, index=False)
+    message = same(model, data, tmp_path)
+    assert "repeats 1 id(s) over 2 rows" in message and "rows 4, 551" in message
+
+
 def test_integer_ids_and_csv_output(real_text, model, tmp_path):
     frame = pd.read_csv(pd.io.common.StringIO(real_text))
     frame["CUST_ID"] = np.arange(7, 7 + len(frame)) * 1000
@@ -122,6 +135,8 @@ def test_id_hashes_tell_ids_apart():
     h = scoring._hash_ids(ids)
     assert h[0] == h[6] and len(set(h[:6].tolist())) == 6
     assert np.array_equal(scoring._hash_ids(ids.slice(2, 3)), h[2:5])
+    assert scoring._hash_ids(ids.slice(0, 1))[0] == h[0]  # whatever the other ids of the batch
+    assert scoring._hash_ids(pa.array([None, ""], type=pa.large_string()))[0] == h[4]
 
 
 def test_cli_scores_a_large_file_in_batches_with_drift(real_text, model, tmp_path, monkeypatch):
@@ -156,6 +171,7 @@ def test_feature_program_is_the_pipeline_bit_for_bit(features, tmp_path):
     from custseg import Segmenter, save_model
     from custseg.persist import load_scoring_model
     from custseg.score import nearest
+    from custseg.scoring_kernels import Workspace
 
     from helpers import tiny_portfolio
 
@@ -173,9 +189,13 @@ def test_feature_program_is_the_pipeline_bit_for_bit(features, tmp_path):
     expected = fitted.embed(damaged)
     X = np.stack([damaged[c].to_numpy(dtype=np.float64) for c in program.columns])
     assert np.array_equal(program.embed(X.copy()).T, expected)
+    work = Workspace()
+    program.score(np.repeat(X, 2, axis=1), work)  # a larger batch first: the next one reuses its arrays
+    reused = program.score(X.copy(), work)
     done = program.score(X)
     labels, distances = nearest(expected, fitted.cluster_centers_)
     assert np.array_equal(done.labels, labels) and np.array_equal(done.distances, distances)
+    assert np.array_equal(reused.labels, labels) and np.array_equal(reused.distances, distances)
     assert done.counts.shape[0] == 0 and done.far == 0  # no training distribution: nothing counted
 
 

@@ -333,6 +333,9 @@ def test_column_batches_give_what_load_reads(tmp_path, ids):
         assert [i for b in batches for i in b[0].to_pylist()] == \
             loaded.frame[schema.ID].astype(object).where(loaded.frame[schema.ID].notna(), None).tolist()
         assert batches[-1][2] == ("customer ids are integers" in loaded.notes)
+        unthreaded = list(column_batches(src, names, names, rows=4, threads=False))
+        assert all(a[0].equals(b[0]) and a[2] == b[2] and all(np.array_equal(a[1][c], b[1][c], equal_nan=True)
+                                                              for c in a[1]) for a, b in zip(batches, unthreaded))
         for c in ("TENURE", "BALANCE"):
             assert all(b[1][c].dtype == np.float64 for b in batches)
             np.testing.assert_array_equal(np.concatenate([b[1][c] for b in batches]), loaded.frame[c].to_numpy())

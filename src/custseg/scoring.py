@@ -16,8 +16,15 @@ batch goes
 4. into the output file (Parquet or CSV), while the next batch is read and the
    previous one written in other threads.
 
+Two batches are computed at once (the machines this runs on have two cores), each
+thread in arrays it reuses from batch to batch (:class:`custseg.scoring_kernels.Workspace`);
+numba loads the compiled kernels while the file is opened and the first batches are
+read; while scoring, Python's cyclic garbage collector is paused and glibc's malloc
+keeps freed batch-sized memory for reuse (:func:`_keep_freed_memory`): fresh pages
+cost a fault and a cleared page each, batch after batch.
+
 The model is read with :func:`custseg.persist.load_scoring_model`; nothing on this path
-imports scikit-learn or SciPy. The scores, the data-quality report (without the value
+imports scikit-learn or SciPy's subpackages (numba imports ``scipy.linalg``). The scores, the data-quality report (without the value
 distribution, whose medians need every value at once) and the drift report equal those of
 :func:`custseg.score.score_with_drift` on the whole file. Rules that depend on a whole
 column are decided on the whole column: when the file turns out to hold a share on a
@@ -29,7 +36,10 @@ scored and validated: a refusal leaves nothing behind.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import gc
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,22 +155,79 @@ def predict_batches(model_path, data, output, *, force: bool = False, drift_json
         check_output_file(drift_json, force=force, inputs=(model_path, source.path), what="drift report")
     model = load_scoring_model(model_path)
     state = model.state
-    table = _Table(source, model)
-    try:
-        with replacing(output) as tmp:
-            parquet = output.suffix.lower() == ".parquet"
-            scored = _score(table, model, state, tmp, parquet, frozenset(), rows)
-            percent = scored.validator.percent_scale()
-            if percent != scored.validator.percent:  # a share on a 0–100 scale: score again, divided by 100
-                scored = _score(table, model, state, tmp, parquet, percent, rows)
-            result = scored.result(scored.validator.report(table.portfolio(scored.integer_ids), scored.duplicates))
-            if drift_json is not None:
-                with replacing(drift_json) as json_tmp:
-                    write_json(json_tmp, result.drift_dict())
-    except OSError as exc:
-        raise CustsegError(f"Could not write {exc.filename or output}: {write_failure(exc)}. "
-                           "Nothing was written.") from None
+    with _paused_collector(), ThreadPoolExecutor(1) as loader:
+        _keep_freed_memory()
+        program = loader.submit(_loaded_program, model)  # numba loads the kernels while the file is opened and read
+        table = _Table(source, model)
+        try:
+            with replacing(output) as tmp:
+                parquet = output.suffix.lower() == ".parquet"
+                scored = _score(table, model, state, program, tmp, parquet, frozenset(), rows)
+                percent = scored.validator.percent_scale()
+                if percent != scored.validator.percent:  # a share on a 0–100 scale: score again, divided by 100
+                    scored = _score(table, model, state, program, tmp, parquet, percent, rows)
+                result = scored.result(scored.validator.report(table.portfolio(scored.integer_ids),
+                                                               scored.duplicates))
+                if drift_json is not None:
+                    with replacing(drift_json) as json_tmp:
+                        write_json(json_tmp, result.drift_dict())
+        except OSError as exc:
+            raise CustsegError(f"Could not write {exc.filename or output}: {write_failure(exc)}. "
+                               "Nothing was written.") from None
     return result
+
+
+@contextmanager
+def _paused_collector():
+    """Python's cyclic garbage collector paused: scoring makes no reference cycles, and each full
+    collection would walk every object numba and pandas loaded, again and again."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+#: glibc's ``mallopt`` parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc's malloc reuse the memory of freed batch-sized arrays instead of handing it back.
+
+    By default an array above a few megabytes gets fresh pages from the system and
+    returns them when freed, so every batch's temporaries (validation, conversions)
+    cost a page fault and a cleared page every 4 KB, again and again. Arrays up to
+    32 MB are kept in malloc's heaps, and up to 256 MB of freed memory stays with the
+    process. This is set for the whole process (where ``mallopt`` exists; elsewhere
+    nothing changes), and the results do not depend on it.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 32 * 2**20)
+    mallopt(_M_TRIM_THRESHOLD, 256 * 2**20)
+
+
+def _loaded_program(model):
+    """The model's :func:`feature_program`, with every compiled kernel of scoring loaded from numba's cache
+    (scoring one customer, hashing one id, looking for a repeat)."""
+    import pyarrow as pa
+
+    from .drift import DriftCounts
+    from .scoring_kernels import has_repeat
+
+    state = model.state
+    program = feature_program(model, DriftCounts(state["training_distribution"])
+                              if "training_distribution" in state else None)
+    program.score(np.full((len(program.columns), 1), np.nan))
+    has_repeat([_hash_ids(pa.array([""], type=pa.large_string()))])
+    return program
 
 
 def _is_parquet(path: Path) -> bool:
@@ -195,7 +262,8 @@ class _Table:
         """(ids, numeric columns, whether the ids are integers) per batch, in file order."""
         from .sources.columns import column_batches
 
-        return column_batches(self.source, self.canonical, self.names, rows)
+        # the compute threads keep both cores busy: pyarrow's own decoding threads would cost more than they save
+        return column_batches(self.source, self.canonical, self.names, rows, threads=False)
 
     def ids(self, rows: int = PREDICT_BATCH_ROWS):
         """The ids alone, batch by batch, as :meth:`batches` gives them."""
@@ -218,11 +286,11 @@ class _Scored:
     integer_ids: bool
     model_id: str
     table: _Table
+    repeat: Future | None = None  # whether two hashes are equal, looked for while the last batches are written
 
     def duplicates(self) -> str | None:
         """:func:`custseg.quality.validate`'s message about repeated ids, or ``None`` when every id is unique."""
-        values = np.sort(np.concatenate(self.hashes)) if self.hashes else np.empty(0, np.uint64)
-        if not np.count_nonzero(values[1:] == values[:-1]):
+        if not self.repeat.result():
             return None
         return _duplicate_message(self.table)
 
@@ -232,12 +300,15 @@ class _Scored:
         return BatchScoring(counts, quality, None if self.drift is None else self.drift.report(), self.model_id)
 
 
-def _score(table: _Table, model, state: dict, tmp: Path, parquet: bool, percent: frozenset, rows: int) -> _Scored:
+def _score(table: _Table, model, state: dict, program, tmp: Path, parquet: bool, percent: frozenset,
+           rows: int) -> _Scored:
+    """One pass over the file; ``program`` is a future of :func:`_loaded_program`."""
     import pyarrow as pa
 
     from .drift import DriftCounts
     from .persist import segment_identities
     from .quality import BatchValidator
+    from .scoring_kernels import Workspace, has_repeat
 
     identities = segment_identities(state)
     numbers = [i.number for i in identities]
@@ -245,27 +316,35 @@ def _score(table: _Table, model, state: dict, tmp: Path, parquet: bool, percent:
     validator = BatchValidator(table.source.label, [c for c in table.canonical if c != schema.ID],
                                required=model.required_columns, percent_scale=percent)
     drift = DriftCounts(state["training_distribution"]) if "training_distribution" in state else None
-    program = feature_program(model, drift)
     scored = _Scored(validator, np.zeros(len(names), dtype=np.int64), numbers, names, drift, [], True,
                      str(state["model_id"]), table)
     segment_of = pa.array(numbers, type=pa.int64())
     name_of = pa.array(names, type=pa.large_string())
 
+    local = threading.local()
+
     def compute(batch, offset: int):
         ids, columns, integer = batch
         gathered, repaired = validator.check(ids, columns, offset)
-        done = program.score(np.stack([repaired[c] for c in program.columns]))
+        if not hasattr(local, "work"):  # each compute thread reuses its own arrays
+            local.work = Workspace()
+        work = local.work
+        kernels = program.result()
+        X = np.stack([repaired[c] for c in kernels.columns],
+                     out=work.array("columns", (len(kernels.columns), len(ids))))
+        done = kernels.score(X, work)
         where = pa.array(done.labels)
         out = pa.table({"customer_id": ids, "segment": segment_of.take(where), "segment_name": name_of.take(where),
                         "distance_to_centre": pa.array(np.round(done.distances, 6))})
-        return gathered, np.bincount(done.labels, minlength=len(names)), done, _hash_ids(ids), integer, out
+        counts = np.bincount(done.labels, minlength=len(names))
+        return gathered, counts, (done.counts, len(ids), done.far), _hash_ids(ids), integer, out
 
     def merge(result) -> None:  # in file order: the examples of the quality report are the first rows
-        gathered, counts, done, hashes, integer, out = result
+        gathered, counts, binned, hashes, integer, out = result
         validator.merge(gathered)
         scored.counts += counts
         if drift is not None:
-            drift.merge_counts(done.counts, len(done.labels), done.far)
+            drift.merge_counts(*binned)
         scored.hashes.append(hashes)
         scored.integer_ids &= integer
         writing.append(writer_pool.submit(writer.write, out))
@@ -285,6 +364,7 @@ def _score(table: _Table, model, state: dict, tmp: Path, parquet: bool, percent:
                 merge(running.pop(0).result())
         for future in running:
             merge(future.result())
+        scored.repeat = pool.submit(has_repeat, scored.hashes)
         for future in writing:
             future.result()
     return scored
@@ -331,41 +411,23 @@ def feature_program(model, drift=None):
         edges=edges, n_edges=n_edges, far_beyond=np.nan if drift is None or drift.p99 is None else float(drift.p99))
 
 
-#: Odd 64-bit constants of the id hash (FNV-1a's prime, and MurmurHash3's finaliser).
-_PRIME, _MIX1, _MIX2 = np.uint64(0x100000001B3), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
-
-
 def _hash_ids(ids) -> np.ndarray:
-    """A 64-bit hash of each id's UTF-8 bytes and length (nulls as empty text), eight bytes at a time.
+    """A 64-bit hash of each id's UTF-8 bytes and length (nulls as empty text).
 
     Only used to find candidate repeats quickly: a repeat is confirmed on the ids
     themselves (:func:`_duplicate_message`), so a collision costs time, never a wrong answer.
     """
     import pyarrow as pa
 
+    from .scoring_kernels import hash_text
+
     ids = ids.cast(pa.large_string())
     _, offsets_buffer, data_buffer = ids.buffers()
     offsets = np.frombuffer(offsets_buffer, dtype=np.int64, count=len(ids) + 1, offset=ids.offset * 8)
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.empty(0, np.uint8)
-    padded = np.zeros(len(data) + 8, dtype=np.uint8)
-    padded[:len(data)] = data
-    # every eight consecutive bytes as one little-endian word, starting at any byte
-    words = np.ndarray(shape=(len(data) + 1,), dtype="<u8", buffer=padded, strides=(1,))
-    start, length = offsets[:-1], np.diff(offsets)
-    h = length.astype(np.uint64) * _PRIME
-    with np.errstate(over="ignore"):
-        for at in range(0, int(length.max(initial=0)), 8):
-            left = np.clip(length - at, 0, 8).astype(np.uint64)
-            word = words[np.minimum(start + at, len(data))]
-            word &= np.where(left == 8, np.uint64(2**64 - 1), (np.uint64(1) << (left * np.uint64(8))) - np.uint64(1))
-            h = (h ^ word) * _PRIME
-            h ^= h >> np.uint64(29)
-        h ^= h >> np.uint64(33)
-        h *= _MIX1
-        h ^= h >> np.uint64(33)
-        h *= _MIX2
-        h ^= h >> np.uint64(33)
-    return h
+    out = np.empty(len(ids), dtype=np.uint64)
+    hash_text(offsets, data, out)
+    return out
 
 
 def _duplicate_message(table: _Table) -> str | None:

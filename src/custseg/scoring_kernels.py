@@ -31,20 +31,44 @@ from numba import njit
 RAW, RATIO, SHARE, UTILISATION, PAYMENT_RATIO = range(5)
 #: Rows whose squared distances to one centre are summed at a time (they stay in the first-level cache).
 ASSIGN_BLOCK = 512
+#: Rows compared with every drift bin edge at a time (they stay in the first-level cache).
+COUNT_BLOCK = 2048
+#: Values per group of :func:`has_repeat` (its set of twice as many slots, 0.5 MB, stays in the cache).
+REPEAT_GROUP = 32768
 
 
 @njit(nogil=True, cache=True)
 def _bin_counts(values, edges, n_edges, counts):  # pragma: no cover - compiled
-    """Add ``values`` to ``counts``: bin ``i`` holds ``edges[i-1] < v <= edges[i]``; the last slot, not finite."""
-    for r in range(values.shape[0]):
-        v = values[r]
-        if not math.isfinite(v):
-            counts[n_edges + 1] += 1
-            continue
-        at = 0
+    """Add ``values`` to ``counts``: bin ``i`` holds ``edges[i-1] < v <= edges[i]``; the last slot, not finite.
+
+    Counted as how many values lie above each (sorted) edge, a block of rows at a time: comparisons
+    without branches, which the compiler vectorises; a bin is the difference of two neighbouring counts."""
+    n = values.shape[0]
+    above = np.zeros(n_edges, dtype=np.int64)
+    finite = 0
+    infinite = 0  # +inf lies above every edge but is counted as not finite
+    for lo in range(0, n, COUNT_BLOCK):
+        block = values[lo:min(lo + COUNT_BLOCK, n)]
+        f = 0
+        i = 0
+        for r in range(block.shape[0]):
+            f += abs(block[r]) < np.inf
+            i += block[r] == np.inf
+        finite += f
+        infinite += i
         for e in range(n_edges):
-            at += v > edges[e]
-        counts[at] += 1
+            edge = edges[e]
+            a = 0
+            for r in range(block.shape[0]):
+                a += block[r] > edge
+            above[e] += a
+    below = finite
+    for e in range(n_edges):
+        beyond = above[e] - infinite
+        counts[e] += below - beyond
+        below = beyond
+    counts[n_edges] += below
+    counts[n_edges + 1] += n - finite
 
 
 @njit(nogil=True, cache=True)
@@ -98,6 +122,15 @@ def _impute_and_derive(X, counted, edges, n_edges, counts, medians, minimum, pay
 
 
 @njit(nogil=True, cache=True)
+def _standardise(F, mean, scale):  # pragma: no cover - compiled
+    """``F = (F - mean) / scale`` row by row, in place: NumPy's two in-place steps in one pass, bit for bit."""
+    for j in range(F.shape[0]):
+        m, s, row = mean[j], scale[j], F[j]
+        for r in range(row.shape[0]):
+            row[r] = (row[r] - m) / s
+
+
+@njit(nogil=True, cache=True)
 def _assign(F, C, labels, dist):  # pragma: no cover - compiled
     """Nearest centre of each column of ``F`` (features × customers) and the Euclidean distance to it."""
     p, n = F.shape
@@ -132,6 +165,101 @@ def _assign_count(F, C, labels, dist, counted, edges, n_edges, counts, far_beyon
     for r in range(dist.shape[0]):
         far += dist[r] > far_beyond
     return far
+
+
+#: Odd 64-bit constants of the id hash (FNV-1a's prime, and MurmurHash3's finaliser).
+_PRIME, _MIX1, _MIX2 = np.uint64(0x100000001B3), np.uint64(0xFF51AFD7ED558CCD), np.uint64(0xC4CEB9FE1A85EC53)
+
+
+@njit(nogil=True, cache=True)
+def hash_text(offsets, data, out):  # pragma: no cover - compiled
+    """A 64-bit hash of each text's bytes and length, eight bytes at a time, into ``out``: text ``i`` is
+    ``data[offsets[i]:offsets[i + 1]]`` (an Arrow string array's buffers)."""
+    for i in range(out.shape[0]):
+        start, end = offsets[i], offsets[i + 1]
+        h = np.uint64(end - start) * _PRIME
+        for at in range(start, end, 8):
+            word = np.uint64(0)
+            for b in range(min(8, end - at)):
+                word |= np.uint64(data[at + b]) << np.uint64(8 * b)
+            h = (h ^ word) * _PRIME
+            h ^= h >> np.uint64(29)
+        h ^= h >> np.uint64(33)
+        h *= _MIX1
+        h ^= h >> np.uint64(33)
+        h *= _MIX2
+        h ^= h >> np.uint64(33)
+        out[i] = h
+
+
+def has_repeat(parts: list[np.ndarray]) -> bool:
+    """Whether two of the values in ``parts`` (uint64 arrays of uniformly spread values: hashes) are equal.
+
+    The values are grouped by their leading bits into groups of about
+    :data:`REPEAT_GROUP`, and each group goes through an open-addressing set small
+    enough to stay in the processor's cache: three passes over the values, no sorting.
+    """
+    n = sum(len(p) for p in parts)
+    bits = 0
+    while (n >> bits) > REPEAT_GROUP:
+        bits += 1
+    starts = np.zeros((1 << bits) + 1, dtype=np.int64)
+    for part in parts:
+        _count_groups(part, bits, starts)
+    np.cumsum(starts, out=starts)
+    grouped = np.empty(n, dtype=np.uint64)
+    at = starts[:-1].copy()
+    for part in parts:
+        _scatter_groups(part, bits, at, grouped)
+    return _any_repeat_in_groups(grouped, starts)
+
+
+@njit(nogil=True, cache=True)
+def _group(value, bits):  # pragma: no cover - compiled
+    return np.intp(value >> np.uint64(64 - bits)) if bits else 0
+
+
+@njit(nogil=True, cache=True)
+def _count_groups(values, bits, starts):  # pragma: no cover - compiled
+    for r in range(values.shape[0]):
+        starts[_group(values[r], bits) + 1] += 1
+
+
+@njit(nogil=True, cache=True)
+def _scatter_groups(values, bits, at, grouped):  # pragma: no cover - compiled
+    for r in range(values.shape[0]):
+        g = _group(values[r], bits)
+        grouped[at[g]] = values[r]
+        at[g] += 1
+
+
+@njit(nogil=True, cache=True)
+def _any_repeat_in_groups(grouped, starts):  # pragma: no cover - compiled
+    largest = 0
+    for g in range(starts.shape[0] - 1):
+        largest = max(largest, starts[g + 1] - starts[g])
+    size = 1
+    while size < 2 * largest:
+        size *= 2
+    mask = np.uint64(size - 1)
+    slots = np.zeros(size, dtype=np.uint64)  # 0 marks an empty slot; the value 0 is tracked apart
+    zero = False
+    for g in range(starts.shape[0] - 1):
+        for r in range(starts[g], starts[g + 1]):
+            v = grouped[r]
+            if v == 0:
+                if zero:
+                    return True
+                zero = True
+                continue
+            s = v & mask
+            while slots[s] != 0:
+                if slots[s] == v:
+                    return True
+                s = (s + np.uint64(1)) & mask
+            slots[s] = v
+        slots[:] = 0
+    return False
 
 
 def assign(Zt: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,31 +337,53 @@ class FeatureProgram:
     n_edges: np.ndarray
     far_beyond: float
 
-    def embed(self, X: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+    def embed(self, X: np.ndarray, counts: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """The model features of one batch (features × customers; transposed, the pipeline's ``transform``
         bit for bit). ``X`` holds the validated input columns (rows in :attr:`columns` order) and is
-        imputed in place; the input columns' drift bins are added to the first rows of ``counts``."""
+        imputed in place; the input columns' drift bins are added to the first rows of ``counts``; the
+        features go into ``out`` when given (C-contiguous, features × customers)."""
         n_columns = len(self.column_tables)
         if counts is None:
             counts = np.zeros((n_columns, self.edges.shape[1] + 2), dtype=np.int64)
-        F = np.empty((len(self.ops), X.shape[1]))
+        F = np.empty((len(self.ops), X.shape[1])) if out is None else out
         _impute_and_derive(X, self.column_tables, self.edges[:n_columns], self.n_edges[:n_columns],
                            counts[:n_columns], self.medians, self.minimum, self.payments, self.minimum_ratio,
                            self.ops, self.a, self.b, self.caps, F)
         for j in self.logged:  # NumPy's log1p, as the pipeline's LogTransform
             np.clip(F[j], 0.0, None, out=F[j])
             np.log1p(F[j], out=F[j])
-        F -= self.mean[:, None]
-        F /= self.scale[:, None]
+        _standardise(F, self.mean, self.scale)
         return F
 
-    def score(self, X: np.ndarray) -> BatchResult:
-        """Score one batch (``X`` as :meth:`embed` takes it): nearest centres, distances and drift counts."""
+    def score(self, X: np.ndarray, work: Workspace | None = None) -> BatchResult:
+        """Score one batch (``X`` as :meth:`embed` takes it): nearest centres, distances and drift counts.
+
+        With ``work``, the features, labels and distances are written into its arrays (valid until
+        its next use), not into new ones."""
         n_columns = len(self.column_tables)
+        n = X.shape[1]
+        work = Workspace() if work is None else work
         counts = np.zeros((len(self.n_edges), self.edges.shape[1] + 2), dtype=np.int64)
-        F = self.embed(X, counts)
-        labels = np.zeros(X.shape[1], dtype=np.int64)
-        distances = np.empty(X.shape[1])
+        F = self.embed(X, counts, work.array("features", (len(self.ops), n)))
+        labels = work.array("labels", (n,), np.int64)
+        distances = work.array("distances", (n,))
         far = _assign_count(F, self.centres, labels, distances, self.feature_tables, self.edges[n_columns:],
                             self.n_edges[n_columns:], counts[n_columns:], self.far_beyond)
         return BatchResult(labels, distances, counts, int(far))
+
+
+class Workspace:
+    """Arrays a thread reuses from batch to batch: their memory is touched once, not once per batch
+    (fresh arrays of a batch's size cost a page fault every 4 KB, each time)."""
+
+    def __init__(self):
+        self._arrays = {}
+
+    def array(self, name: str, shape: tuple, dtype=np.float64) -> np.ndarray:
+        """The C-contiguous array ``name`` of ``shape`` (contents undefined), the same memory as its last use
+        when that was at least as large."""
+        size = math.prod(shape)
+        have = self._arrays.get(name)
+        if have is None or have.size < size or have.dtype != np.dtype(dtype):
+            have = self._arrays[name] = np.empty(size, dtype=dtype)
+        return have[:size].reshape(shape)

@@ -21,7 +21,7 @@ _INTEGER_ID = r"^\s*\d+\s*$"
 
 
 def column_batches(source, canonical: Sequence[str], names: Sequence[str],
-                   rows: int) -> Iterator[tuple[object, dict, bool]]:
+                   rows: int, *, threads: bool = True) -> Iterator[tuple[object, dict, bool]]:
     """(ids, numeric columns, whether every id so far is an integer) per batch of at most ``rows`` rows.
 
     Parameters
@@ -34,6 +34,9 @@ def column_batches(source, canonical: Sequence[str], names: Sequence[str],
         The same columns as the source spells them.
     rows : int
         Rows per batch.
+    threads : bool
+        Whether pyarrow decodes a Parquet file's columns in its own threads (the
+        batches are the same either way).
 
     Yields
     ------
@@ -48,7 +51,7 @@ def column_batches(source, canonical: Sequence[str], names: Sequence[str],
     position = list(canonical).index(schema.ID)
     integer = True
     arrow = getattr(source, "arrow_batches", None)
-    batches = arrow(names, rows) if arrow is not None else None
+    batches = arrow(names, rows, threads=threads) if arrow is not None else None
     if batches is not None:
         for batch in batches:
             columns = {c: _arrow_values(a) for c, a in zip(canonical, batch.columns) if c != schema.ID}

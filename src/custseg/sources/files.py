@@ -93,13 +93,15 @@ class FileSource(Source):
     def batches(self, columns: Sequence[str] | None = None, rows: int = BATCH_ROWS) -> Iterator[pd.DataFrame]:
         return self._open().batches(columns, rows)
 
-    def arrow_batches(self, columns: Sequence[str], rows: int = BATCH_ROWS):
+    def arrow_batches(self, columns: Sequence[str], rows: int = BATCH_ROWS, *, threads: bool = True):
         """A Parquet file's ``columns`` as pyarrow record batches of at most ``rows`` rows (no pandas on the
-        way); ``None`` for a CSV file, which :meth:`batches` reads."""
+        way); ``None`` for a CSV file, which :meth:`batches` reads. ``threads``: pyarrow decodes the
+        columns in its own threads (when the caller's threads keep the cores busy, that costs more
+        CPU time than it saves)."""
         reader = self._open()
         if not isinstance(reader, _ParquetReader):
             return None
-        return reader.arrow_batches(columns, rows)
+        return reader.arrow_batches(columns, rows, threads=threads)
 
     def count(self) -> int:
         reader = self._open()
@@ -182,8 +184,8 @@ class _ParquetReader:
         for batch in self.arrow_batches(columns, rows):
             yield batch.to_pandas()
 
-    def arrow_batches(self, columns: Sequence[str] | None, rows: int):
-        return self._file.iter_batches(batch_size=rows, columns=self._known(columns))
+    def arrow_batches(self, columns: Sequence[str] | None, rows: int, *, threads: bool = True):
+        return self._file.iter_batches(batch_size=rows, columns=self._known(columns), use_threads=threads)
 
     def _known(self, columns: Sequence[str] | None) -> list[str]:
         if columns is None:

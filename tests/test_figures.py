@@ -4,7 +4,7 @@ hidden centre labels, colours by size rank), and render to the same bytes every 
 from __future__ import annotations
 
 import copy
-from multiprocessing import forkserver
+import os
 
 import numpy as np
 import pytest
@@ -132,6 +132,6 @@ def test_figures_are_drawn_here_when_no_process_can_be_forked(description, monke
 
     names = ("sizes", "stability")
     expected = F.make_figures(description, names, processes=1)
-    monkeypatch.setattr(forkserver, "connect_to_new_process", lambda fds: refused())
+    monkeypatch.setattr(os, "fork", refused)
     drawn = F.make_figures(description, names, processes=2)
     assert list(drawn) == list(names) and all(drawn[n].png == expected[n].png for n in names)

@@ -68,3 +68,24 @@ def test_a_run_failing_while_figures_are_drawn_leaves_no_process_and_no_folder(t
         runs.run(tiny_portfolio(60), FolderSink(tmp_path / "out"), FAST)
     assert [p for p in multiprocessing.active_children() if p.name == "custseg-figures"] == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_draws_its_figures_without_importing_matplotlib_here(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, custseg.run as r\n"
+            "from helpers import tiny_portfolio\n"
+            "from custseg.settings import Settings\n"
+            "from custseg.sinks.folder import FolderSink\n"
+            f"r.run(tiny_portfolio(60), FolderSink({str(tmp_path / 'out')!r}), "
+            "Settings(k=3, k_max=3, n_init=2, n_boot=3, n_refs=2))\n"
+            "print(sorted(m for m in ('matplotlib', 'seaborn') if m in sys.modules))\n")
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {"PYTHONPATH": f"{src}:{Path(__file__).parent}", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    expected = "[]" if forking() else "['matplotlib', 'seaborn']"
+    assert out.stdout.strip() == expected
+    assert (tmp_path / "out" / "figures" / "distributions.png").is_file()

@@ -200,9 +200,6 @@ def run(data, sql, table, db, params, out, store, force, quiet, **settings):
       custseg run --db "$URL" --sql 'SELECT * FROM cards WHERE "TENURE" = :t' --param t=12 --out out
       custseg run s3a://bank/cards/2026-10/ --out out --engine spark --spark-master yarn
     """
-    from .report.drawing import warm_up
-
-    warm_up()  # the figure-drawing server imports matplotlib on the other core while this process starts
     from . import run as runs
 
     config = _settings(**settings)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from custseg.description import Description
-    from custseg.report.figures import Rendered
+    from custseg.report.drawing import Rendered
 
 __all__ = ["render_all"]
 

@@ -1,12 +1,11 @@
 """Figures drawn in other processes while this one goes on (a run writes its files meanwhile).
 
-The drawing processes start from a fork server (:mod:`multiprocessing`'s
-``forkserver``): a fresh interpreter that imports matplotlib, seaborn and the figure
-code once, and forks one process per group of figures. So a drawing process starts
-in milliseconds, never inherits the run's threads (BLAS, OpenMP, Arrow pools), and
-the run itself never imports matplotlib. :func:`warm_up` starts the server early (the
-command line does it first thing, so its imports use the second core while the
-run imports scikit-learn and reads the data).
+Each group of figures is drawn in a forked process (matplotlib is not thread-safe)
+that sends the PNG and SVG bytes back through a pipe; which process draws a figure
+does not change its bytes. A fork starts in milliseconds and needs no pickling of
+the description, and unlike a spawned or fork-server process it never imports the
+caller's main module again, so a script that calls :func:`custseg.run.run` needs no
+``if __name__ == "__main__"`` guard.
 
 A :class:`Drawing` is closed on every way out (use it as a context manager): figures
 not collected by then are stopped, so no drawing process outlives the run that
@@ -24,40 +23,28 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import signal
 import sys
 import traceback
-import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 
-#: Imported once by the fork server, so that no drawing process imports them again.
-PRELOAD = ["custseg.report.figures", "seaborn"]
 #: At most this many processes draw one run's figures (each costs a little; fourteen figures share well in four).
 MAX_PROCESSES = 4
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One figure as PNG and SVG bytes (what a drawing process sends back)."""
+
+    png: bytes
+    svg: bytes
 
 
 def forking() -> bool:
     """Whether figures may be drawn in other processes here (Linux only)."""
     return sys.platform.startswith("linux")
-
-
-def _context():
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)  # before the server starts; a running server keeps its modules
-    return context
-
-
-def warm_up() -> None:
-    """Start the fork server now, if it is not running, and return at once (it imports in the background)."""
-    if not forking():
-        return
-    from multiprocessing import forkserver
-
-    _context()
-    try:
-        forkserver.ensure_running()
-    except OSError:  # no process could be started: figures will be drawn in this process
-        pass
 
 
 def processes_for(requested: int | None, n_figures: int) -> int:
@@ -71,31 +58,37 @@ def processes_for(requested: int | None, n_figures: int) -> int:
 
 
 class _Job:
-    """One process drawing some figures and sending them back through a pipe."""
+    """One forked process drawing some figures into a memory file it leaves for this process to read.
+
+    The figures go through an anonymous in-memory file (``memfd_create``), not a pipe,
+    so a process that has drawn its figures ends at once instead of waiting for this
+    one to read them.
+    """
 
     def __init__(self, description, names: Sequence[str]):
-        context = _context()
         self.names = list(names)
-        self._receive, send = context.Pipe(duplex=False)
-        self._process = context.Process(target=_draw_into, args=(send, description, self.names, warnings.filters),
-                                        name="custseg-figures", daemon=True)
+        self._file = open(os.memfd_create("custseg-figures"), "w+b")
+        self._process = multiprocessing.get_context("fork").Process(
+            target=_draw_into, args=(self._file, description, self.names), name="custseg-figures", daemon=True)
         try:
             self._process.start()
         except BaseException:
-            self._receive.close()
+            self._file.close()
             raise
-        finally:
-            send.close()
         self._done = False
 
     def result(self) -> dict:
+        self._process.join()
         try:
-            ok, value = self._receive.recv()
-        except EOFError:
-            self.close()
+            if self._process.exitcode != 0:
+                raise EOFError
+            self._file.seek(0)
+            ok, value = pickle.load(self._file)
+        except (EOFError, pickle.UnpicklingError):
             raise BrokenProcessPool(f"a process drawing the figures {', '.join(self.names)} ended without them "
                                     f"(exit code {self._process.exitcode}); no figure was written") from None
-        self.close()
+        finally:
+            self.close()
         if not ok:
             raise value
         return value
@@ -104,25 +97,26 @@ class _Job:
         if self._done:
             return
         self._done = True
-        self._receive.close()
         if self._process.is_alive():
             self._process.terminate()
         self._process.join()
+        self._file.close()
 
 
-def _draw_into(send, description, names: list[str], filters) -> None:
-    """In a drawing process: draw ``names`` with the parent's warning filters and send them (or the error) back."""
+def _draw_into(file, description, names: list[str]) -> None:
+    """In a drawing process: draw ``names`` and write them (or the error) into ``file``."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)  # stopped by its drawing (or Ctrl-C), quietly: the run reports
     from .figures import _render_figures
 
-    warnings.filters[:] = filters
     try:
         message = (True, _render_figures(description, names))
     except BaseException as exc:
         exc.add_note(f"(raised while drawing the figures {', '.join(names)} in process {os.getpid()}:\n"
                      f"{''.join(traceback.format_exception(exc))})")
         message = (False, exc if _picklable(exc) else RuntimeError(str(exc) + "\n" + "\n".join(exc.__notes__)))
-    send.send(message)
-    send.close()
+    pickle.dump(message, file, protocol=pickle.HIGHEST_PROTOCOL)
+    file.flush()
 
 
 def _picklable(exc: BaseException) -> bool:
@@ -152,7 +146,7 @@ class Drawing:
         from . import catalogue
 
         wanted = [n for n in catalogue.FIGURE_ORDER if n in set(names) and n not in self.sources]
-        for share in catalogue.shares(wanted, processes_for(processes, len(wanted)) if forking() else 1):
+        for share in catalogue.shares(wanted, processes_for(processes, len(wanted))):
             self.names += share
             self.sources.update(dict.fromkeys(share, description))
             if not forking():
@@ -160,12 +154,12 @@ class Drawing:
                 continue
             try:
                 self._jobs.append(_Job(description, share))
-            except OSError:  # no process could be started (a process or memory limit): drawn here instead
-                self._here.append((description, share))
+            except (OSError, AssertionError):  # no process could be started (a process or memory limit, or
+                self._here.append((description, share))  # this is a daemonic process): drawn here instead
         return self
 
     def result(self) -> dict:
-        """Every started figure that had data (name -> :class:`~custseg.report.figures.Rendered`), in report
+        """Every started figure that had data (name -> :class:`Rendered`), in report
         order; waits for the drawing processes. Raises what drawing raised (after stopping the others)."""
         from . import catalogue
 

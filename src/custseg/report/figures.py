@@ -36,7 +36,6 @@ import io
 import math
 import textwrap
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import matplotlib
 import matplotlib.colors
@@ -53,7 +52,7 @@ from custseg.description import Description, SegmentDescription
 from .catalogue import (COST, DISSOLVED_BELOW, FIGURE_ORDER, FIGURE_TITLES, HIGHLY_STABLE_AT, KEY_MEASURES,  # noqa: F401
                         LABELS, OPTIONAL_FIGURES, SECTIONS, SILHOUETTE_BANDS, STABLE_AT, WEAK_AT, figure_names, label,
                         num, shares, short_ratio)
-from .drawing import Drawing, processes_for
+from .drawing import Drawing, Rendered, processes_for
 from .palette import colour_for, ink_on
 
 DPI = 110
@@ -94,14 +93,6 @@ def _text_width(texts: Iterable[str], size: float = 9.0) -> float:
     measure = TextToPath().get_text_width_height_descent
     return max((measure(line, props, ismath=False)[0] for t in texts for line in str(t).split("\n")),
                default=0.0) / 72.0
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """One figure as PNG and SVG bytes."""
-
-    png: bytes
-    svg: bytes
 
 
 def _render(fig: Figure) -> Rendered:

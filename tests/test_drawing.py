@@ -87,3 +87,29 @@ def test_without_processes_the_figures_are_drawn_when_collected(explored, monkey
     drawing = D.Drawing().start(explored, DATA)
     assert _drawing_processes() == []
     assert list(drawing.result()) == list(DATA)
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_a_signal_during_the_fork_is_raised_not_lost(explored):
+    armed = [True]
+
+    def interrupt_once():
+        if armed:
+            armed.clear()
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def raised(signum, frame):
+        raise _Interrupted(signum)
+
+    os.register_at_fork(after_in_parent=interrupt_once)  # lands right after the fork, as a Ctrl-C could
+    previous = signal.signal(signal.SIGINT, raised)
+    try:
+        with pytest.raises(_Interrupted):
+            with D.Drawing() as drawing:
+                drawing.start(explored, ["missing"], processes=1)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert not armed and _drawing_processes() == []

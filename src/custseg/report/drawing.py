@@ -30,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+#: Signals held back while a drawing process is forked (and set to their default in it).
+HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 #: At most this many processes draw one run's figures (each costs a little; fourteen figures share well in four).
 MAX_PROCESSES = 4
 
@@ -105,8 +107,9 @@ class _Job:
 
 def _draw_into(file, description, names: list[str]) -> None:
     """In a drawing process: draw ``names`` and write them (or the error) into ``file``."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for sig in HELD_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)  # stopped by its drawing (or Ctrl-C), quietly: the run reports
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
     from .figures import _render_figures
 
     try:
@@ -152,10 +155,15 @@ class Drawing:
             if not forking():
                 self._here.append((description, share))
                 continue
+            # a signal handled during the fork would run in an at-fork hook, which ignores its exception (a
+            # Ctrl-C would be lost): hold the signals until the process is started and its drawing knows it
+            held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
             try:
                 self._jobs.append(_Job(description, share))
             except (OSError, AssertionError):  # no process could be started (a process or memory limit, or
                 self._here.append((description, share))  # this is a daemonic process): drawn here instead
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return self
 
     def result(self) -> dict:

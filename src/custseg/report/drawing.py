@@ -25,9 +25,11 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 #: Signals held back while a drawing process is forked (and set to their default in it).
@@ -109,7 +111,6 @@ def _draw_into(file, description, names: list[str]) -> None:
     """In a drawing process: draw ``names`` and write them (or the error) into ``file``."""
     for sig in HELD_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)  # stopped by its drawing (or Ctrl-C), quietly: the run reports
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
     from .figures import _render_figures
 
     try:
@@ -120,6 +121,28 @@ def _draw_into(file, description, names: list[str]) -> None:
         message = (False, exc if _picklable(exc) else RuntimeError(str(exc) + "\n" + "\n".join(exc.__notes__)))
     pickle.dump(message, file, protocol=pickle.HIGHEST_PROTOCOL)
     file.flush()
+
+
+@contextmanager
+def _signals_held():
+    """Hold SIGINT, SIGTERM and SIGHUP back, and raise them again on leaving.
+
+    A handler that runs during a fork runs inside an at-fork hook, which ignores its
+    exception: a Ctrl-C or kill would be lost. Meanwhile the signals are only recorded
+    (blocking them would not do: another thread may take a signal for the process).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # handlers can be set from the main thread only; handlers run there too
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
 
 
 def _picklable(exc: BaseException) -> bool:
@@ -155,15 +178,11 @@ class Drawing:
             if not forking():
                 self._here.append((description, share))
                 continue
-            # a signal handled during the fork would run in an at-fork hook, which ignores its exception (a
-            # Ctrl-C would be lost): hold the signals until the process is started and its drawing knows it
-            held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
-            try:
-                self._jobs.append(_Job(description, share))
-            except (OSError, AssertionError):  # no process could be started (a process or memory limit, or
-                self._here.append((description, share))  # this is a daemonic process): drawn here instead
-            finally:
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            with _signals_held():
+                try:
+                    self._jobs.append(_Job(description, share))
+                except (OSError, AssertionError):  # no process could be started (a process or memory limit,
+                    self._here.append((description, share))  # or this is a daemonic process): drawn here
         return self
 
     def result(self) -> dict:

@@ -205,7 +205,7 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
 
     result = segment(tiny_portfolio(60), RunConfig(k=3, k_max=3, n_init=2, n_boot=3, n_refs=2))
 
-    def interrupted(description, folder):
+    def interrupted(*args):
         raise SystemExit(143)  # what a SIGTERM becomes in custseg's CLI
 
     monkeypatch.setattr(custseg.report, "render_all", interrupted)

@@ -4,6 +4,7 @@ hidden centre labels, colours by size rank), and render to the same bytes every 
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import pytest
@@ -118,11 +119,11 @@ def test_figures_are_byte_identical_png_and_svg_whichever_process_draws_them(des
 
 
 def test_figures_are_shared_out_once_each_and_evenly():
-    shares = F._shares(F.FIGURE_ORDER, 2)
+    shares = F.shares(F.FIGURE_ORDER, 2)
     assert sorted(n for share in shares for n in share) == sorted(F.FIGURE_ORDER)
     loads = [sum(F.COST[n] for n in share) for share in shares]
     assert max(loads) - min(loads) <= max(F.COST.values())
-    assert F._shares(["sizes"], 4) == [["sizes"]]
+    assert F.shares(["sizes"], 4) == [["sizes"]]
 
 
 def test_figures_are_drawn_here_when_no_process_can_be_forked(description, monkeypatch):
@@ -131,6 +132,6 @@ def test_figures_are_drawn_here_when_no_process_can_be_forked(description, monke
 
     names = ("sizes", "stability")
     expected = F.make_figures(description, names, processes=1)
-    monkeypatch.setattr(F.os, "fork", refused)
+    monkeypatch.setattr(os, "fork", refused)
     drawn = F.make_figures(description, names, processes=2)
     assert list(drawn) == list(names) and all(drawn[n].png == expected[n].png for n in names)

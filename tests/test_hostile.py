@@ -34,7 +34,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import custseg.report.figures
+import custseg.report.drawing
 from custseg.cli import cli
 from custseg.persist import model_id
 
@@ -138,7 +138,7 @@ def model_dir(real_text, tmp_path_factory) -> Path:
 @pytest.fixture()
 def no_figures(monkeypatch):
     """Skip drawing the PNG figures (most of a small run's time) where the report is not the point."""
-    monkeypatch.setattr(custseg.report.figures, "make_figures", lambda description: {})
+    monkeypatch.setattr(custseg.report.drawing.Drawing, "start", lambda self, *args, **kwargs: self)
 
 
 # --------------------------------------------------------------------------- bad data: run refuses
@@ -761,7 +761,8 @@ r.segment = announced
 
 
 def _cli_process(*args, stdin=None, figures: bool = True, announce: bool = False) -> subprocess.Popen:
-    code = ("import custseg.report.figures as f; f.make_figures = lambda d: {}\n" if not figures else "") + \
+    code = ("import custseg.report.drawing as d; d.Drawing.start = lambda self, *a, **k: self\n" if not figures
+            else "") + \
         (ANNOUNCE if announce else "") + "from custseg.cli import main; main()"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(Path(__file__).parent)])}
     return subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdin=stdin or subprocess.DEVNULL,

@@ -40,7 +40,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import custseg.report.figures
+import custseg.report.drawing
 from custseg.cli import cli
 from custseg.persist import model_id
 
@@ -226,7 +226,7 @@ def test_predict_on_malformed_tables_exits_0_or_2(trained, edits, how):
 @_settings(16)
 def test_run_on_malformed_tables_exits_0_or_2(edits, how):
     with tempfile.TemporaryDirectory() as tmp, \
-            mock.patch.object(custseg.report.figures, "make_figures", lambda description: {}):
+            mock.patch.object(custseg.report.drawing.Drawing, "start", lambda self, *args, **kwargs: self):
         root = Path(tmp)
         data = root / ("cards.csv.gz" if how["gzip"] else "cards.csv")
         data.write_bytes(damaged_table(edits, how))

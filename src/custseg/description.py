@@ -490,7 +490,8 @@ def describe(result: RunResult) -> Description:
         custseg=Provenance(versions=versions(), config=jsonable(result.config.to_dict())),
         training=Training(**jsonable(result.training_info())),
         data_quality=DataQuality(**{**quality, "findings": [Finding(**f) for f in quality["findings"]]}),
-        exploration=_typed(Exploration, explore(_measured(result)[0]).to_dict()),
+        exploration=(result.exploration if getattr(result, "exploration", None) is not None
+                     else exploration_of(_measured(result)[0])),
         features=features,
         metrics=Metrics(chosen_k=int(model.n_clusters_),
                         selection=Selection(**{**selection,
@@ -507,6 +508,11 @@ def describe(result: RunResult) -> Description:
         choice=_choice(model.selection_, result.numbers),
         neighbours=_typed(NeighbourMap, result.neighbours) if getattr(result, "neighbours", None) else None,
     )
+
+
+def exploration_of(frame) -> Exploration:
+    """The data overview (:func:`custseg.exploration.explore`) of ``frame``, as a description holds it."""
+    return _typed(Exploration, explore(frame).to_dict())
 
 
 def _choice(selection, numbers) -> ChoiceStability | None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,9 @@ from . import large, schema
 from .drift import training_bins
 from .features import required_columns
 from .atomic import replacing
-from .description import Description, describe, to_dict
+from .description import Description, describe, exploration_of, to_dict
 from .errors import CustsegError, DataError
+from .exploration import Exploration
 from .identity import DEFAULT_THRESHOLD, SegmentIdentity, identities_for_refit, initial_identities
 from .jsonio import write_json
 from .load import Portfolio, load
@@ -73,7 +75,10 @@ class RunResult:
     reference model found (``None`` without one; written as ``reference.json``);
     ``training_distribution`` the drift bins stored in the model file; ``sample`` the
     positions of the customers a large run (:mod:`custseg.large`) measured what
-    needs no more on (``None``: everyone was).
+    needs no more on (``None``: everyone was); ``exploration`` the data overview of
+    those customers (``None``: :meth:`describe` computes it). ``drawing`` holds the
+    report's figures :func:`run` started drawing from the data before the segments
+    were computed (:class:`custseg.report.drawing.Drawing`; ``None`` when none were).
     """
 
     config: RunConfig
@@ -92,6 +97,8 @@ class RunResult:
     silhouettes: dict = field(default_factory=dict)
     neighbours: dict | None = None
     sample: np.ndarray | None = None
+    exploration: Exploration | None = None
+    drawing: object = field(default=None, repr=False, compare=False)
 
     @property
     def labels(self) -> np.ndarray:
@@ -123,10 +130,13 @@ class RunResult:
 
 
 def segment(source, config: RunConfig | None = None, *, name: str | None = None,
-            progress: Progress | None = None) -> RunResult:
+            progress: Progress | None = None, explored: Callable[[Exploration], None] | None = None) -> RunResult:
     """Run every computing stage on a source (path or DataFrame) and return the results.
 
     ``name`` is how messages and the report call the source (default: the path).
+    ``explored`` is called with the data overview (:func:`custseg.description.exploration_of`)
+    as soon as the data are validated, before any model is fitted (:func:`run` starts
+    drawing the data figures then).
     With ``config.reference``, the segments are matched to the reference model's
     (:mod:`custseg.identity`) and numbered and named by identity; otherwise numbered
     by size. Either way the result carries the identities and the training
@@ -147,8 +157,12 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
         # read and validated in batches; everyone's values are kept as float32 columns
         sample = large.sample_rows(n_customers, config.sample_size, config.seed)
         portfolio, quality, exact = large.load_validated(source, required, keep=sample)
-        return large.segment_large(portfolio, quality, config, progress=progress, reference=reference,
-                                   sample=exact)
+        # the overview describes the customers the large run measures on (its RunResult.sample)
+        measured = large.sample_rows(len(portfolio.frame), config.sample_size, config.seed)
+        exploration = _explore(portfolio.frame.iloc[measured], explored)
+        result = large.segment_large(portfolio, quality, config, progress=progress, reference=reference,
+                                     sample=exact)
+        return replace(result, exploration=exploration) if np.array_equal(result.sample, measured) else result
     portfolio = load(source)
     if reference is not None:
         _check_reference_columns(portfolio, reference[0], config.reference)
@@ -156,6 +170,7 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
     portfolio, quality = validate(portfolio, required=required,
                                   min_rows=2 * config.largest_k, min_distinct=config.largest_k)
     frame = portfolio.frame
+    exploration = _explore(frame, explored)
     model = segmenter_for(config).fit(frame, progress=progress)
     identities = matched = None
     if reference is not None:
@@ -183,7 +198,15 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
                                 features=[str(f) for f in model.feature_names_out_]),
                      identities=identities, reference=matched, training_distribution=bins,
                      silhouettes=silhouettes(Z, labels, config.seed),
-                     neighbours=neighbour_map(Z, labels, config.seed) if config.tsne else None)
+                     neighbours=neighbour_map(Z, labels, config.seed) if config.tsne else None,
+                     exploration=exploration)
+
+
+def _explore(frame: pd.DataFrame, explored: Callable[[Exploration], None] | None) -> Exploration:
+    exploration = exploration_of(frame)
+    if explored is not None:
+        explored(exploration)
+    return exploration
 
 
 def _check_reference_columns(portfolio: Portfolio, reference: Segmenter, path) -> None:
@@ -328,19 +351,45 @@ def silhouettes(Z: np.ndarray, labels: np.ndarray, seed: int) -> dict:
 
 
 def write_run_files(result: RunResult, folder: Path) -> None:
-    """Write every output file of a run into an existing (staging) folder."""
-    if large.is_large(len(result.labels), result.config):
-        large.write_segments(result, folder / "segments.csv")
-    else:
-        result.segments_table().to_csv(folder / "segments.csv", index=False, lineterminator="\n")
-    profiles_csv(result).to_csv(folder / "profiles.csv", float_format="%.6g", lineterminator="\n")
+    """Write every output file of a run into an existing (staging) folder.
+
+    The report's figures are drawn in other processes (:mod:`custseg.report.drawing`)
+    while the tables, JSON files and model are written here. Figures :func:`run`
+    started from the data before the segments existed (``result.drawing``) are used
+    where they were drawn from this description's data overview.
+    """
+    from .report import render_all
+    from .report.catalogue import FIGURE_ORDER
+    from .report.drawing import Drawing
+
     description = result.describe()
-    write_description_files(description, folder)
-    if result.reference is not None:
-        write_json(folder / REFERENCE_FILE, result.reference)
-    save_model(folder / MODEL_FILE, result.model, segment_names=[n.name for n in result.names],
-               training=result.training_info(), identities=result.identities or None,
-               training_distribution=result.training_distribution)
+    early = _drawn_from(result.drawing, description)
+    with Drawing() as late:
+        late.start(description, [name for name in FIGURE_ORDER if name not in early])
+        if large.is_large(len(result.labels), result.config):
+            large.write_segments(result, folder / "segments.csv")
+        else:
+            result.segments_table().to_csv(folder / "segments.csv", index=False, lineterminator="\n")
+        profiles_csv(result).to_csv(folder / "profiles.csv", float_format="%.6g", lineterminator="\n")
+        write_description_tables(description, folder)
+        if result.reference is not None:
+            write_json(folder / REFERENCE_FILE, result.reference)
+        save_model(folder / MODEL_FILE, result.model, segment_names=[n.name for n in result.names],
+                   training=result.training_info(), identities=result.identities or None,
+                   training_distribution=result.training_distribution)
+        drawn = {**({name: figure for name, figure in result.drawing.result().items() if name in early}
+                    if early else {}), **late.result()}
+    render_all(description, folder, {name: drawn[name] for name in FIGURE_ORDER if name in drawn})
+
+
+def _drawn_from(drawing, description: Description) -> list[str]:
+    """The figures of ``drawing`` drawn from ``description``'s data overview (the data figures need nothing else)."""
+    from .report.catalogue import SECTIONS
+
+    if drawing is None:
+        return []
+    return [name for name in drawing.names if name in SECTIONS["data"]
+            and getattr(drawing.sources[name], "exploration", None) == description.exploration]
 
 
 def write_description_files(description: Description, folder: Path) -> None:
@@ -348,6 +397,12 @@ def write_description_files(description: Description, folder: Path) -> None:
     data_quality.json, description.json and the report (the same for a fresh run and a stored one)."""
     from .report import render_all
 
+    write_description_tables(description, folder)
+    render_all(description, folder)
+
+
+def write_description_tables(description: Description, folder: Path) -> None:
+    """segments_summary.csv, profiles.json, metrics.json, data_quality.json and description.json."""
     data = to_dict(description)
     pd.DataFrame(data["insights"]["table"]).to_csv(folder / "segments_summary.csv", index=False,
                                                    float_format="%.6g", lineterminator="\n")
@@ -356,7 +411,6 @@ def write_description_files(description: Description, folder: Path) -> None:
     write_json(folder / "metrics.json", data["metrics"])
     write_json(folder / "data_quality.json", data["data_quality"])
     write_json(folder / "description.json", data)
-    render_all(description, folder)
 
 
 def write_outputs(result: RunResult, out: str | Path, *, force: bool = False,
@@ -388,15 +442,29 @@ def progress_total(settings: Settings) -> int:
 
 def run(source, sink: Sink, settings: Settings | None = None, *, name: str | None = None,
         progress: Progress | None = None) -> RunResult:
-    """Segment ``source`` and write the run to ``sink``; the sink's refusals come before any computation."""
+    """Segment ``source`` and write the run to ``sink``; the sink's refusals come before any computation.
+
+    The data figures are drawn in another process from the moment the data are
+    validated, while the segments are computed (:class:`custseg.report.drawing.Drawing`);
+    a drawing process still running when the run fails is stopped.
+    """
+    from .report.catalogue import SECTIONS
+    from .report.drawing import Drawing
+
     if isinstance(source, Source):
         source.columns()  # an unreachable database, a bad query or a missing table is refused before any write
     sink.check(_path_of(source))
     if settings is not None and settings.reference is not None:
         sink.check(Path(settings.reference))  # the reference model is an input too: never replaced
-    result = segment(source, settings, name=name, progress=progress)
-    describe_progress(progress, "writing report")
-    sink.write(result)
+    with Drawing() as early:
+        def draw_data_figures(exploration: Exploration) -> None:
+            early.start(SimpleNamespace(exploration=exploration), SECTIONS["data"], processes=1)
+
+        result = segment(source, settings, name=name, progress=progress, explored=draw_data_figures)
+        result.drawing = early
+        describe_progress(progress, "writing report")
+        sink.write(result)
+        result.drawing = None
     tick(progress)
     return result
 

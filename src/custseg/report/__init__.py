@@ -11,23 +11,32 @@ out/figures/<name>.png and .svg, out/report.html (self-contained), out/report.md
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from custseg.description import Description
+    from custseg.report.drawing import Rendered
 
 __all__ = ["render_all"]
 
 
-def render_all(description: Description, folder: pathlib.Path) -> None:
+def render_all(description: Description, folder: pathlib.Path,
+               figures: Mapping[str, Rendered] | None = None) -> None:
     """Write folder/figures/*.png and *.svg, folder/report.html (self-contained: figures embedded as
-    base64 PNG), folder/report.md (figures linked as figures/*.png)."""
-    from .figures import make_figures
+    base64 PNG), folder/report.md (figures linked as figures/*.png).
+
+    ``figures`` are the description's figures when they were drawn already (name -> PNG and SVG,
+    in report order, e.g. by a :class:`~custseg.report.drawing.Drawing`); by default they are drawn here.
+    """
     from .html import render_html
     from .markdown import render_markdown
 
+    if figures is None:
+        from .figures import make_figures
+
+        figures = make_figures(description)
     folder = pathlib.Path(folder)
-    figures = make_figures(description)
     fig_dir = folder / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     for name, rendered in figures.items():

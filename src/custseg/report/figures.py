@@ -8,8 +8,10 @@ the same description always gives byte-identical files. Segment colours come fro
 :func:`custseg.report.palette.colour_for` of each segment's ``colour`` index.
 
 The figures are independent of each other, so :func:`make_figures` shares them
-between this process and forked ones (matplotlib is not thread-safe) when more
-than one core is available; which process draws a figure does not change its bytes.
+between this process and others (:mod:`custseg.report.drawing`; matplotlib is not
+thread-safe) when more than one core is available; which process draws a figure
+does not change its bytes. What the figures are (names, order, titles, labels) is in
+:mod:`custseg.report.catalogue`, which imports no plotting library.
 
 Figures (name -> content); a figure whose data are absent is left out:
 
@@ -32,13 +34,8 @@ from __future__ import annotations
 
 import io
 import math
-import multiprocessing
-import os
-import sys
 import textwrap
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 
 import matplotlib
 import matplotlib.colors
@@ -52,100 +49,17 @@ from matplotlib.textpath import TextToPath
 
 from custseg.description import Description, SegmentDescription
 
+from .catalogue import (COST, DISSOLVED_BELOW, FIGURE_ORDER, FIGURE_TITLES, HIGHLY_STABLE_AT, KEY_MEASURES,  # noqa: F401
+                        LABELS, OPTIONAL_FIGURES, SECTIONS, SILHOUETTE_BANDS, STABLE_AT, WEAK_AT, figure_names, label,
+                        num, shares, short_ratio)
+from .drawing import Drawing, Rendered, processes_for
 from .palette import colour_for, ink_on
-
-#: Order of figures in the report.
-FIGURE_ORDER = ("distributions", "missing", "correlation", "evidence", "k_stability", "silhouette", "sizes",
-                "projection", "tsne", "distances", "profile", "effects", "boxes", "value_risk", "stability")
-
-#: Figures drawn only when a run asks for them (``--tsne``).
-OPTIONAL_FIGURES = ("tsne",)
-
-#: The figures of each report section.
-SECTIONS = {
-    "summary": ("sizes", "value_risk"),
-    "segments": ("projection", "tsne", "effects", "profile", "boxes", "distances"),
-    "choice": ("evidence", "k_stability", "silhouette", "stability"),
-    "data": ("distributions", "missing", "correlation"),
-}
-
-#: Plain-language titles of the figures (also used as alt text and captions).
-FIGURE_TITLES = {
-    "distributions": "Distribution of every input column",
-    "missing": "Missing values per input column",
-    "correlation": "How the input columns move together (Spearman correlation)",
-    "evidence": "How the number of segments was chosen",
-    "k_stability": "Which numbers of segments reproduce under resampling",
-    "silhouette": "How well each customer fits its segment (silhouette widths)",
-    "sizes": "Customers per segment, with stability",
-    "projection": "Customers on a two-dimensional map of the model space",
-    "tsne": "Customers on a t-SNE map (neighbourhoods only)",
-    "distances": "Distances between segment centres",
-    "profile": "What sets each segment apart (segment centres on the model's standardised scale)",
-    "effects": "Key measures per segment: median, and how different from the other customers",
-    "boxes": "Spread of key behaviours within each segment",
-    "value_risk": "Value and risk per segment",
-    "stability": "How reproducible each segment is under resampling",
-}
 
 DPI = 110
 #: Heatmaps are at least this wide (inches) so that their titles fit with few segments.
 MIN_HEATMAP_WIDTH = 9.0
 #: Marker colours of the evidence figure (not segment colours).
 CHOSEN, PREFERRED = "#0b5394", "#d55e00"
-#: A replicate with Jaccard below this counts as the segment having dissolved (Hennig 2007).
-DISSOLVED_BELOW = 0.5
-
-#: Key measures shown per segment, in report order, with a plain-language label and a kind
-#: ("amount", "share" or "score") that decides the number format.
-KEY_MEASURES = (
-    ("purchases_per_month", "Purchases per month", "amount"),
-    ("cash_advance_per_month", "Cash advances per month", "amount"),
-    ("BALANCE", "Balance", "amount"),
-    ("CREDIT_LIMIT", "Credit limit", "amount"),
-    ("limit_utilisation", "Limit utilisation", "share"),
-    ("PRC_FULL_PAYMENT", "Months paid in full", "share"),
-    ("PURCHASES_FREQUENCY", "Purchase frequency", "share"),
-    ("PURCHASES_INSTALLMENTS_FREQUENCY", "Instalment purchase frequency", "share"),
-    ("ONEOFF_PURCHASES_FREQUENCY", "One-off purchase frequency", "share"),
-    ("payments_per_month", "Payments per month", "amount"),
-)
-
-#: Plain-language names of model features and profile columns; others get a generic label.
-LABELS = {
-    "log_balance": "Balance (log)",
-    "balance_frequency": "Balance update frequency",
-    "log_purchases_per_month": "Purchases per month (log)",
-    "oneoff_share": "One-off share of purchases",
-    "purchases_frequency": "Purchase frequency",
-    "oneoff_purchases_frequency": "One-off purchase frequency",
-    "purchases_installments_frequency": "Instalment purchase frequency",
-    "log_cash_advance_per_month": "Cash advances per month (log)",
-    "cash_advance_frequency": "Cash-advance frequency",
-    "limit_utilisation": "Limit utilisation",
-    "log_credit_limit": "Credit limit (log)",
-    "log_payments_per_month": "Payments per month (log)",
-    "log_payment_to_minimum": "Payments ÷ minimum due (log)",
-    "prc_full_payment": "Months paid in full",
-    "log_average_purchase": "Average purchase (log)",
-    **{key: label for key, label, _ in KEY_MEASURES},
-}
-
-#: Stability thresholds on the bootstrap Jaccard similarity (Hennig 2007).
-WEAK_AT, STABLE_AT, HIGHLY_STABLE_AT = 0.6, 0.75, 0.85
-
-
-def label(name: str) -> str:
-    """Plain-language label of a feature or column name."""
-    if name in LABELS:
-        return LABELS[name]
-    text = str(name)
-    log = text.lower().startswith("log_")
-    if log:
-        text = text[4:]
-    text = text.replace("_", " ").strip().lower()
-    text = text[:1].upper() + text[1:]
-    return f"{text} (log)" if log else text
 
 
 def segment_colours(n: int) -> list[str]:
@@ -156,29 +70,6 @@ def segment_colours(n: int) -> list[str]:
 def colours_of(segments: Iterable[SegmentDescription]) -> list[str]:
     """Each segment's colour, from its identity's colour index."""
     return [colour_for(s.colour) for s in segments]
-
-
-def num(value) -> float:
-    """A float, with ``None`` and non-numbers as NaN."""
-    if value is None or isinstance(value, bool):
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def short_ratio(ratio: float) -> str:
-    """A ratio to the portfolio as '2.3×' (two significant figures, '<0.01×' below)."""
-    if not math.isfinite(ratio):
-        return "–"
-    if ratio < 0.01:
-        return "<0.01×"
-    if ratio < 1:
-        return f"{ratio:.2f}×"
-    if ratio < 10:
-        return f"{ratio:.1f}×"
-    return f"{ratio:,.0f}×"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -202,14 +93,6 @@ def _text_width(texts: Iterable[str], size: float = 9.0) -> float:
     measure = TextToPath().get_text_width_height_descent
     return max((measure(line, props, ismath=False)[0] for t in texts for line in str(t).split("\n")),
                default=0.0) / 72.0
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """One figure as PNG and SVG bytes."""
-
-    png: bytes
-    svg: bytes
 
 
 def _render(fig: Figure) -> Rendered:
@@ -864,10 +747,6 @@ def evidence_figure(description: Description) -> Figure | None:
     return fig
 
 
-#: Kaufman & Rousseeuw's (1990) reading of the average silhouette width.
-SILHOUETTE_BANDS = ((0.25, "weak"), (0.5, "reasonable"), (0.7, "strong"))
-
-
 def _honest_axis(ax, key: str, values: np.ndarray, errors: np.ndarray | None) -> None:
     """Start a non-negative criterion's axis at 0, so small differences look small; mark the
     silhouette's conventional readings."""
@@ -993,14 +872,6 @@ _MAKERS = {
 }
 
 
-#: Rough relative drawing cost of each figure (CPU seconds on the real file), to share them out evenly.
-COST = {"distributions": 1.2, "evidence": 0.75, "correlation": 0.7, "boxes": 0.55, "stability": 0.5,
-        "profile": 0.4, "effects": 0.35, "tsne": 0.35, "missing": 0.35, "value_risk": 0.3, "projection": 0.3,
-        "k_stability": 0.3, "sizes": 0.2, "silhouette": 0.2, "distances": 0.15}
-#: At most this many processes draw figures (each one forked costs a little; fourteen figures share well in four).
-MAX_PROCESSES = 4
-
-
 def make_figures(description: Description, names: Iterable[str] = FIGURE_ORDER, *,
                  processes: int | None = None) -> dict[str, Rendered]:
     """Render every figure in ``names`` the description has data for: name -> PNG and SVG, in report order.
@@ -1013,46 +884,17 @@ def make_figures(description: Description, names: Iterable[str] = FIGURE_ORDER, 
         The figures wanted; unknown names are ignored.
     processes : int, optional
         Processes that draw, this one included (on Linux; elsewhere everything is drawn here).
-        Default: the cores this process may use, at most :data:`MAX_PROCESSES`.
+        Default: the cores this process may use, at most :data:`~custseg.report.drawing.MAX_PROCESSES`.
     """
-    import seaborn  # noqa: F401  (imported before forking, so every process has it already)
-
     names = set(names)
     wanted = [name for name in FIGURE_ORDER if name in names]
-    shares = _shares(wanted, _processes(processes, len(wanted)))
-    if len(shares) == 1:
-        return _render_figures(description, wanted)
-    out: dict[str, Rendered] = {}
-    pool = ProcessPoolExecutor(len(shares) - 1, mp_context=multiprocessing.get_context("fork"))
-    try:
-        others = [pool.submit(_render_figures, description, share) for share in shares[1:]]
-    except OSError:  # no process could be forked (a memory-commit or process limit): draw everything here
-        pool.shutdown(cancel_futures=True)
-        return _render_figures(description, wanted)
-    with pool:
-        out.update(_render_figures(description, shares[0]))
-        for job in others:
-            out.update(job.result())
+    first, *others = shares(wanted, processes_for(processes, len(wanted))) or [[]]
+    with Drawing() as drawing:
+        for share in others:
+            drawing.start(description, share, processes=1)
+        out = _render_figures(description, first)
+        out.update(drawing.result())
     return {name: out[name] for name in wanted if name in out}
-
-
-def _processes(requested: int | None, n_figures: int) -> int:
-    if not sys.platform.startswith("linux"):
-        return 1  # forking is safe on Linux only (macOS frameworks abort in forked children; Windows has none)
-    if requested is None:
-        requested = min(len(os.sched_getaffinity(0)), MAX_PROCESSES)
-    return max(1, min(requested, n_figures))
-
-
-def _shares(names: Sequence[str], processes: int) -> list[list[str]]:
-    """Split the figures into ``processes`` groups of about equal cost (largest first, each to the lightest group)."""
-    groups: list[list[str]] = [[] for _ in range(processes)]
-    loads = [0.0] * processes
-    for name in sorted(names, key=lambda n: -COST[n]):
-        lightest = loads.index(min(loads))
-        groups[lightest].append(name)
-        loads[lightest] += COST[name]
-    return [group for group in groups if group]
 
 
 def _render_figures(description: Description, names: Sequence[str]) -> dict[str, Rendered]:
@@ -1068,8 +910,3 @@ def _render_figures(description: Description, names: Sequence[str]) -> dict[str,
                 out[name] = _render(fig)
     return out
 
-
-def figure_names(names: Iterable[str]) -> list[str]:
-    """Figure names in report order (known ones first, then any others as given)."""
-    names = list(names)
-    return [n for n in FIGURE_ORDER if n in names] + [n for n in names if n not in FIGURE_ORDER]

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from custseg.description import (DataQuality, Description, Finding, PortfolioStatistic, SegmentDescription,
                                  Selection)
 
-from .figures import (DISSOLVED_BELOW, FIGURE_TITLES, KEY_MEASURES, SECTIONS, SILHOUETTE_BANDS, STABLE_AT, WEAK_AT,
+from .catalogue import (DISSOLVED_BELOW, FIGURE_TITLES, KEY_MEASURES, SECTIONS, SILHOUETTE_BANDS, STABLE_AT, WEAK_AT,
                       figure_names, label, num, short_ratio)
 from .palette import colour_for
 

@@ -10,8 +10,6 @@ its colour between runs and reports. Beyond twelve segments colours repeat.
 
 from __future__ import annotations
 
-import matplotlib.colors
-
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
            "#332288", "#882255", "#DDCC77", "#661100", "#000000", "#EE99AA")
 
@@ -23,5 +21,7 @@ def colour_for(index: int) -> str:
 
 def ink_on(colour: str) -> str:
     """Black or white text, whichever reads better on a fill colour."""
+    import matplotlib.colors  # here: the report's text imports this module without drawing
+
     r, g, b = matplotlib.colors.to_rgb(colour)
     return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.4 else "white"

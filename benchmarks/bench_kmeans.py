@@ -201,7 +201,7 @@ def sklearn_pass(X: np.ndarray, C0: np.ndarray):
     old = C0.astype(X.dtype)
     new, weight, shift = np.empty_like(old), np.empty(k, X.dtype), np.empty(k, X.dtype)
     labels, w = np.empty(len(X), np.int32), np.ones(len(X), X.dtype)
-    return lambda: lloyd_iter_chunked_dense(X, w, old, new, weight, labels, shift, lloyd.default_threads())
+    return lambda: lloyd_iter_chunked_dense(X, w, old, new, weight, labels, shift, lloyd.available_cores())
 
 
 def child(rows: int, k: int, seed: int, cache: Path) -> dict:
@@ -212,7 +212,7 @@ def child(rows: int, k: int, seed: int, cache: Path) -> dict:
     from custseg.engine.chunked import ChunkedEngine
 
     X = features(rows, seed, cache)
-    out = {"rows": rows, "k": k, "features": X.shape[1], "dtype": str(X.dtype), "threads": lloyd.default_threads(),
+    out = {"rows": rows, "k": k, "features": X.shape[1], "dtype": str(X.dtype), "threads": lloyd.available_cores(),
            "load_before": os.getloadavg()[0]}
     ours = ChunkedEngine()
     def warm_up():  # numba: compile, or load from its cache, every function the measures below call

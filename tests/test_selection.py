@@ -367,7 +367,7 @@ def test_evidence_and_drill_down_do_not_depend_on_the_threads(monkeypatch):
     X = np.random.default_rng(4).normal(size=(300, 4))
     runs = []
     for threads in (1, 2):
-        monkeypatch.setattr(selection, "_cores", lambda: threads)
+        monkeypatch.setattr(selection, "available_cores", lambda: threads)
         runs.append(select_k(X, range(2, 6), silhouette_max_n=200, **FAST))
     one, two = runs
     assert one.table.to_numpy().tobytes() == two.table.to_numpy().tobytes()

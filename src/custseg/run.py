@@ -158,11 +158,10 @@ def segment(source, config: RunConfig | None = None, *, name: str | None = None,
         sample = large.sample_rows(n_customers, config.sample_size, config.seed)
         portfolio, quality, exact = large.load_validated(source, required, keep=sample)
         # the overview describes the customers the large run measures on (its RunResult.sample)
-        measured = large.sample_rows(len(portfolio.frame), config.sample_size, config.seed)
-        exploration = _explore(portfolio.frame.iloc[measured], explored)
+        exploration = _explore(portfolio.frame.iloc[sample], explored)
         result = large.segment_large(portfolio, quality, config, progress=progress, reference=reference,
                                      sample=exact)
-        return replace(result, exploration=exploration) if np.array_equal(result.sample, measured) else result
+        return replace(result, exploration=exploration)
     portfolio = load(source)
     if reference is not None:
         _check_reference_columns(portfolio, reference[0], config.reference)

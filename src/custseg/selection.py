@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from custseg import seeds
 from custseg.engine import Engine, gaussian_mixture, get_engine, single_threaded_kmeans
+from custseg.engine.base import available_cores
 from custseg.errors import CustsegError
 from custseg.settings import DEFAULTS
 from custseg.jsonio import jsonable
@@ -759,7 +760,7 @@ def silhouette_samples_many(X, label_sets) -> list[np.ndarray]:
     list of ndarray of shape (n,)
     """
     work = _Silhouettes(X, label_sets)
-    with ThreadPoolExecutor(_cores()) as pool:  # NumPy releases the GIL in products and sqrt
+    with ThreadPoolExecutor(available_cores()) as pool:  # NumPy releases the GIL in products and sqrt
         list(pool.map(work.chunk, work.starts))
     return work.samples()
 
@@ -961,7 +962,7 @@ def _threads(engine: Engine) -> int:
     from custseg.engine.sklearn import SklearnEngine
     from custseg.engine.small import SmallEngine
 
-    return _cores() if type(engine) in (SklearnEngine, ChunkedEngine, SmallEngine) else 1
+    return available_cores() if type(engine) in (SklearnEngine, ChunkedEngine, SmallEngine) else 1
 
 
 def _side_by_side(engine: Engine, n: int) -> Engine:
@@ -973,12 +974,6 @@ def _after(seed: np.random.SeedSequence, spawned: int) -> np.random.SeedSequence
     """``seed`` as it stands once ``spawned`` more children were spawned from it (``seed`` is not changed)."""
     return np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key, pool_size=seed.pool_size,
                                   n_children_spawned=seed.n_children_spawned + spawned)
-
-
-def _cores() -> int:
-    from custseg.engine.small import available_cores
-
-    return available_cores()
 
 
 # ------------------------------------------------------------------------ auto rule

@@ -399,7 +399,8 @@ def _first_draws(drawn, n):
 
 def _threads(fitter) -> int:
     """Replicates fitted at once: the threads of the compiled small-data engine, one for any other engine."""
-    from custseg.engine.small import SmallEngine, available_cores
+    from custseg.engine.base import available_cores
+    from custseg.engine.small import SmallEngine
 
     return (fitter.n_threads or available_cores()) if isinstance(fitter, SmallEngine) else 1
 

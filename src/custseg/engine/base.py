@@ -9,6 +9,7 @@ a chunked engine for tens of millions of rows and a Spark engine fit the same ca
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -88,3 +89,8 @@ class Engine(abc.ABC):
             if shift <= threshold:
                 break
         return Fit(centres=centres, inertia=inertia, n_iter=it)
+
+
+def available_cores() -> int:
+    """Cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -34,7 +34,6 @@ thread while they run, so it never competes with them for the cores.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +44,7 @@ import numpy as np
 from numba import njit
 from threadpoolctl import ThreadpoolController
 
+from .base import available_cores
 from .kernels import centres_for_kernel, nearest_block, nearest_two_block
 
 #: Rows per block: the block's rows stay in cache between scoring them and updating the sums.
@@ -64,11 +64,6 @@ class LloydResult:
     centres: np.ndarray
     n_iter: int
     tol: float
-
-
-def default_threads() -> int:
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def check_matrix(X) -> np.ndarray:
@@ -173,7 +168,7 @@ class Pool:
 
     def __enter__(self) -> Pool:
         self._limits = _controller().limit(limits=1, user_api="blas")
-        self._executor = ThreadPoolExecutor(max_workers=self.n_threads or default_threads())
+        self._executor = ThreadPoolExecutor(max_workers=self.n_threads or available_cores())
         return self
 
     def __exit__(self, *exc) -> None:

@@ -7,9 +7,10 @@ calling BLAS on tiny blocks than computing, and the chunked engine hands every p
 to a thread pool. :class:`SmallEngine` runs greedy k-means++ and Lloyd's iterations
 in one compiled function per fit (numba, nopython, ``cache=True`` so no process
 compiles it twice), single-threaded and without releasing to Python between
-passes; :meth:`SmallEngine.fit_many` runs independent fits on several threads
-(the kernels release the GIL) and returns them in the order given, so results do
-not depend on the number of threads.
+passes. The kernels release the GIL, so independent fits run side by side on
+threads (the bootstrap refits, :func:`custseg.stability.bootstrap_stability`, and
+the choice of k's tasks, :mod:`custseg.selection`); results do not depend on the
+number of threads.
 
 The arithmetic follows scikit-learn's Lloyd k-means (``algorithm="lloyd"``): greedy
 k-means++ with ``2 + int(log k)`` candidates per centre, centres moved to the mean of
@@ -23,8 +24,6 @@ differ from scikit-learn's bit for bit but not in kind (see ``docs/evidence.md``
 from __future__ import annotations
 
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
@@ -201,8 +200,9 @@ class SmallEngine(Engine):
         Stop when the squared centre shift is at most ``tol`` times the mean feature
         variance (scikit-learn's rule).
     n_threads : int, optional
-        Threads :meth:`fit_many` spreads independent fits over; default: the cores
-        this process may use. Results do not depend on it.
+        Fits that callers run side by side with this engine (the bootstrap refits in
+        flight, :func:`custseg.stability.bootstrap_stability`); default: the cores this
+        process may use. Results do not depend on it.
     """
 
     name = "small"
@@ -240,15 +240,6 @@ class SmallEngine(Engine):
             if best is None or inertia < best.inertia:
                 best = Fit(centres=C, inertia=inertia, n_iter=int(n_iter), labels=labels)
         return best
-
-    def fit_many(self, jobs) -> list[Fit]:
-        """:meth:`fit` for each ``(X, k, kwargs)`` in ``jobs``, on several threads, in the order given."""
-        jobs = list(jobs)
-        threads = min(self.n_threads or available_cores(), len(jobs))
-        if threads <= 1:
-            return [self.fit(X, k, **kw) for X, k, kw in jobs]
-        with ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(lambda job: self.fit(job[0], job[1], **job[2]), jobs))
 
     def assign(self, X: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X = _matrix(X)
@@ -290,8 +281,3 @@ def _matrix(X) -> np.ndarray:
     if X.ndim != 2:
         raise ValueError(f"expected a 2-D matrix, got shape {X.shape}")
     return X
-
-
-def available_cores() -> int:
-    """Cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

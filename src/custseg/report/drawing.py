@@ -1,7 +1,7 @@
 """Figures drawn in other processes while this one goes on (a run writes its files meanwhile).
 
 Each group of figures is drawn in a forked process (matplotlib is not thread-safe)
-that sends the PNG and SVG bytes back through a pipe; which process draws a figure
+that leaves the PNG and SVG bytes in an in-memory file for this one; which process draws a figure
 does not change its bytes. A fork starts in milliseconds and needs no pickling of
 the description, and unlike a spawned or fork-server process it never imports the
 caller's main module again, so a script that calls :func:`custseg.run.run` needs no
@@ -32,6 +32,8 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ..engine.base import available_cores
+
 #: Signals held back while a drawing process is forked (and set to their default in it).
 HELD_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 #: At most this many processes draw one run's figures (each costs a little; fourteen figures share well in four).
@@ -57,7 +59,7 @@ def processes_for(requested: int | None, n_figures: int) -> int:
     if not forking():
         return 1
     if requested is None:
-        requested = min(len(os.sched_getaffinity(0)), MAX_PROCESSES)
+        requested = min(available_cores(), MAX_PROCESSES)
     return max(1, min(requested, n_figures))
 
 

@@ -231,21 +231,10 @@ def profile_figure(description: Description) -> Figure | None:
     return fig
 
 
-#: Key measures of the effects heatmap and box plots, with their number format.
-EFFECT_MEASURES = (
-    ("purchases_per_month", "Purchases per month", "amount"),
-    ("cash_advance_per_month", "Cash advances per month", "amount"),
-    ("BALANCE", "Balance", "amount"),
-    ("CREDIT_LIMIT", "Credit limit", "amount"),
-    ("limit_utilisation", "Limit utilisation", "share"),
-    ("PRC_FULL_PAYMENT", "Months paid in full", "share"),
-    ("PURCHASES_FREQUENCY", "Purchase frequency", "share"),
-    ("PURCHASES_INSTALLMENTS_FREQUENCY", "Instalment purchase frequency", "share"),
-    ("ONEOFF_PURCHASES_FREQUENCY", "One-off purchase frequency", "share"),
-    ("CASH_ADVANCE_FREQUENCY", "Cash-advance frequency", "share"),
-    ("payments_per_month", "Payments per month", "amount"),
-    ("payment_to_minimum", "Payments ÷ minimum due", "score"),
-)
+#: Key measures of the effects heatmap and box plots, with their number format: the report's key
+#: measures with the cash-advance frequency and the payment-to-minimum ratio added.
+EFFECT_MEASURES = (*KEY_MEASURES[:-1], ("CASH_ADVANCE_FREQUENCY", "Cash-advance frequency", "share"),
+                   KEY_MEASURES[-1], ("payment_to_minimum", "Payments ÷ minimum due", "score"))
 
 
 def _short(value: float, kind: str) -> str:
